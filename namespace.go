@@ -1,0 +1,170 @@
+// Package abacus holds the domain of the abacus counting service: namespaces,
+// events, checkpoints, error codes and the store interfaces that backends
+// implement. It has no dependency on any store or wire format.
+package abacus
+
+import "time"
+
+// CounterType selects how a namespace's counters are stored and read.
+type CounterType int8
+
+// Counter types, after Netflix's Distributed Counter Abstraction.
+const (
+	// CounterTypeUnspecified is the zero value; a valid namespace never has it.
+	CounterTypeUnspecified CounterType = iota
+	// BestEffort counters live only in a cache: fast, not durable, not idempotent.
+	BestEffort
+	// Eventual counters are durable events; reads return the last rollup.
+	Eventual
+	// Accurate counters are Eventual counters whose reads add the live delta
+	// of events since the last rollup.
+	Accurate
+)
+
+// String returns the name used in configuration files and the API.
+func (t CounterType) String() string {
+	switch t {
+	case BestEffort:
+		return "BEST_EFFORT"
+	case Eventual:
+		return "EVENTUAL"
+	case Accurate:
+		return "ACCURATE"
+	}
+	return "COUNTER_TYPE_UNSPECIFIED"
+}
+
+// Durable reports whether the counter type writes events to the event store.
+func (t CounterType) Durable() bool { return t == Eventual || t == Accurate }
+
+// Cardinality is the expected number of counters in a namespace; it chooses
+// defaults for partitioning and rollup queues.
+type Cardinality int8
+
+// Cardinalities.
+const (
+	CardinalityUnspecified Cardinality = iota
+	// Low: few, possibly very hot, counters.
+	Low
+	// High: many (millions of) counters, each touched rarely.
+	High
+)
+
+// String returns the name used in configuration files and the API.
+func (c Cardinality) String() string {
+	switch c {
+	case Low:
+		return "LOW"
+	case High:
+		return "HIGH"
+	}
+	return "CARDINALITY_UNSPECIFIED"
+}
+
+// Storage types that this build can serve.
+const (
+	// StorageMemory is the in-process cache.
+	StorageMemory = "MEMORY"
+	// StorageEmbedded is the node's embedded Pebble store.
+	StorageEmbedded = "EMBEDDED"
+)
+
+// PhysicalStorage names where one part of a namespace lives.
+type PhysicalStorage struct {
+	// Type is one of the Storage* constants.
+	Type string
+	// Cluster and Dataset are free-form labels kept for the article's shape.
+	Cluster string
+	Dataset string
+}
+
+// Storage names the stores of the three parts of a namespace.
+type Storage struct {
+	// Cache holds BEST_EFFORT counts and cached rollups.
+	Cache PhysicalStorage
+	// Rollup holds rollup checkpoints.
+	Rollup PhysicalStorage
+	// Events holds the time-series events.
+	Events PhysicalStorage
+}
+
+// TimePartition spreads a counter's events over partitions [TS-2].
+type TimePartition struct {
+	// BucketsPerID is the number of event buckets one counter's events are
+	// hashed into by event id, so one hot counter spreads over several partitions.
+	BucketsPerID int
+	// BucketWidth is the width of a time bucket (seconds_per_bucket).
+	BucketWidth time.Duration
+	// SliceWidth is the width of a retention slice (seconds_per_slice); a
+	// multiple of BucketWidth. Retention drops whole slices.
+	SliceWidth time.Duration
+}
+
+// QueueConfig configures a node's rollup queues for a namespace [ROLL-4].
+type QueueConfig struct {
+	// NumQueues is the number of in-memory queues counters are hashed to.
+	NumQueues int
+	// Coalesce is how long signals for one counter are gathered into one rollup.
+	Coalesce time.Duration
+	// CapacityBytes bounds the memory of each queue; signals beyond it are dropped
+	// and counted (a later read or write of the counter signals it again).
+	CapacityBytes int64
+}
+
+// Retention ages out event slices [TS-5].
+type Retention struct {
+	// CloseAfter: a slice that ended longer ago than this accepts no more writes.
+	CloseAfter time.Duration
+	// DeleteAfter: a slice that ended longer ago than this is deleted, after every
+	// counter with events in it has been rolled up past it.
+	DeleteAfter time.Duration
+}
+
+// Namespace is the configuration shared by a set of counters. A valid Namespace
+// has every field set; controlplane fills defaults and validates.
+type Namespace struct {
+	// ID is assigned by the NamespaceStore when the namespace is created and never
+	// reused, so a namespace deleted and created again starts empty.
+	ID uint64
+	// Name is 1–128 characters of [A-Za-z0-9_.-].
+	Name        string
+	Type        CounterType
+	Cardinality Cardinality
+	// TTL of BEST_EFFORT counts and of cached rollups.
+	TTL time.Duration
+	// AcceptLimit: events older than now − AcceptLimit are refused, so that older
+	// events form an immutable window that rollups aggregate [TS-3].
+	AcceptLimit time.Duration
+	Partition   TimePartition
+	Queue       QueueConfig
+	// RollupBatchCount is the number of counters aggregated concurrently in one
+	// rollup batch.
+	RollupBatchCount int
+	Retention        Retention
+	Storage          Storage
+	Description      string
+	Created          time.Time
+	Updated          time.Time
+}
+
+// FutureLimit is how far in the future a generation_time may be. It bounds the
+// damage of a client with a fast clock: its events would otherwise sit beyond
+// every rollup window.
+const FutureLimit = 5 * time.Second
+
+// SkewMargin is added to the accept limit to find the end of the immutable
+// window a rollup may aggregate: it covers clock differences between nodes.
+const SkewMargin = time.Second
+
+// AcceptWindow returns the half-open range [from, to) of event times the
+// namespace accepts at now.
+func (ns *Namespace) AcceptWindow(now time.Time) (from, to time.Time) {
+	return now.Add(-ns.AcceptLimit), now.Add(FutureLimit)
+}
+
+// RollupEnd returns the exclusive end of the immutable window at now: every
+// event before it is older than the accept limit plus the skew margin, so no
+// new event can land there.
+func (ns *Namespace) RollupEnd(now time.Time) time.Time {
+	return now.Add(-ns.AcceptLimit - SkewMargin)
+}

@@ -1,0 +1,121 @@
+package abacus
+
+import (
+	"context"
+	"time"
+)
+
+// Write is one event for one namespace, the unit of EventStore.Append.
+type Write struct {
+	NS    *Namespace
+	Event Event
+}
+
+// Range selects events by time: [From, To), in time order, or in reverse time
+// order when Reverse is set. A zero From means "from the first event", a zero To
+// "through the last".
+type Range struct {
+	From, To time.Time
+	Reverse  bool
+}
+
+// EventStore is the durable time-series event log [TS].
+//
+// Errors: every method returns an *Error; Unavailable means the store failed and
+// the call may be retried (Append is idempotent, so a retry of an append whose
+// outcome is unknown is safe).
+type EventStore interface {
+	// Append writes the events atomically and durably (fsync or commit) before
+	// it returns nil. For an event whose key (namespace, counter, time, id) is
+	// already stored with the same payload it writes nothing for that event and
+	// succeeds; with another payload it returns AlreadyExists naming the token
+	// and writes none of the events. With the events it records, atomically,
+	// each counter's last write time: the latest event time ever appended.
+	// Concurrent appends share fsyncs (group commit).
+	Append(ctx context.Context, writes []Write) error
+
+	// Scan calls fn for each event of one counter in r, ordered by Event.Before
+	// (reversed when r.Reverse). fn's error stops the scan and is returned.
+	Scan(ctx context.Context, ns *Namespace, counter string, r Range, fn func(Event) error) error
+
+	// Counters calls fn once for each counter that has events in a slice
+	// overlapping [from, to). Retention uses it to roll counters up before
+	// their slices are deleted.
+	Counters(ctx context.Context, ns *Namespace, from, to time.Time, fn func(counter string) error) error
+
+	// DeleteSlices deletes every whole slice of ns that ends at or before t, and
+	// returns how many it deleted. Before deleting, it makes every checkpoint
+	// written so far durable, so no count depends on deleted events alone.
+	DeleteSlices(ctx context.Context, ns *Namespace, t time.Time) (int, error)
+
+	// DropNamespace deletes every event, checkpoint and last-write record of ns.
+	DropNamespace(ctx context.Context, ns *Namespace) error
+}
+
+// RollupState is what the rollup store knows of one counter [ROLL-1, ROLL-2].
+type RollupState struct {
+	Checkpoint
+	// LastWrite is the latest event time appended for the counter; zero if none.
+	LastWrite time.Time
+}
+
+// Behind reports whether events may exist past the checkpoint.
+func (s RollupState) Behind() bool {
+	return !s.LastWrite.IsZero() && !s.LastWrite.Before(s.Through)
+}
+
+// RollupStore keeps rollup checkpoints.
+type RollupStore interface {
+	// RollupState returns a counter's checkpoint and last write time; the zero
+	// state for a counter never written.
+	RollupState(ctx context.Context, ns *Namespace, counter string) (RollupState, error)
+
+	// AdvanceCheckpoint stores cp if it is newer than the stored checkpoint
+	// (conditional, so concurrent rollups never move a checkpoint back) and
+	// returns the checkpoint stored afterwards. Checkpoint writes need not be
+	// fsynced one by one: they can be recomputed while events are retained.
+	AdvanceCheckpoint(ctx context.Context, ns *Namespace, counter string, cp Checkpoint) (Checkpoint, error)
+
+	// BehindCounters calls fn for every counter whose last write is at or after
+	// its checkpoint: the counters a node must roll up after a restart.
+	BehindCounters(ctx context.Context, fn func(nsID uint64, counter string) error) error
+}
+
+// NamespaceStore persists namespace configurations [API-1].
+type NamespaceStore interface {
+	// CreateNamespace stores a new namespace, assigning ID, Created and Updated,
+	// and returns it. AlreadyExists if the name is taken.
+	CreateNamespace(ctx context.Context, ns *Namespace) (*Namespace, error)
+	// GetNamespace returns the namespace named name; NotFound if there is none.
+	GetNamespace(ctx context.Context, name string) (*Namespace, error)
+	// ListNamespaces returns every namespace, ordered by name.
+	ListNamespaces(ctx context.Context) ([]*Namespace, error)
+	// UpdateNamespace replaces the stored configuration of ns.Name, keeping its ID
+	// and Created, setting Updated, and returns it; NotFound if there is none.
+	UpdateNamespace(ctx context.Context, ns *Namespace) (*Namespace, error)
+	// DeleteNamespace removes the configuration and returns what it was; NotFound
+	// if there is none. The namespace's data is dropped separately.
+	DeleteNamespace(ctx context.Context, name string) (*Namespace, error)
+}
+
+// Cache holds BEST_EFFORT counts: incremented in place, not durable, not
+// idempotent [TYPE-1].
+type Cache interface {
+	// Add adds delta to key's count (absent counts as 0), refreshes its ttl and
+	// returns the new count. OutOfRange, with the count unchanged, if the result
+	// would not fit in int64.
+	Add(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error)
+	// Get returns key's count, 0 if absent or expired.
+	Get(ctx context.Context, key string) (int64, error)
+	// Delete removes key.
+	Delete(ctx context.Context, key string) error
+}
+
+// RollupCache keeps a counter's count and checkpoint time together as one value,
+// so they never disagree [ROLL-3].
+type RollupCache interface {
+	// GetCheckpoint returns the cached checkpoint of key, if any.
+	GetCheckpoint(ctx context.Context, key string) (Checkpoint, bool, error)
+	// PutCheckpoint caches cp for key unless a newer checkpoint is cached.
+	PutCheckpoint(ctx context.Context, key string, cp Checkpoint, ttl time.Duration) error
+}
