@@ -54,8 +54,9 @@ func (c Code) String() string {
 	return fmt.Sprintf("code(%d)", int(c))
 }
 
-// Error is an error with a Code. Msg is safe to show to clients; Err, if set,
-// is the underlying cause (kept for logs and errors.Is).
+// Error is an error with a Code. Msg is the whole message shown to clients
+// (it already includes the cause's text); Err, if set, is the underlying cause,
+// kept for errors.Is and errors.As.
 type Error struct {
 	Code Code
 	Msg  string
@@ -64,11 +65,8 @@ type Error struct {
 
 // Error implements error.
 func (e *Error) Error() string {
-	if e.Err != nil && e.Msg == "" {
+	if e.Msg == "" && e.Err != nil {
 		return e.Err.Error()
-	}
-	if e.Err != nil {
-		return e.Msg + ": " + e.Err.Error()
 	}
 	return e.Msg
 }
@@ -88,7 +86,7 @@ func Wrap(code Code, err error, msg string) error {
 	if err == nil {
 		return nil
 	}
-	return &Error{Code: code, Msg: msg, Err: err}
+	return &Error{Code: code, Msg: msg + ": " + err.Error(), Err: err}
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, Canceled or

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Metrics records per-method request counts and latencies for both
+// transports. Create one per process and pass it to both NewGRPCServer and
+// NewHTTPHandler: the series share names and differ by the transport label.
+//
+// Label values are bounded: transport is "grpc" or "http" (the HTTP port,
+// whichever of Connect, gRPC or gRPC-Web the client spoke); method is a
+// registered full method name such as "abacus.v1.CounterService/AddCount"
+// (interceptors run only for registered methods, so clients cannot invent
+// values); code is one of the 17 gRPC codes in Connect's snake_case form, or
+// "ok". Requests refused before they are decoded (malformed or oversized
+// bodies, unknown methods) never reach an interceptor and are not counted.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics creates the request metrics and registers them on reg:
+// abacus_requests_total{transport,method,code} and
+// abacus_request_duration_seconds{transport,method}.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "abacus_requests_total",
+			Help: "RPCs completed, by transport, method and status code.",
+		}, []string{"transport", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "abacus_request_duration_seconds",
+			Help: "Time to serve an RPC after its request was decoded, by transport and method.",
+			// From 100µs: the target is single-digit milliseconds, so the
+			// buckets are dense there and coarse beyond a second.
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"transport", "method"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(transport, procedure string, c codes.Code, d time.Duration) {
+	method := strings.TrimPrefix(procedure, "/")
+	m.requests.WithLabelValues(transport, method, codeLabel(c)).Inc()
+	m.duration.WithLabelValues(transport, method).Observe(d.Seconds())
+}
+
+// UnaryServerInterceptor records the metrics of each unary gRPC call.
+// NewGRPCServer installs it; it is exported for servers built with RegisterGRPC.
+func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		res, err := handler(ctx, req)
+		m.observe("grpc", info.FullMethod, status.Code(err), time.Since(start))
+		return res, err
+	}
+}
+
+// connectInterceptor records the metrics of each unary Connect, gRPC or
+// gRPC-Web call served by the HTTP handler.
+func (m *Metrics) connectInterceptor() connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			start := time.Now()
+			res, err := next(ctx, req)
+			c := codes.OK
+			if err != nil {
+				c = codes.Code(connect.CodeOf(err))
+			}
+			m.observe("http", req.Spec().Procedure, c, time.Since(start))
+			return res, err
+		}
+	}
+}

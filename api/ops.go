@@ -1,0 +1,172 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/abacus-dev/abacus"
+	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
+)
+
+// ops holds the proto-level operations both transports share. They return
+// domain errors; each transport maps them to its wire form in errors.go.
+type ops struct {
+	svc Service
+	log *slog.Logger
+}
+
+// call runs op, turning a panic in the service into an Internal error: grpc-go
+// does not recover handler panics, and one bad request must not take the node
+// down.
+func call[Req, Res any](ctx context.Context, o *ops, op func(context.Context, Req) (Res, error), req Req) (res Res, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			o.log.ErrorContext(ctx, "panic serving request", "panic", p, "stack", string(debug.Stack()))
+			err = abacus.Errorf(abacus.Internal, "panic: %v", p)
+		}
+	}()
+	return op(ctx, req)
+}
+
+func (o *ops) addCount(ctx context.Context, r *abacusv1.AddCountRequest) (*abacusv1.AddCountResponse, error) {
+	add, err := addFromProto(r)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := o.svc.Add(ctx, add)
+	if err != nil {
+		return nil, err
+	}
+	return &abacusv1.AddCountResponse{IdempotencyToken: tokenToProto(tok)}, nil
+}
+
+func (o *ops) addAndGetCount(ctx context.Context, r *abacusv1.AddCountRequest) (*abacusv1.AddAndGetCountResponse, error) {
+	add, err := addFromProto(r)
+	if err != nil {
+		return nil, err
+	}
+	n, tok, err := o.svc.AddAndGet(ctx, add)
+	if err != nil {
+		return nil, err
+	}
+	return &abacusv1.AddAndGetCountResponse{Count: n, IdempotencyToken: tokenToProto(tok)}, nil
+}
+
+func (o *ops) getCount(ctx context.Context, r *abacusv1.GetCountRequest) (*abacusv1.GetCountResponse, error) {
+	n, err := o.svc.Get(ctx, refFromProto(r))
+	if err != nil {
+		return nil, err
+	}
+	return &abacusv1.GetCountResponse{Count: n}, nil
+}
+
+func (o *ops) clearCount(ctx context.Context, r *abacusv1.ClearCountRequest) (*abacusv1.ClearCountResponse, error) {
+	tok, err := tokenFromProto("idempotency_token", r.GetIdempotencyToken())
+	if err != nil {
+		return nil, err
+	}
+	tok, err = o.svc.Clear(ctx, refFromProto(r), tok)
+	if err != nil {
+		return nil, err
+	}
+	return &abacusv1.ClearCountResponse{IdempotencyToken: tokenToProto(tok)}, nil
+}
+
+func (o *ops) addCounts(ctx context.Context, r *abacusv1.AddCountsRequest) (*abacusv1.AddCountsResponse, error) {
+	adds, err := addsFromProto(r)
+	if err != nil {
+		return nil, err
+	}
+	toks, err := o.svc.AddBatch(ctx, adds)
+	if err != nil {
+		return nil, err
+	}
+	if err := sameLen("AddBatch", len(adds), len(toks)); err != nil {
+		return nil, err
+	}
+	res := &abacusv1.AddCountsResponse{Results: make([]*abacusv1.AddCountResponse, len(toks))}
+	for i, t := range toks {
+		res.Results[i] = &abacusv1.AddCountResponse{IdempotencyToken: tokenToProto(t)}
+	}
+	return res, nil
+}
+
+func (o *ops) getCounts(ctx context.Context, r *abacusv1.GetCountsRequest) (*abacusv1.GetCountsResponse, error) {
+	refs, err := refsFromProto(r)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := o.svc.GetBatch(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	if err := sameLen("GetBatch", len(refs), len(ns)); err != nil {
+		return nil, err
+	}
+	res := &abacusv1.GetCountsResponse{Counts: make([]*abacusv1.GetCountResponse, len(ns))}
+	for i, n := range ns {
+		res.Counts[i] = &abacusv1.GetCountResponse{Count: n}
+	}
+	return res, nil
+}
+
+// sameLen guards the in-order contract of the batch calls: answering a batch
+// with results shifted against its requests would report wrong counts.
+func sameLen(method string, want, got int) error {
+	if want != got {
+		return abacus.Errorf(abacus.Internal, "%s returned %d results for %d requests", method, got, want)
+	}
+	return nil
+}
+
+func (o *ops) createNamespace(ctx context.Context, r *abacusv1.CreateNamespaceRequest) (*abacusv1.CreateNamespaceResponse, error) {
+	ns, err := namespaceFromProto(r.GetNamespace())
+	if err != nil {
+		return nil, err
+	}
+	ns, err = o.svc.CreateNamespace(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	return &abacusv1.CreateNamespaceResponse{Namespace: namespaceToProto(ns)}, nil
+}
+
+func (o *ops) getNamespace(ctx context.Context, r *abacusv1.GetNamespaceRequest) (*abacusv1.GetNamespaceResponse, error) {
+	ns, err := o.svc.GetNamespace(ctx, r.GetName())
+	if err != nil {
+		return nil, err
+	}
+	return &abacusv1.GetNamespaceResponse{Namespace: namespaceToProto(ns)}, nil
+}
+
+func (o *ops) listNamespaces(ctx context.Context, _ *abacusv1.ListNamespacesRequest) (*abacusv1.ListNamespacesResponse, error) {
+	nss, err := o.svc.ListNamespaces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &abacusv1.ListNamespacesResponse{Namespaces: make([]*abacusv1.Namespace, len(nss))}
+	for i, ns := range nss {
+		res.Namespaces[i] = namespaceToProto(ns)
+	}
+	return res, nil
+}
+
+func (o *ops) updateNamespace(ctx context.Context, r *abacusv1.UpdateNamespaceRequest) (*abacusv1.UpdateNamespaceResponse, error) {
+	ns, err := namespaceFromProto(r.GetNamespace())
+	if err != nil {
+		return nil, err
+	}
+	ns, err = o.svc.UpdateNamespace(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	return &abacusv1.UpdateNamespaceResponse{Namespace: namespaceToProto(ns)}, nil
+}
+
+func (o *ops) deleteNamespace(ctx context.Context, r *abacusv1.DeleteNamespaceRequest) (*abacusv1.DeleteNamespaceResponse, error) {
+	if err := o.svc.DeleteNamespace(ctx, r.GetName()); err != nil {
+		return nil, err
+	}
+	return &abacusv1.DeleteNamespaceResponse{}, nil
+}

@@ -1,0 +1,119 @@
+package counter
+
+import (
+	"context"
+
+	"github.com/abacus-dev/abacus"
+)
+
+// Get returns a counter's count (0 for a counter never written):
+//   - BEST_EFFORT: the cached count.
+//   - EVENTUAL: the last rolled-up count (a point read, usually from the rollup
+//     cache); the read also signals a rollup, so a stale count heals itself.
+//   - ACCURATE: the last checkpoint plus every event since it, in real time.
+func (s *Service) Get(ctx context.Context, r Ref) (int64, error) {
+	if err := checkRef(r); err != nil {
+		return 0, err
+	}
+	ns, err := s.namespace(r.Namespace)
+	if err != nil {
+		return 0, err
+	}
+	return s.get(ctx, ns, r.Counter)
+}
+
+func (s *Service) get(ctx context.Context, ns *abacus.Namespace, counter string) (int64, error) {
+	switch ns.Type {
+	case abacus.BestEffort:
+		return s.cfg.Cache.Get(ctx, cacheKey(ns, counter))
+	case abacus.Accurate:
+		sum, err := s.accurate(ctx, ns, counter)
+		if err != nil {
+			return 0, err
+		}
+		s.sig(ns, counter)
+		return count(ns, counter, sum)
+	default:
+		cp, err := s.checkpoint(ctx, ns, counter)
+		if err != nil {
+			return 0, err
+		}
+		s.sig(ns, counter)
+		return count(ns, counter, cp.Count)
+	}
+}
+
+// GetBatch reads many counters; one bad item fails the call, its index in the
+// message.
+func (s *Service) GetBatch(ctx context.Context, rs []Ref) ([]int64, error) {
+	if len(rs) == 0 {
+		return nil, abacus.Errorf(abacus.InvalidArgument, "counters is empty")
+	}
+	if len(rs) > MaxBatch {
+		return nil, abacus.Errorf(abacus.InvalidArgument, "counters has %d items; the limit is %d", len(rs), MaxBatch)
+	}
+	out := make([]int64, len(rs))
+	for i, r := range rs {
+		n, err := s.Get(ctx, r)
+		if err != nil {
+			return nil, indexed("counters", i, err)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// checkpoint returns the counter's last checkpoint, from the rollup cache when
+// it has it.
+func (s *Service) checkpoint(ctx context.Context, ns *abacus.Namespace, counter string) (abacus.Checkpoint, error) {
+	key := cacheKey(ns, counter)
+	if cp, ok, err := s.cfg.RollupCache.GetCheckpoint(ctx, key); err == nil && ok {
+		return cp, nil
+	}
+	st, err := s.cfg.Rollups.RollupState(ctx, ns, counter)
+	if err != nil {
+		return abacus.Checkpoint{}, err
+	}
+	// A failed cache write only costs a later store read.
+	_ = s.cfg.RollupCache.PutCheckpoint(ctx, key, st.Checkpoint, ns.TTL)
+	return st.Checkpoint, nil
+}
+
+// accurate returns the checkpoint from the rollup store (never a cache: a stale
+// base could predate deleted slices) plus every event since it. If a rollup
+// moved the checkpoint while the events were read, it reads again, so the
+// answer never depends on events that retention may have just deleted.
+func (s *Service) accurate(ctx context.Context, ns *abacus.Namespace, counter string) (abacus.Sum, error) {
+	for {
+		st, err := s.cfg.Rollups.RollupState(ctx, ns, counter)
+		if err != nil {
+			return abacus.Sum{}, err
+		}
+		if !st.Behind() {
+			return st.Count, nil
+		}
+		sum := st.Count
+		err = s.cfg.Events.Scan(ctx, ns, counter, abacus.Range{From: st.Through}, func(e abacus.Event) error {
+			sum = sum.Apply(e)
+			return nil
+		})
+		if err != nil {
+			return abacus.Sum{}, err
+		}
+		// Retention deletes only slices that end before now − delete_after; events
+		// after a checkpoint newer than that cannot have been deleted under us.
+		if st.Through.After(s.now().Add(-ns.Retention.DeleteAfter + ns.Partition.SliceWidth)) {
+			return sum, nil
+		}
+		again, err := s.cfg.Rollups.RollupState(ctx, ns, counter)
+		if err != nil {
+			return abacus.Sum{}, err
+		}
+		if again.Through.Equal(st.Through) {
+			return sum, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return abacus.Sum{}, err
+		}
+	}
+}

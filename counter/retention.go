@@ -1,0 +1,69 @@
+package counter
+
+import (
+	"context"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+)
+
+// Retain applies every durable namespace's retention once [TS-5]. Slices that
+// ended more than delete_after ago are deleted, but only after every counter
+// with events in them has been rolled up past them, so deleting events never
+// changes a count. (close_after needs no work here: the accept window, which
+// validation keeps shorter than close_after, already refuses writes to closed
+// slices.) It returns the number of slices deleted.
+func (s *Service) Retain(ctx context.Context) (int, error) {
+	total := 0
+	for _, ns := range s.reg.all() {
+		if !ns.Type.Durable() {
+			continue
+		}
+		n, err := s.retain(ctx, ns)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (s *Service) retain(ctx context.Context, ns *abacus.Namespace) (int, error) {
+	cutoff := s.now().Add(-ns.Retention.DeleteAfter)
+	err := s.cfg.Events.Counters(ctx, ns, time.Time{}, cutoff, func(counter string) error {
+		st, err := s.cfg.Rollups.RollupState(ctx, ns, counter)
+		if err != nil {
+			return err
+		}
+		if !st.Through.Before(cutoff) || !st.Behind() {
+			return nil
+		}
+		// delete_after exceeds accept_limit + skew, so one rollup reaches past
+		// the cutoff.
+		_, err = s.Rollup(ctx, ns, counter)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return s.cfg.Events.DeleteSlices(ctx, ns, cutoff)
+}
+
+// RunRetention calls Retain every interval until ctx ends, logging failures.
+func (s *Service) RunRetention(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.Retain(ctx)
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("retention failed; will retry", "err", err)
+			} else if n > 0 {
+				s.log.Info("retention deleted event slices", "slices", n)
+			}
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package counter
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+)
+
+// Config wires a Service to its stores. Events, Rollups, Namespaces, Cache and
+// RollupCache are required.
+type Config struct {
+	Events      abacus.EventStore
+	Rollups     abacus.RollupStore
+	Namespaces  abacus.NamespaceStore
+	Cache       abacus.Cache
+	RollupCache abacus.RollupCache
+	// Complete fills defaults into a namespace and validates it, reporting every
+	// problem at once (controlplane.Complete in the daemon).
+	Complete func(*abacus.Namespace) error
+	// CheckUpdate refuses changes to immutable namespace settings
+	// (controlplane.CheckUpdate in the daemon).
+	CheckUpdate func(old, updated *abacus.Namespace) error
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Service implements the counter and namespace operations of abacus. It is safe
+// for concurrent use.
+type Service struct {
+	cfg  Config
+	reg  *registry
+	now  func() time.Time
+	log  *slog.Logger
+	sig  func(ns *abacus.Namespace, counter string)
+	drop func(nsID uint64)
+}
+
+// New returns a Service. Call Load before serving so that stored namespaces are
+// known, and SetPipeline to connect the rollup pipeline.
+func New(cfg Config) *Service {
+	s := &Service{cfg: cfg, reg: newRegistry(), now: cfg.Now, log: cfg.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.cfg.Complete == nil {
+		s.cfg.Complete = func(*abacus.Namespace) error { return nil }
+	}
+	if s.cfg.CheckUpdate == nil {
+		s.cfg.CheckUpdate = func(_, _ *abacus.Namespace) error { return nil }
+	}
+	s.sig = func(*abacus.Namespace, string) {}
+	s.drop = func(uint64) {}
+	return s
+}
+
+// SetPipeline connects the rollup pipeline: signal is called, without
+// blocking, after every durable write and every read of an EVENTUAL or
+// ACCURATE counter; forget is called when a namespace is deleted. The pipeline
+// is created after the Service because its work function is Service.Rollup.
+// Call it before serving.
+func (s *Service) SetPipeline(signal func(ns *abacus.Namespace, counter string), forget func(nsID uint64)) {
+	s.sig, s.drop = signal, forget
+}
+
+// cacheKey names a counter in the caches. The namespace ID, never reused,
+// keeps a re-created namespace from seeing a deleted one's counts.
+func cacheKey(ns *abacus.Namespace, counter string) string {
+	return strconv.FormatUint(ns.ID, 36) + ":" + counter
+}
+
+// namespace resolves a namespace name on the hot path.
+func (s *Service) namespace(name string) (*abacus.Namespace, error) {
+	ns, ok := s.reg.get(name)
+	if !ok {
+		if err := checkNamespaceName(name); err != nil {
+			return nil, err
+		}
+		return nil, abacus.Errorf(abacus.NotFound, "namespace %q not found", name)
+	}
+	return ns, nil
+}
+
+// newToken returns a server-assigned token. It is random, so a write that
+// carried no token is not retry-safe: a retry is a new write.
+func (s *Service) newToken(now time.Time) Token {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return Token{ID: "abacus-" + hex.EncodeToString(b[:]), Time: now}
+}
+
+// checkWindow refuses an event time outside the namespace's accept window
+// [TS-3]: older events belong to the immutable window that rollups aggregate.
+func (s *Service) checkWindow(ns *abacus.Namespace, t, now time.Time) error {
+	from, to := ns.AcceptWindow(now)
+	if t.Before(from) || !t.Before(to) {
+		return abacus.Errorf(abacus.FailedPrecondition,
+			"generation_time %s is outside the accept window of namespace %q: it must be no older than accept_limit (%s) and at most %s in the future, i.e. in [%s, %s) at server time %s",
+			t.UTC().Format(time.RFC3339Nano), ns.Name, ns.AcceptLimit, abacus.FutureLimit,
+			from.UTC().Format(time.RFC3339Nano), to.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// count converts a folded Sum to the int64 the API returns, refusing to wrap.
+func count(ns *abacus.Namespace, counter string, sum abacus.Sum) (int64, error) {
+	n, ok := sum.Int64()
+	if !ok {
+		return 0, abacus.Errorf(abacus.OutOfRange, "the count of %q in namespace %q does not fit in int64", counter, ns.Name)
+	}
+	return n, nil
+}

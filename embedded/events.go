@@ -1,0 +1,344 @@
+package embedded
+
+import (
+	"container/heap"
+	"context"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// pendingEvent is one validated event of an Append.
+type pendingEvent struct {
+	ev    abacus.Event
+	key   []byte
+	nanos int64
+	nsID  uint64
+}
+
+// Append implements abacus.EventStore.
+//
+// The idempotency check reads each event's key and the commit writes it while
+// the key's stripe is locked, so two concurrent appends of one key with
+// different payloads cannot both pass the check. The lock is held through the
+// synced commit because Pebble makes a batch visible to readers before its WAL
+// fsync: releasing earlier would let a retry see, and acknowledge, a write
+// that is not yet durable.
+func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	evs, err := prepareEvents(writes)
+	if err != nil || len(evs) == 0 {
+		return err
+	}
+	keys := make([][]byte, len(evs))
+	for i := range evs {
+		keys[i] = evs[i].key
+	}
+	unlock := s.eventLocks.lock(keys)
+	defer unlock()
+
+	var fresh []*pendingEvent
+	for i := range evs {
+		e := &evs[i]
+		v, found, err := s.get(e.key, "event store")
+		if err != nil {
+			return err
+		}
+		if !found {
+			fresh = append(fresh, e)
+			continue
+		}
+		delta, clear, ok := decodeEventValue(v)
+		if !ok {
+			return corrupt("event", e.key)
+		}
+		if !e.ev.SamePayload(abacus.Event{Delta: delta, Clear: clear}) {
+			return tokenReused(e.ev)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil // every event was stored before, durably, by an acknowledged append
+	}
+
+	// The last write time of each counter, one merge operand per counter: the
+	// max merge operator combines it with what is stored, so no writer reads it.
+	lastWrite := make(map[string]int64)
+	b := s.db.NewBatch()
+	for _, e := range fresh {
+		_ = b.Set(e.key, encodeEventValue(e.ev), nil)
+		k := string(counterKey(prefixLastWrite, e.nsID, e.ev.Counter))
+		if n, ok := lastWrite[k]; !ok || e.nanos > n {
+			lastWrite[k] = e.nanos
+		}
+	}
+	for k, n := range lastWrite {
+		_ = b.Merge([]byte(k), encodeTime(n), nil)
+	}
+	return s.commit(b, pebble.Sync, "event store")
+}
+
+// prepareEvents validates writes, encodes their keys and folds duplicates
+// within the batch: the same key with the same payload once, with another
+// payload AlreadyExists.
+func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
+	evs := make([]pendingEvent, 0, len(writes))
+	seen := make(map[string]int, len(writes))
+	for _, w := range writes {
+		l, err := layoutOf(w.NS)
+		if err != nil {
+			return nil, err
+		}
+		e := w.Event
+		if err := checkCounter(e.Counter); err != nil {
+			return nil, err
+		}
+		nanos, err := timeNanos(e.Time, "event time")
+		if err != nil {
+			return nil, err
+		}
+		if e.Clear && e.Delta != 0 {
+			return nil, abacus.Errorf(abacus.InvalidArgument, "a clear carries no delta (got %d)", e.Delta)
+		}
+		key := eventKey(l, e, nanos)
+		if i, ok := seen[string(key)]; ok {
+			if !evs[i].ev.SamePayload(e) {
+				return nil, tokenReused(e)
+			}
+			continue
+		}
+		seen[string(key)] = len(evs)
+		evs = append(evs, pendingEvent{ev: e, key: key, nanos: nanos, nsID: l.id})
+	}
+	return evs, nil
+}
+
+func tokenReused(e abacus.Event) error {
+	return abacus.Errorf(abacus.AlreadyExists,
+		"idempotency token %q at %s was already used with another payload", e.ID, e.Time.UTC().Format(time.RFC3339Nano))
+}
+
+// Counters implements abacus.EventStore. It merges the sorted counter names of
+// every slice in the range, so it emits each counter once, in name order,
+// holding one name per slice rather than a set of every name.
+func (s *Store) Counters(ctx context.Context, ns *abacus.Namespace, from, to time.Time, fn func(counter string) error) (err error) {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	l, err := layoutOf(ns)
+	if err != nil {
+		return err
+	}
+	lo, hi, ok := scanBounds(from, to)
+	if !ok {
+		return nil
+	}
+	var sl []int64
+	if err := s.eachSlice(l.id, l.slice(lo), l.slice(hi), false, func(x int64) error {
+		sl = append(sl, x)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(sl) == 0 {
+		return nil
+	}
+	it, err := s.iter(sliceKey(l.id, sl[0]), sliceKey(l.id, sl[len(sl)-1]+1))
+	if err != nil {
+		return err
+	}
+	defer closeIter(it, &err)
+
+	// next positions it on the first counter of slice x after `after`
+	// ("" for the first counter of the slice).
+	next := func(x int64, after string) (string, bool, error) {
+		seek := sliceKey(l.id, x)
+		if after != "" {
+			// Every key of counter `after` starts with after|0x00, and every
+			// greater counter's keys sort at or after after|0x01.
+			seek = append(append(seek, after...), counterEnd+1)
+		}
+		if !it.SeekGE(seek) {
+			if err := it.Error(); err != nil {
+				return "", false, unavailable(err, "event store")
+			}
+			return "", false, nil
+		}
+		if got, ok := parseSlice(it.Key()); !ok || got != x {
+			return "", false, nil
+		}
+		c, ok := parseCounter(it.Key())
+		if !ok {
+			return "", false, corrupt("event key", it.Key())
+		}
+		return c, true, nil
+	}
+
+	h := make(cursorHeap, 0, len(sl))
+	for _, x := range sl {
+		c, ok, err := next(x, "")
+		if err != nil {
+			return err
+		}
+		if ok {
+			h = append(h, cursor{counter: c, slice: x})
+		}
+	}
+	heap.Init(&h)
+	last, emitted := "", false
+	for len(h) > 0 {
+		if err := ctx.Err(); err != nil {
+			return ctxError(err)
+		}
+		top := h[0]
+		if !emitted || top.counter != last {
+			if err := fn(top.counter); err != nil {
+				return err
+			}
+			last, emitted = top.counter, true
+		}
+		c, ok, err := next(top.slice, top.counter)
+		if err != nil {
+			return err
+		}
+		if ok {
+			h[0].counter = c
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	return nil
+}
+
+// eachSlice calls fn for every slice of the namespace in [first, last] that
+// holds at least one event, in ascending order or descending if reverse. It
+// seeks from slice to slice, so empty slices cost nothing.
+func (s *Store) eachSlice(nsID uint64, first, last int64, reverse bool, fn func(slice int64) error) (err error) {
+	it, err := s.iter(sliceKey(nsID, first), sliceKey(nsID, last+1))
+	if err != nil {
+		return err
+	}
+	defer closeIter(it, &err)
+	if reverse {
+		for cur := last; cur >= first; {
+			if !it.SeekLT(sliceKey(nsID, cur+1)) {
+				break
+			}
+			x, ok := parseSlice(it.Key())
+			if !ok {
+				return corrupt("event key", it.Key())
+			}
+			if err := fn(x); err != nil {
+				return err
+			}
+			cur = x - 1
+		}
+	} else {
+		for cur := first; cur <= last; {
+			if !it.SeekGE(sliceKey(nsID, cur)) {
+				break
+			}
+			x, ok := parseSlice(it.Key())
+			if !ok {
+				return corrupt("event key", it.Key())
+			}
+			if err := fn(x); err != nil {
+				return err
+			}
+			cur = x + 1
+		}
+	}
+	if err := it.Error(); err != nil {
+		return unavailable(err, "event store")
+	}
+	return nil
+}
+
+// DeleteSlices implements abacus.EventStore. Slice x covers
+// [x·SliceWidth, (x+1)·SliceWidth), so the slices that end at or before t are
+// those below floor(t / SliceWidth), one key range.
+func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.Time) (int, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	defer s.end()
+	l, err := layoutOf(ns)
+	if err != nil {
+		return 0, err
+	}
+	if t.IsZero() || !t.After(minTime) {
+		return 0, nil
+	}
+	n := maxAbsNanos
+	if t.Before(maxTime) {
+		n = t.UnixNano()
+	}
+	end := l.slice(n) // exclusive
+	count := 0
+	if err := s.eachSlice(l.id, l.slice(-maxAbsNanos), end-1, false, func(int64) error {
+		count++
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	if count == 0 {
+		return 0, nil
+	}
+	// Checkpoints are written without fsync; they are the only record of the
+	// counts of the events about to go. An empty synced WAL record makes every
+	// earlier write durable first.
+	b := s.db.NewBatch()
+	_ = b.LogData(nil, nil)
+	if err := s.commit(b, pebble.Sync, "event store: sync checkpoints"); err != nil {
+		return 0, err
+	}
+	b = s.db.NewBatch()
+	_ = b.DeleteRange(spaceKey(prefixEvent, l.id), sliceKey(l.id, end), nil)
+	if err := s.commit(b, pebble.Sync, "event store: delete slices"); err != nil {
+		return 0, err
+	}
+	return count, nil
+}
+
+// DropNamespace implements abacus.EventStore with one range deletion per key
+// space, committed atomically.
+func (s *Store) DropNamespace(ctx context.Context, ns *abacus.Namespace) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	if ns == nil {
+		return abacus.Errorf(abacus.InvalidArgument, "namespace is required")
+	}
+	b := s.db.NewBatch()
+	for _, p := range []byte{prefixEvent, prefixLastWrite, prefixCheckpoint} {
+		start := spaceKey(p, ns.ID)
+		_ = b.DeleteRange(start, prefixEnd(start), nil)
+	}
+	return s.commit(b, pebble.Sync, "event store: drop namespace")
+}
+
+// cursor is a slice's position in Counters' merge.
+type cursor struct {
+	counter string
+	slice   int64
+}
+
+// cursorHeap is a min-heap of cursors by counter name (container/heap).
+type cursorHeap []cursor
+
+func (h cursorHeap) Len() int           { return len(h) }
+func (h cursorHeap) Less(i, j int) bool { return h[i].counter < h[j].counter }
+func (h cursorHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *cursorHeap) Push(x any)        { *h = append(*h, x.(cursor)) }
+func (h *cursorHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

@@ -1,0 +1,277 @@
+package embedded
+
+import (
+	"bytes"
+	"strings"
+	"encoding/binary"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+	"github.com/cespare/xxhash/v2"
+)
+
+// Key space prefixes; see the package documentation for the layout.
+const (
+	prefixCheckpoint byte = 'c'
+	prefixEvent      byte = 'e'
+	prefixMeta       byte = 'm'
+	prefixNamespace  byte = 'n'
+	prefixLastWrite  byte = 'w'
+)
+
+// counterEnd terminates the counter name in event keys.
+const counterEnd byte = 0x00
+
+const (
+	// maxAbsNanos bounds stored times so that slice and bucket arithmetic on
+	// them, with widths up to maxWidth, cannot overflow int64.
+	maxAbsNanos = int64(1) << 62
+	// maxWidth bounds partition widths, in nanoseconds.
+	maxWidth = int64(1) << 60
+	// maxBuckets is the number of event buckets a 2-byte key field can hold.
+	maxBuckets = 1 << 16
+)
+
+var (
+	minTime = time.Unix(0, -maxAbsNanos)
+	maxTime = time.Unix(0, maxAbsNanos)
+)
+
+// layout is a namespace's validated partitioning, in nanoseconds.
+type layout struct {
+	id          uint64
+	bucketWidth int64
+	sliceWidth  int64
+	buckets     uint64
+}
+
+func layoutOf(ns *abacus.Namespace) (layout, error) {
+	if ns == nil {
+		return layout{}, abacus.Errorf(abacus.InvalidArgument, "namespace is required")
+	}
+	p := ns.Partition
+	bw, sw := int64(p.BucketWidth), int64(p.SliceWidth)
+	if bw <= 0 || bw > maxWidth || sw <= 0 || sw > maxWidth {
+		return layout{}, abacus.Errorf(abacus.InvalidArgument,
+			"namespace %q: bucket width %s and slice width %s must be positive and at most %s",
+			ns.Name, p.BucketWidth, p.SliceWidth, time.Duration(maxWidth))
+	}
+	if p.BucketsPerID < 1 || p.BucketsPerID > maxBuckets {
+		return layout{}, abacus.Errorf(abacus.InvalidArgument,
+			"namespace %q: buckets per id %d must be between 1 and %d", ns.Name, p.BucketsPerID, maxBuckets)
+	}
+	return layout{id: ns.ID, bucketWidth: bw, sliceWidth: sw, buckets: uint64(p.BucketsPerID)}, nil
+}
+
+func (l layout) slice(nanos int64) int64      { return floorDiv(nanos, l.sliceWidth) }
+func (l layout) timeBucket(nanos int64) int64 { return floorDiv(nanos, l.bucketWidth) }
+func (l layout) eventBucket(id string) uint16 { return uint16(xxhash.Sum64String(id) % l.buckets) }
+
+// floorDiv divides rounding towards negative infinity, so that times before
+// the epoch fall into the bucket that contains them. b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+func checkCounter(counter string) error {
+	if counter == "" {
+		return abacus.Errorf(abacus.InvalidArgument, "counter name is required")
+	}
+	if strings.IndexByte(counter, counterEnd) >= 0 {
+		return abacus.Errorf(abacus.InvalidArgument, "counter name %q contains a NUL byte", counter)
+	}
+	return nil
+}
+
+// timeNanos returns t as Unix nanoseconds, or InvalidArgument if t is zero or
+// outside the range the layout supports.
+func timeNanos(t time.Time, what string) (int64, error) {
+	if t.IsZero() {
+		return 0, abacus.Errorf(abacus.InvalidArgument, "%s is required", what)
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return 0, abacus.Errorf(abacus.InvalidArgument, "%s %s is outside the supported range %s to %s",
+			what, t.Format(time.RFC3339Nano), minTime.UTC().Format(time.RFC3339), maxTime.UTC().Format(time.RFC3339))
+	}
+	return t.UnixNano(), nil
+}
+
+func nanosTime(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func appendUint64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+// appendInt64 encodes v so that byte order is numeric order.
+func appendInt64(b []byte, v int64) []byte { return appendUint64(b, uint64(v)^(1<<63)) }
+
+func getInt64(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+func spaceKey(prefix byte, nsID uint64) []byte {
+	return appendUint64(append(make([]byte, 0, 64), prefix), nsID)
+}
+
+// sliceKey is the first key of slice s of a namespace.
+func sliceKey(nsID uint64, s int64) []byte { return appendInt64(spaceKey(prefixEvent, nsID), s) }
+
+// counterPrefix is the prefix of a counter's events in slice s.
+func counterPrefix(nsID uint64, s int64, counter string) []byte {
+	return append(append(sliceKey(nsID, s), counter...), counterEnd)
+}
+
+// eventKey is the key of one event; its components are derived from the
+// event's idempotency key (counter, time, id) and the namespace's layout.
+func eventKey(l layout, e abacus.Event, nanos int64) []byte {
+	k := counterPrefix(l.id, l.slice(nanos), e.Counter)
+	k = appendInt64(k, l.timeBucket(nanos))
+	k = binary.BigEndian.AppendUint16(k, l.eventBucket(e.ID))
+	k = appendInt64(k, nanos)
+	return append(k, e.ID...)
+}
+
+// Lengths of the fixed-size parts of an event key after the counter prefix.
+const (
+	tbLen       = 8
+	ebLen       = 2
+	eventTail   = tbLen + ebLen + 8 // time bucket, event bucket, event time
+	sliceKeyLen = 1 + 8 + 8
+)
+
+// parseEventSuffix decodes what follows a counter prefix in an event key.
+func parseEventSuffix(rest []byte) (tb, nanos int64, id string, ok bool) {
+	if len(rest) < eventTail {
+		return 0, 0, "", false
+	}
+	return getInt64(rest), getInt64(rest[tbLen+ebLen:]), string(rest[eventTail:]), true
+}
+
+// parseSlice returns the slice of an event key.
+func parseSlice(key []byte) (int64, bool) {
+	if len(key) < sliceKeyLen {
+		return 0, false
+	}
+	return getInt64(key[9:]), true
+}
+
+// parseCounter returns the counter of an event key.
+func parseCounter(key []byte) (string, bool) {
+	if len(key) < sliceKeyLen {
+		return "", false
+	}
+	rest := key[sliceKeyLen:]
+	i := bytes.IndexByte(rest, counterEnd)
+	if i <= 0 {
+		return "", false
+	}
+	return string(rest[:i]), true
+}
+
+func counterKey(prefix byte, nsID uint64, counter string) []byte {
+	return append(spaceKey(prefix, nsID), counter...)
+}
+
+// parseCounterKey splits a 'w' or 'c' key.
+func parseCounterKey(key []byte) (nsID uint64, counter string, ok bool) {
+	if len(key) < 9 {
+		return 0, "", false
+	}
+	return binary.BigEndian.Uint64(key[1:]), string(key[9:]), true
+}
+
+func namespaceKey(name string) []byte { return append([]byte{prefixNamespace}, name...) }
+
+func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p, or
+// nil (no upper bound) if p is all 0xff.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Event values.
+
+const (
+	flagDelta byte = 0
+	flagClear byte = 1
+)
+
+func encodeEventValue(e abacus.Event) []byte {
+	v := binary.AppendVarint(make([]byte, 0, binary.MaxVarintLen64+1), e.Delta)
+	if e.Clear {
+		return append(v, flagClear)
+	}
+	return append(v, flagDelta)
+}
+
+func decodeEventValue(v []byte) (delta int64, clear bool, ok bool) {
+	d, n := binary.Varint(v)
+	if n <= 0 || len(v) != n+1 || v[n] > flagClear {
+		return 0, false, false
+	}
+	return d, v[n] == flagClear, true
+}
+
+// Time values ('w' keys): 8 bytes whose byte order is time order, so the max
+// merge operator can compare them as bytes.
+
+func encodeTime(nanos int64) []byte { return appendInt64(make([]byte, 0, 8), nanos) }
+
+func decodeTime(v []byte) (int64, bool) {
+	if len(v) != 8 {
+		return 0, false
+	}
+	return getInt64(v), true
+}
+
+// Checkpoint values ('c' keys).
+
+const checkpointLen = 24
+
+func encodeCheckpoint(cp abacus.Checkpoint, through int64) []byte {
+	v := make([]byte, 0, checkpointLen)
+	v = appendUint64(v, uint64(cp.Count.Hi))
+	v = appendUint64(v, cp.Count.Lo)
+	return appendInt64(v, through)
+}
+
+func decodeCheckpoint(v []byte) (abacus.Checkpoint, bool) {
+	if len(v) != checkpointLen {
+		return abacus.Checkpoint{}, false
+	}
+	return abacus.Checkpoint{
+		Count:   abacus.Sum{Hi: int64(binary.BigEndian.Uint64(v)), Lo: binary.BigEndian.Uint64(v[8:])},
+		Through: nanosTime(getInt64(v[16:])),
+	}, true
+}
+
+// scanBounds converts a Range to inclusive nanosecond bounds within the
+// supported time range; ok is false if the range is empty.
+func scanBounds(from, to time.Time) (lo, hi int64, ok bool) {
+	lo, hi = -maxAbsNanos, maxAbsNanos
+	if !from.IsZero() {
+		if from.After(maxTime) {
+			return 0, 0, false
+		}
+		if !from.Before(minTime) {
+			lo = from.UnixNano()
+		}
+	}
+	if !to.IsZero() {
+		if !to.After(minTime) {
+			return 0, 0, false
+		}
+		if !to.After(maxTime) {
+			hi = to.UnixNano() - 1
+		}
+	}
+	return lo, hi, lo <= hi
+}

@@ -1,0 +1,183 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// nsSeqKey holds the last namespace ID handed out. IDs key a namespace's data,
+// so one is never handed out twice, even after its namespace is deleted.
+var nsSeqKey = metaKey("namespace_seq")
+
+// CreateNamespace implements abacus.NamespaceStore. Namespace writes hold one
+// mutex: they are rare, and the name check and the ID sequence need it.
+func (s *Store) CreateNamespace(ctx context.Context, ns *abacus.Namespace) (*abacus.Namespace, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if err := checkNamespace(ns); err != nil {
+		return nil, err
+	}
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	key := namespaceKey(ns.Name)
+	if _, found, err := s.get(key, "namespace store"); err != nil || found {
+		if found {
+			err = abacus.Errorf(abacus.AlreadyExists, "namespace %q already exists", ns.Name)
+		}
+		return nil, err
+	}
+	v, _, err := s.get(nsSeqKey, "namespace store")
+	if err != nil {
+		return nil, err
+	}
+	var last uint64
+	if len(v) == 8 {
+		last = binary.BigEndian.Uint64(v)
+	} else if v != nil {
+		return nil, corrupt("namespace ID sequence", nsSeqKey)
+	}
+	out := *ns
+	out.ID = last + 1
+	out.Created = time.Now().UTC()
+	out.Updated = out.Created
+	data, err := json.Marshal(&out)
+	if err != nil {
+		return nil, abacus.Errorf(abacus.Internal, "encode namespace %q: %w", ns.Name, err)
+	}
+	b := s.db.NewBatch()
+	_ = b.Set(nsSeqKey, appendUint64(nil, out.ID), nil)
+	_ = b.Set(key, data, nil)
+	if err := s.commit(b, pebble.Sync, "namespace store"); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// GetNamespace implements abacus.NamespaceStore.
+func (s *Store) GetNamespace(ctx context.Context, name string) (*abacus.Namespace, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	return s.namespace(name)
+}
+
+func (s *Store) namespace(name string) (*abacus.Namespace, error) {
+	key := namespaceKey(name)
+	v, found, err := s.get(key, "namespace store")
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, abacus.Errorf(abacus.NotFound, "namespace %q not found", name)
+	}
+	return decodeNamespace(key, v)
+}
+
+func decodeNamespace(key, v []byte) (*abacus.Namespace, error) {
+	ns := new(abacus.Namespace)
+	if err := json.Unmarshal(v, ns); err != nil {
+		return nil, corrupt("namespace", key)
+	}
+	return ns, nil
+}
+
+// ListNamespaces implements abacus.NamespaceStore. Keys are ordered by name.
+func (s *Store) ListNamespaces(ctx context.Context) (list []*abacus.Namespace, err error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	it, err := s.iter([]byte{prefixNamespace}, []byte{prefixNamespace + 1})
+	if err != nil {
+		return nil, err
+	}
+	defer closeIter(it, &err)
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, unavailable(err, "namespace store")
+		}
+		ns, err := decodeNamespace(it.Key(), v)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, ns)
+	}
+	if err := it.Error(); err != nil {
+		return nil, unavailable(err, "namespace store")
+	}
+	return list, nil
+}
+
+// UpdateNamespace implements abacus.NamespaceStore. It refuses to change a
+// namespace's TimePartition, which is part of its events' keys: events written
+// under the old partition could no longer be found.
+func (s *Store) UpdateNamespace(ctx context.Context, ns *abacus.Namespace) (*abacus.Namespace, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if err := checkNamespace(ns); err != nil {
+		return nil, err
+	}
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	old, err := s.namespace(ns.Name)
+	if err != nil {
+		return nil, err
+	}
+	if old.Partition != (abacus.TimePartition{}) && ns.Partition != old.Partition {
+		return nil, abacus.Errorf(abacus.FailedPrecondition,
+			"namespace %q: the time partition cannot change after creation (its events are keyed by it); create a new namespace instead",
+			ns.Name)
+	}
+	out := *ns
+	out.ID = old.ID
+	out.Created = old.Created
+	out.Updated = time.Now().UTC()
+	data, err := json.Marshal(&out)
+	if err != nil {
+		return nil, abacus.Errorf(abacus.Internal, "encode namespace %q: %w", ns.Name, err)
+	}
+	b := s.db.NewBatch()
+	_ = b.Set(namespaceKey(ns.Name), data, nil)
+	if err := s.commit(b, pebble.Sync, "namespace store"); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteNamespace implements abacus.NamespaceStore.
+func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Namespace, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	old, err := s.namespace(name)
+	if err != nil {
+		return nil, err
+	}
+	b := s.db.NewBatch()
+	_ = b.Delete(namespaceKey(name), nil)
+	if err := s.commit(b, pebble.Sync, "namespace store"); err != nil {
+		return nil, err
+	}
+	return old, nil
+}
+
+func checkNamespace(ns *abacus.Namespace) error {
+	if ns == nil || ns.Name == "" {
+		return abacus.Errorf(abacus.InvalidArgument, "namespace name is required")
+	}
+	return nil
+}

@@ -1,0 +1,212 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/abacus-dev/abacus"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// maxTimeMerger keeps the greatest of the 8-byte time values merged into a
+// 'w' key, so Append records a counter's last write time with a blind Merge
+// in its batch: no read-modify-write, no lock, and the max is commutative, so
+// the order in which concurrent appends commit does not matter.
+//
+// Pebble has one merger per database and stores its name on disk: the name is
+// part of the format and must not change. Only 'w' keys are ever merged.
+var maxTimeMerger = &pebble.Merger{
+	Name: "abacus.max_time.v1",
+	Merge: func(key, value []byte) (pebble.ValueMerger, error) {
+		if len(key) == 0 || key[0] != prefixLastWrite {
+			return nil, fmt.Errorf("abacus.max_time.v1: merge on key %q outside the last-write key space", key)
+		}
+		m := &maxTimeValue{}
+		return m, m.merge(value)
+	},
+}
+
+// maxTimeValue is the ValueMerger of maxTimeMerger. Time values sort as bytes.
+type maxTimeValue struct {
+	max [8]byte
+	set bool
+}
+
+func (m *maxTimeValue) merge(v []byte) error {
+	if len(v) != 8 {
+		return fmt.Errorf("abacus.max_time.v1: operand of %d bytes, want 8", len(v))
+	}
+	if !m.set || bytes.Compare(v, m.max[:]) > 0 {
+		copy(m.max[:], v)
+		m.set = true
+	}
+	return nil
+}
+
+// MergeNewer implements pebble.ValueMerger.
+func (m *maxTimeValue) MergeNewer(v []byte) error { return m.merge(v) }
+
+// MergeOlder implements pebble.ValueMerger.
+func (m *maxTimeValue) MergeOlder(v []byte) error { return m.merge(v) }
+
+// Finish implements pebble.ValueMerger.
+func (m *maxTimeValue) Finish(includesBase bool) ([]byte, io.Closer, error) {
+	return m.max[:], nil, nil
+}
+
+// RollupState implements abacus.RollupStore.
+func (s *Store) RollupState(ctx context.Context, ns *abacus.Namespace, counter string) (abacus.RollupState, error) {
+	var st abacus.RollupState
+	if err := s.begin(ctx); err != nil {
+		return st, err
+	}
+	defer s.end()
+	if err := checkNamespaceCounter(ns, counter); err != nil {
+		return st, err
+	}
+	cp, err := s.checkpoint(counterKey(prefixCheckpoint, ns.ID, counter))
+	if err != nil {
+		return st, err
+	}
+	st.Checkpoint = cp
+	key := counterKey(prefixLastWrite, ns.ID, counter)
+	v, found, err := s.get(key, "rollup store")
+	if err != nil || !found {
+		return st, err
+	}
+	n, ok := decodeTime(v)
+	if !ok {
+		return st, corrupt("last write time", key)
+	}
+	st.LastWrite = nanosTime(n)
+	return st, nil
+}
+
+// AdvanceCheckpoint implements abacus.RollupStore. The read, compare and write
+// hold the checkpoint key's stripe, so of two concurrent rollups the one with
+// the older checkpoint sees the newer one and keeps it.
+//
+// The write is not fsynced (pebble.NoSync): a checkpoint lost in a crash is
+// recomputed from the events, which are still retained. DeleteSlices syncs
+// the WAL, and so every checkpoint, before it deletes events.
+func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, counter string, cp abacus.Checkpoint) (abacus.Checkpoint, error) {
+	if err := s.begin(ctx); err != nil {
+		return abacus.Checkpoint{}, err
+	}
+	defer s.end()
+	if err := checkNamespaceCounter(ns, counter); err != nil {
+		return abacus.Checkpoint{}, err
+	}
+	key := counterKey(prefixCheckpoint, ns.ID, counter)
+	unlock := s.cpLocks.lockOne(key)
+	defer unlock()
+	stored, err := s.checkpoint(key)
+	if err != nil || !cp.Newer(stored) {
+		return stored, err
+	}
+	through, err := timeNanos(cp.Through, "checkpoint time")
+	if err != nil {
+		return stored, err
+	}
+	b := s.db.NewBatch()
+	_ = b.Set(key, encodeCheckpoint(cp, through), nil)
+	if err := s.commit(b, pebble.NoSync, "rollup store"); err != nil {
+		return stored, err
+	}
+	return abacus.Checkpoint{Count: cp.Count, Through: nanosTime(through)}, nil
+}
+
+func (s *Store) checkpoint(key []byte) (abacus.Checkpoint, error) {
+	v, found, err := s.get(key, "rollup store")
+	if err != nil || !found {
+		return abacus.Checkpoint{}, err
+	}
+	cp, ok := decodeCheckpoint(v)
+	if !ok {
+		return abacus.Checkpoint{}, corrupt("checkpoint", key)
+	}
+	return cp, nil
+}
+
+// BehindCounters implements abacus.RollupStore. The 'w' and 'c' key spaces are
+// both ordered by namespace ID and counter, so one pass over each, in step,
+// pairs every last write time with its checkpoint.
+func (s *Store) BehindCounters(ctx context.Context, fn func(nsID uint64, counter string) error) (err error) {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	w, err := s.iter([]byte{prefixLastWrite}, []byte{prefixLastWrite + 1})
+	if err != nil {
+		return err
+	}
+	defer closeIter(w, &err)
+	c, err := s.iter([]byte{prefixCheckpoint}, []byte{prefixCheckpoint + 1})
+	if err != nil {
+		return err
+	}
+	defer closeIter(c, &err)
+
+	cValid := c.First()
+	for wValid := w.First(); wValid; wValid = w.Next() {
+		if err := ctx.Err(); err != nil {
+			return ctxError(err)
+		}
+		suffix := w.Key()[1:]
+		for cValid && bytes.Compare(c.Key()[1:], suffix) < 0 {
+			cValid = c.Next()
+		}
+		v, err := w.ValueAndErr()
+		if err != nil {
+			return unavailable(err, "rollup store")
+		}
+		lastWrite, ok := decodeTime(v)
+		if !ok {
+			return corrupt("last write time", w.Key())
+		}
+		behind := true
+		if cValid && bytes.Equal(c.Key()[1:], suffix) {
+			cv, err := c.ValueAndErr()
+			if err != nil {
+				return unavailable(err, "rollup store")
+			}
+			cp, ok := decodeCheckpoint(cv)
+			if !ok {
+				return corrupt("checkpoint", c.Key())
+			}
+			behind = abacus.RollupState{Checkpoint: cp, LastWrite: nanosTime(lastWrite)}.Behind()
+		}
+		if !behind {
+			continue
+		}
+		nsID, counter, ok := parseCounterKey(w.Key())
+		if !ok {
+			return corrupt("last write key", w.Key())
+		}
+		if err := fn(nsID, counter); err != nil {
+			return err
+		}
+	}
+	if err := firstErr(w.Error(), c.Error()); err != nil {
+		return unavailable(err, "rollup store")
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkNamespaceCounter(ns *abacus.Namespace, counter string) error {
+	if ns == nil {
+		return abacus.Errorf(abacus.InvalidArgument, "namespace is required")
+	}
+	return checkCounter(counter)
+}

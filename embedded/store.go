@@ -1,0 +1,292 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configures a Store. The zero value is usable.
+type Options struct {
+	// FS is the file system the database lives on. Nil means the operating
+	// system's. Tests pass vfs.NewMem() for speed, or an errorfs.FS wrapping a
+	// real one to inject I/O failures.
+	FS vfs.FS
+
+	// Logger receives Pebble's messages: routine events (WAL and table
+	// creation, compactions) at Debug level, so they are silent by default,
+	// background errors and slow disks at Warn or Error. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	// CacheSize is the size of the block cache in bytes. Zero means 64 MiB.
+	CacheSize int64
+
+	// MemTableSize is the size of one memtable in bytes: writes are buffered
+	// in memory up to this size before they are flushed to a table. Zero means
+	// 32 MiB. Pebble starts small and grows to this size, so short-lived test
+	// stores stay small.
+	MemTableSize uint64
+}
+
+const (
+	defaultCacheSize    = 64 << 20
+	defaultMemTableSize = 32 << 20
+)
+
+// layoutVersion is stored under metaKey("layout") when a database is created;
+// Open refuses a database written with another layout rather than misreading it.
+const layoutVersion = "abacus.embedded.v1"
+
+// Store is the embedded Pebble store. It implements abacus.EventStore,
+// abacus.RollupStore and abacus.NamespaceStore and is safe for concurrent use.
+//
+// Durability: events and namespaces are committed with pebble.Sync, so they
+// are in the fsynced WAL before a method returns nil. Pebble's commit pipeline
+// (commit.go) writes batches to the WAL in sequence and its LogWriter flush
+// loop serves every sync request queued while an fsync is in flight with the
+// next single fsync, so concurrent Appends share fsyncs: group commit without
+// any batching of ours. TestGroupCommit checks that many concurrent synced
+// appends need far fewer fsyncs than appends.
+//
+// Failure: Pebble treats a failed WAL write or fsync as fatal (after a failed
+// fsync the state of the page cache is unknown, and a retried fsync could
+// falsely succeed). A Store turns that failure, raised in the committing
+// goroutine, into an Unavailable error for the caller and then refuses every
+// further call with Unavailable (see Err): the write was not acknowledged, and
+// the process should restart, which replays the WAL and shows exactly what
+// was made durable. A fatal error in one of Pebble's background goroutines
+// (e.g. a failed MANIFEST sync) panics, which ends the process as Pebble's
+// own default logger would.
+type Store struct {
+	db  *pebble.DB
+	log *slog.Logger
+
+	eventLocks stripes // serialise idempotency check and commit per event key
+	cpLocks    stripes // serialise read-compare-write per checkpoint key
+	nsMu       sync.Mutex // serialises namespace writes, which are rare
+
+	inflight atomic.Int64
+	closed   atomic.Bool
+	failed   atomic.Pointer[error]
+}
+
+// Compile-time checks that Store implements the store interfaces.
+var (
+	_ abacus.EventStore     = (*Store)(nil)
+	_ abacus.RollupStore    = (*Store)(nil)
+	_ abacus.NamespaceStore = (*Store)(nil)
+)
+
+// Open opens the database in dir, creating it if it does not exist.
+func Open(dir string, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	plog := log.With("component", "pebble", "dir", dir)
+	log = log.With("component", "embedded", "dir", dir)
+	po := &pebble.Options{
+		FS:                 opts.FS,
+		Logger:             pebbleLogger{plog},
+		Merger:             maxTimeMerger,
+		FormatMajorVersion: pebble.FormatValueSeparation,
+		MemTableSize:       opts.MemTableSize,
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) { plog.Error("background error", "err", err) },
+			DiskSlow: func(info pebble.DiskSlowInfo) {
+				plog.Warn("slow disk", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+			},
+		},
+	}
+	if po.MemTableSize == 0 {
+		po.MemTableSize = defaultMemTableSize
+	}
+	cacheSize := opts.CacheSize
+	if cacheSize == 0 {
+		cacheSize = defaultCacheSize
+	}
+	po.CacheSize = cacheSize
+	// Bloom filters make the idempotency check of a new event, a Get of an
+	// absent key, skip most tables without reading them.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, abacus.Wrap(abacus.Unavailable, err, "open embedded store "+dir)
+	}
+	s := &Store{db: db, log: log}
+	if err := s.checkLayout(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkLayout records the key layout version in a new database and refuses a
+// database written with another one.
+func (s *Store) checkLayout() error {
+	v, found, err := s.get(metaKey("layout"), "embedded store")
+	if err != nil {
+		return err
+	}
+	if found {
+		if string(v) != layoutVersion {
+			return abacus.Errorf(abacus.FailedPrecondition,
+				"embedded store has key layout %q; this build reads %q", v, layoutVersion)
+		}
+		return nil
+	}
+	b := s.db.NewBatch()
+	_ = b.Set(metaKey("layout"), []byte(layoutVersion), nil)
+	return s.commit(b, pebble.Sync, "embedded store: write layout version")
+}
+
+// Close waits for calls in progress and closes the database. Later calls
+// return Unavailable. Close must not be called from a Scan, Counters or
+// BehindCounters callback: it would wait for that call forever.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	for s.inflight.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.db.Close(); err != nil {
+		return abacus.Wrap(abacus.Unavailable, err, "close embedded store")
+	}
+	return nil
+}
+
+// Err returns the error that disabled the store after a failed WAL write or
+// sync, or nil. A readiness check can report it: the process should restart.
+func (s *Store) Err() error {
+	if p := s.failed.Load(); p != nil {
+		return abacus.Wrap(abacus.Unavailable, *p, "embedded store failed; restart to recover from the WAL")
+	}
+	return nil
+}
+
+// begin admits a call: not when the context is done, the store is closed or
+// it has failed. Every successful begin must be paired with end. The pair,
+// checked in this order with sequentially consistent atomics, guarantees that
+// Close never closes the database under a call in progress.
+func (s *Store) begin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return ctxError(err)
+	}
+	s.inflight.Add(1)
+	if s.closed.Load() {
+		s.inflight.Add(-1)
+		return abacus.Errorf(abacus.Unavailable, "embedded store is closed")
+	}
+	if err := s.Err(); err != nil {
+		s.inflight.Add(-1)
+		return err
+	}
+	return nil
+}
+
+func (s *Store) end() { s.inflight.Add(-1) }
+
+// ctxError classifies a context error as an *abacus.Error.
+func ctxError(err error) error {
+	return &abacus.Error{Code: abacus.ErrorCode(err), Msg: "embedded store", Err: err}
+}
+
+// unavailable classifies a Pebble error.
+func unavailable(err error, what string) error { return abacus.Wrap(abacus.Unavailable, err, what) }
+
+// corrupt reports a stored value or key that cannot be decoded.
+func corrupt(what string, key []byte) error {
+	return abacus.Errorf(abacus.Internal, "embedded store: corrupt %s at key %q", what, key)
+}
+
+// get returns a copy of the value of key; what names the store in errors.
+func (s *Store) get(key []byte, what string) (value []byte, found bool, err error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, unavailable(err, what)
+	}
+	value = append([]byte(nil), v...)
+	_ = closer.Close()
+	return value, true, nil
+}
+
+// commit commits b. A fatal commit error, which Pebble reports through
+// Logger.Fatalf in this goroutine (see pebbleLogger), disables the store.
+func (s *Store) commit(b *pebble.Batch, opts *pebble.WriteOptions, what string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			e := error(f)
+			s.failed.CompareAndSwap(nil, &e)
+			s.log.Error("embedded store disabled after a fatal write error; restart to recover", "err", f)
+			err = unavailable(f, what)
+		}
+	}()
+	if err := b.Commit(opts); err != nil {
+		return unavailable(err, what)
+	}
+	return b.Close()
+}
+
+// iter opens an iterator over [lower, upper).
+func (s *Store) iter(lower, upper []byte) (*pebble.Iterator, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, unavailable(err, "embedded store: read")
+	}
+	return it, nil
+}
+
+// closeIter closes it and reports its error unless err is already set.
+func closeIter(it *pebble.Iterator, err *error) {
+	if cerr := it.Close(); cerr != nil && *err == nil {
+		*err = unavailable(cerr, "embedded store: read")
+	}
+}
+
+// fatalError is the panic value of pebbleLogger.Fatalf.
+type fatalError struct{ msg string }
+
+func (f fatalError) Error() string { return f.msg }
+
+// pebbleLogger routes Pebble's logging to slog.
+type pebbleLogger struct{ log *slog.Logger }
+
+// Infof logs routine events at Debug level.
+func (l pebbleLogger) Infof(format string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, args...))
+	}
+}
+
+// Errorf logs at Error level.
+func (l pebbleLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
+
+// Fatalf logs at Error level and panics with a fatalError: Pebble calls it when
+// it cannot continue and relies on it not returning (after a failed commit it
+// would otherwise report success). Store.commit recovers it; elsewhere it ends
+// the process.
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error(msg, "fatal", true)
+	panic(fatalError{msg})
+}

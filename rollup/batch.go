@@ -1,0 +1,129 @@
+package rollup
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+)
+
+// result is the outcome of one Func call.
+type result struct {
+	caughtUp bool
+	err      error
+}
+
+// rollupBatch rolls the batch's counters up concurrently and returns when
+// every call has.
+func (p *Pipeline) rollupBatch(batch []*entry) []result {
+	results := make([]result, len(batch))
+	if len(batch) == 1 {
+		results[0] = p.rollup(batch[0].key)
+		return results
+	}
+	var wg sync.WaitGroup
+	for i, e := range batch {
+		wg.Go(func() { results[i] = p.rollup(e.key) })
+	}
+	wg.Wait()
+	return results
+}
+
+// rollup calls Func for k under the node-wide bound and the timeout. A panic
+// in Func fails the rollup instead of the node: one bad counter must not take
+// every other down.
+func (p *Pipeline) rollup(k Key) (r result) {
+	if p.sem != nil {
+		select {
+		case p.sem <- struct{}{}:
+			defer func() { <-p.sem }()
+		case <-p.ctx.Done():
+			return result{err: p.ctx.Err()}
+		}
+	}
+	ctx := p.ctx
+	if p.opts.RollupTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.opts.RollupTimeout)
+		defer cancel()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			r = result{err: fmt.Errorf("rollup: panic: %v\n%s", v, debug.Stack())}
+		}
+	}()
+	caughtUp, err := p.fn(ctx, k)
+	return result{caughtUp: caughtUp, err: err}
+}
+
+// backoff returns the wait before retry number attempts of a failing
+// counter: RetryMin doubled per earlier failure, capped at RetryMax, drawn
+// from [b/2, b].
+func (p *Pipeline) backoff(attempts int) time.Duration {
+	b := p.opts.RetryMin
+	for i := 1; i < attempts && b < p.opts.RetryMax; i++ {
+		b *= 2
+	}
+	b = min(b, p.opts.RetryMax)
+	return b/2 + rand.N(b/2+1)
+}
+
+// permanent reports whether a retry cannot fix err: the namespace is gone
+// (a node learns of a deletion after the others) or the key is malformed.
+func permanent(err error) bool {
+	switch abacus.ErrorCode(err) {
+	case abacus.NotFound, abacus.InvalidArgument:
+		return true
+	}
+	return false
+}
+
+// failure is a failed rollup waiting to be logged.
+type failure struct {
+	key      Key
+	err      error
+	attempts int
+}
+
+// logFailure logs f unless a failure was logged less than ErrorLogInterval
+// ago: when a store is down every counter fails, and one line says as much
+// as a million.
+func (p *Pipeline) logFailure(f failure) {
+	ok, suppressed := p.errs.allow(time.Now())
+	if !ok {
+		return
+	}
+	p.opts.Logger.Warn("rollup failed",
+		slog.String("namespace", f.key.NS.Name),
+		slog.String("counter", f.key.Counter),
+		slog.Int("attempts", f.attempts),
+		slog.Bool("retry", !permanent(f.err)),
+		slog.Int("suppressed", suppressed),
+		slog.Any("err", f.err))
+}
+
+// errLimiter lets one event through per interval and counts the others.
+type errLimiter struct {
+	every      time.Duration
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether an event at now may be logged and, if so, how many
+// were held back since the last one.
+func (l *errLimiter) allow(now time.Time) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	l.last, suppressed, l.suppressed = now, l.suppressed, 0
+	return true, suppressed
+}

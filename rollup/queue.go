@@ -1,0 +1,153 @@
+package rollup
+
+import (
+	"sync"
+	"time"
+)
+
+// EntryOverhead estimates the bytes a queue spends per held counter besides
+// the counter's name: the entry, its map slot and its place in the window
+// slices. CapacityBytes is compared against len(counter) + EntryOverhead per
+// counter.
+const EntryOverhead = 144
+
+// entry is one held counter.
+type entry struct {
+	key   Key
+	size  int64
+	since time.Time // when the signal or re-queue that made it pending came
+	// notBefore is the end of a retry backoff; zero for a counter waiting for
+	// its window to close.
+	notBefore time.Time
+	attempts  int  // consecutive failures
+	running   bool // its Func call is running
+	again     bool // signalled while running: roll it up once more
+	drained   bool // started during the drain: never started again
+}
+
+// queue is one of a namespace's rollup queues: a set of held counters and the
+// goroutine (run) that rolls them up.
+type queue struct {
+	p    *Pipeline
+	nq   *nsQueues
+	wake chan struct{} // poke: the goroutine's wake-up time may have moved
+
+	mu   sync.Mutex
+	held map[string]*entry
+	// open gathers the next set, in arrival order (so oldest first).
+	open []*entry
+	// closed is the set being rolled up; closed[next:] have not started and
+	// closed[runStart:next] are running.
+	closed         []*entry
+	next, runStart int
+	bytes          int64
+	closeAt        time.Time // when the open set's window ends; zero if it holds no fresh entry
+	retryAt        time.Time // earliest backoff end in the open set; zero if none
+	retrying       int       // open entries waiting for a backoff
+	pauseUntil     time.Time // back-pressure: no batch starts before
+	removed        bool
+	st             Stats // counters only; the rest is computed by stats
+}
+
+func newQueue(p *Pipeline, nq *nsQueues) *queue {
+	return &queue{p: p, nq: nq, wake: make(chan struct{}, 1), held: make(map[string]*entry)}
+}
+
+// entrySize is the estimated memory of holding counter.
+func entrySize(counter string) int64 { return int64(len(counter)) + EntryOverhead }
+
+// signal queues k unless the queue is full; see Pipeline.Signal.
+func (q *queue) signal(k Key) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	// draining is read under mu so that a signal taken here is either seen by
+	// the drain or refused: the goroutine decides to stop under mu too.
+	if q.removed || q.p.draining.Load() {
+		return false
+	}
+	q.st.Received++
+	if e := q.held[k.Counter]; e != nil {
+		if e.running {
+			e.again = true
+		} else {
+			e.key.NS = k.NS // running entries' keys are read without mu
+		}
+		return true
+	}
+	size := entrySize(k.Counter)
+	if c := q.nq.config().capacity; c > 0 && q.bytes+size > c {
+		q.st.Dropped++
+		return false
+	}
+	now := time.Now()
+	e := &entry{key: k, size: size, since: now}
+	q.held[k.Counter] = e
+	q.bytes += size
+	q.push(e, now)
+	return true
+}
+
+// push adds e to the open set and wakes the goroutine if that brings its
+// wake-up time forward.
+func (q *queue) push(e *entry, now time.Time) {
+	e.running = false
+	q.open = append(q.open, e)
+	poke := false
+	if e.notBefore.IsZero() {
+		if q.closeAt.IsZero() {
+			q.closeAt = now.Add(q.nq.config().coalesce)
+			poke = true
+		}
+	} else {
+		q.retrying++
+		if q.retryAt.IsZero() || e.notBefore.Before(q.retryAt) {
+			q.retryAt = e.notBefore
+			poke = true
+		}
+	}
+	if poke {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// drop lets e go. Called with mu held.
+func (q *queue) drop(e *entry) {
+	delete(q.held, e.key.Counter)
+	q.bytes -= e.size
+}
+
+// remove forgets everything the queue holds and stops its goroutine after
+// its running batch, whose outcome is then ignored.
+func (q *queue) remove() {
+	q.mu.Lock()
+	q.removed = true
+	q.held, q.open, q.closed, q.next, q.runStart, q.bytes, q.retrying = nil, nil, nil, 0, 0, 0, 0
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stats returns the queue's Stats.
+func (q *queue) stats() Stats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.st
+	s.Queues = 1
+	s.Pending = len(q.held)
+	s.Bytes = q.bytes
+	// Both slices are in arrival order, so their first entries are the oldest.
+	if len(q.open) > 0 {
+		s.OldestPending = q.open[0].since
+	}
+	if q.runStart < len(q.closed) {
+		if t := q.closed[q.runStart].since; s.OldestPending.IsZero() || t.Before(s.OldestPending) {
+			s.OldestPending = t
+		}
+	}
+	return s
+}

@@ -1,0 +1,211 @@
+package rollup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+)
+
+// A counter is rolled up again, window after window, until Func reports it
+// caught up; a failed rollup is retried after a backoff; an error no retry
+// can fix drops the counter.
+func TestRequeue(t *testing.T) {
+	errDown := abacus.Errorf(abacus.Unavailable, "store down")
+	tests := []struct {
+		name  string
+		reply func(call int) (bool, error)
+		calls int
+		want  Stats
+	}{
+		{
+			name:  "caught up at once",
+			reply: func(int) (bool, error) { return true, nil },
+			calls: 1,
+			want:  Stats{Rollups: 1},
+		},
+		{
+			name:  "behind three times",
+			reply: func(call int) (bool, error) { return call > 3, nil },
+			calls: 4,
+			want:  Stats{Rollups: 4, Requeued: 3},
+		},
+		{
+			name: "fails twice",
+			reply: func(call int) (bool, error) {
+				if call <= 2 {
+					return false, errDown
+				}
+				return true, nil
+			},
+			calls: 3,
+			want:  Stats{Rollups: 1, Failures: 2, Requeued: 2},
+		},
+		{
+			name: "fails, then behind",
+			reply: func(call int) (bool, error) {
+				switch call {
+				case 1:
+					return false, errors.New("plain error")
+				case 2:
+					return false, nil
+				}
+				return true, nil
+			},
+			calls: 3,
+			want:  Stats{Rollups: 2, Failures: 1, Requeued: 2},
+		},
+		{
+			name: "panics once",
+			reply: func(call int) (bool, error) {
+				if call == 1 {
+					panic("bad counter")
+				}
+				return true, nil
+			},
+			calls: 2,
+			want:  Stats{Rollups: 1, Failures: 1, Requeued: 1},
+		},
+		{
+			name:  "namespace gone",
+			reply: func(int) (bool, error) { return false, abacus.Errorf(abacus.NotFound, "no namespace") },
+			calls: 1,
+			want:  Stats{Failures: 1, Abandoned: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := newRecorder(t)
+			rec.reply = func(_ Key, call int) (bool, error) { return tt.reply(call) }
+			p := start(t, rec.fn, quiet())
+			ns := namespace(1, 2, 2*time.Millisecond, 1<<20, 4)
+			p.Signal(Key{NS: ns, Counter: "c"})
+			eventually(t, "counter done", func() bool { return stats(t, p, ns).Pending == 0 })
+			drain(t, p)
+			if n := rec.count(ns, "c"); n != tt.calls {
+				t.Errorf("%d calls, want %d", n, tt.calls)
+			}
+			s := stats(t, p, ns)
+			got := Stats{Rollups: s.Rollups, Failures: s.Failures, Requeued: s.Requeued, Abandoned: s.Abandoned}
+			if got != tt.want {
+				t.Errorf("stats %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// Failures are logged at most once per ErrorLogInterval, with a count of the
+// ones left out.
+func TestFailureLogRateLimited(t *testing.T) {
+	var buf syncBuffer
+	opts := quiet()
+	opts.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	opts.ErrorLogInterval = time.Hour
+	rec := newRecorder(t)
+	rec.reply = func(Key, int) (bool, error) { return false, errors.New("store down") }
+	p := start(t, rec.fn, opts)
+	ns := namespace(1, 1, time.Hour, 1<<20, 10)
+	for _, c := range []string{"a", "b", "c", "d", "e"} {
+		p.Signal(Key{NS: ns, Counter: c})
+	}
+	drain(t, p)
+	if n := strings.Count(buf.String(), "rollup failed"); n != 1 {
+		t.Fatalf("%d failure lines, want 1:\n%s", n, buf.String())
+	}
+
+	l := errLimiter{every: time.Second}
+	t0 := time.Unix(0, 0)
+	steps := []struct {
+		at         time.Duration
+		ok         bool
+		suppressed int
+	}{{0, true, 0}, {100 * time.Millisecond, false, 0}, {999 * time.Millisecond, false, 0}, {time.Second, true, 2}, {3 * time.Second, true, 0}}
+	for _, s := range steps {
+		ok, sup := l.allow(t0.Add(s.at))
+		if ok != s.ok || sup != s.suppressed {
+			t.Errorf("at %v: allow = %v, %d; want %v, %d", s.at, ok, sup, s.ok, s.suppressed)
+		}
+	}
+}
+
+// Backoffs double from RetryMin up to RetryMax, with jitter in [b/2, b].
+func TestBackoff(t *testing.T) {
+	p := &Pipeline{opts: Options{RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}}
+	for _, tt := range []struct {
+		attempts int
+		bound    time.Duration
+	}{{1, 10 * time.Millisecond}, {2, 20 * time.Millisecond}, {3, 40 * time.Millisecond}, {4, 50 * time.Millisecond}, {60, 50 * time.Millisecond}} {
+		for range 100 {
+			if b := p.backoff(tt.attempts); b < tt.bound/2 || b > tt.bound {
+				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", tt.attempts, b, tt.bound/2, tt.bound)
+			}
+		}
+	}
+}
+
+// The pause after a batch follows the batch's duration, within MaxPause.
+func TestPause(t *testing.T) {
+	for _, tt := range []struct {
+		opts Options
+		d    time.Duration
+		want time.Duration
+	}{
+		{Options{}, 10 * time.Millisecond, 10 * time.Millisecond},
+		{Options{}, 5 * time.Second, time.Second},
+		{Options{PauseRatio: 0.5}, 10 * time.Millisecond, 5 * time.Millisecond},
+		{Options{MaxPause: -1}, time.Second, 0},
+	} {
+		if got := tt.opts.withDefaults().pause(tt.d); got != tt.want {
+			t.Errorf("%+v.pause(%v) = %v, want %v", tt.opts, tt.d, got, tt.want)
+		}
+	}
+}
+
+// A rollup slower than RollupTimeout sees its context end.
+func TestRollupTimeout(t *testing.T) {
+	opts := quiet()
+	opts.RollupTimeout = time.Millisecond
+	var once sync.Once
+	rec := newRecorder(t)
+	rec.reply = func(Key, int) (bool, error) { return true, nil }
+	fn := func(ctx context.Context, k Key) (bool, error) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			<-ctx.Done()
+			return false, ctx.Err()
+		}
+		return rec.fn(ctx, k)
+	}
+	p := start(t, fn, opts)
+	ns := namespace(1, 1, 0, 1<<20, 1)
+	p.Signal(Key{NS: ns, Counter: "slow"})
+	eventually(t, "retry after timeout", func() bool { return rec.count(ns, "slow") == 1 })
+	if s := stats(t, p, ns); s.Failures != 1 {
+		t.Fatalf("stats %+v, want one failure", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
