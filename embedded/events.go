@@ -219,6 +219,9 @@ func (s *Store) Counters(ctx context.Context, ns *abacus.Namespace, from, to tim
 // holds at least one event, in ascending order or descending if reverse. It
 // seeks from slice to slice, so empty slices cost nothing.
 func (s *Store) eachSlice(nsID uint64, first, last int64, reverse bool, fn func(slice int64) error) (err error) {
+	if first > last {
+		return nil
+	}
 	it, err := s.iter(sliceKey(nsID, first), sliceKey(nsID, last+1))
 	if err != nil {
 		return err

@@ -2,8 +2,8 @@ package embedded
 
 import (
 	"bytes"
-	"strings"
 	"encoding/binary"
+	"strings"
 	"time"
 
 	"github.com/abacus-dev/abacus"

@@ -177,3 +177,25 @@ func TestScanBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestLayoutVersion checks that Open refuses a database written with another
+// key layout instead of misreading it.
+func TestLayoutVersion(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Set(metaKey("layout"), []byte("abacus.embedded.v0"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(dir, Options{}); abacus.ErrorCode(err) != abacus.FailedPrecondition {
+		if s != nil {
+			_ = s.Close()
+		}
+		t.Fatalf("Open of a database with another layout = %v, want FailedPrecondition", err)
+	}
+}

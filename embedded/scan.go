@@ -131,7 +131,7 @@ func (sc *scanner) readBucket(it *pebble.Iterator, tb []byte, prefixLen int) (bo
 
 // emit sorts the buffered events into Event.Before order and passes them to fn.
 func (sc *scanner) emit() error {
-	// slices.SortFunc(sc.buf, compareEvents)
+	slices.SortFunc(sc.buf, compareEvents)
 	if sc.reverse {
 		slices.Reverse(sc.buf)
 	}

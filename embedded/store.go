@@ -64,15 +64,17 @@ const layoutVersion = "abacus.embedded.v1"
 // goroutine, into an Unavailable error for the caller and then refuses every
 // further call with Unavailable (see Err): the write was not acknowledged, and
 // the process should restart, which replays the WAL and shows exactly what
-// was made durable. A fatal error in one of Pebble's background goroutines
-// (e.g. a failed MANIFEST sync) panics, which ends the process as Pebble's
-// own default logger would.
+// was made durable. A commit that was in flight alongside the failed one may
+// instead hit Pebble's own panic, and a fatal error in one of Pebble's
+// background goroutines (e.g. a failed MANIFEST sync) panics too: both end the
+// process, as Pebble's default logger would. Either way no write whose fsync
+// failed is acknowledged.
 type Store struct {
 	db  *pebble.DB
 	log *slog.Logger
 
-	eventLocks stripes // serialise idempotency check and commit per event key
-	cpLocks    stripes // serialise read-compare-write per checkpoint key
+	eventLocks stripes    // serialise idempotency check and commit per event key
+	cpLocks    stripes    // serialise read-compare-write per checkpoint key
 	nsMu       sync.Mutex // serialises namespace writes, which are rare
 
 	inflight atomic.Int64
@@ -242,6 +244,7 @@ func (s *Store) commit(b *pebble.Batch, opts *pebble.WriteOptions, what string) 
 		}
 	}()
 	if err := b.Commit(opts); err != nil {
+		_ = b.Close()
 		return unavailable(err, what)
 	}
 	return b.Close()

@@ -150,8 +150,10 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace) error {
 	httpHandler := api.NewHTTPHandler(n.svc, api.HTTPOptions{
 		Metrics:  metrics,
 		Gatherer: reg,
-		Ready:    n.ready.Load,
-		Logger:   n.log,
+		// A store whose WAL failed refuses every call until the process
+		// restarts, so the node stops reporting ready.
+		Ready:  func() bool { return n.ready.Load() && n.store.Err() == nil },
+		Logger: n.log,
 	})
 	n.grpcLn, err = net.Listen("tcp", n.cfg.GRPCAddr)
 	if err != nil {

@@ -29,8 +29,8 @@ func testCheckpointMonotonic(t *testing.T, b Backend) {
 		cp, want abacus.Checkpoint
 	}{
 		{checkpointAt(10*time.Second, 5), checkpointAt(10*time.Second, 5)},
-		{checkpointAt(5*time.Second, 99), checkpointAt(10*time.Second, 5)},  // older: kept
-		{checkpointAt(10*time.Second, 7), checkpointAt(10*time.Second, 5)},  // equal time: not newer
+		{checkpointAt(5*time.Second, 99), checkpointAt(10*time.Second, 5)},   // older: kept
+		{checkpointAt(10*time.Second, 7), checkpointAt(10*time.Second, 5)},   // equal time: not newer
 		{checkpointAt(20*time.Second, -3), checkpointAt(20*time.Second, -3)}, // newer, negative count
 		{abacus.Checkpoint{}, checkpointAt(20*time.Second, -3)},              // zero: never newer
 		{abacus.Checkpoint{Count: abacus.Sum{Hi: 1, Lo: 2}, Through: at(time.Hour)},
@@ -222,7 +222,7 @@ func testCounters(t *testing.T, b Backend) {
 	other := newNamespace(t, b, "counters-other")
 	mustAppend(t, b, ns,
 		add("x", 5*time.Second, "a", 1), add("x", 50*time.Second, "b", 1), // slice 0, twice
-		add("y", 65*time.Second, "a", 1), // slice 1
+		add("y", 65*time.Second, "a", 1),                                    // slice 1
 		add("z", 10*time.Second, "a", 1), add("z", 130*time.Second, "a", 1), // slices 0 and 2
 		add("zz", 3*time.Minute+time.Second, "a", 1), // slice 3
 		add("x\x01", 4*time.Minute, "a", 1),          // a name that extends another
@@ -271,7 +271,7 @@ func testDeleteSlices(t *testing.T, b Backend) {
 	var evs []abacus.Event
 	for _, off := range []time.Duration{
 		-sliceWidth + time.Second, // slice -1
-		0, 59 * time.Second, // slice 0
+		0, 59 * time.Second,       // slice 0
 		sliceWidth, 2*sliceWidth - time.Nanosecond, // slice 1
 		// slice 2 is empty
 		3 * sliceWidth, 3*sliceWidth + 30*time.Second, // slice 3

@@ -841,9 +841,10 @@ func (x *ListNamespacesResponse) GetNamespaces() []*Namespace {
 	return nil
 }
 
-// UpdateNamespaceRequest replaces the mutable settings of a namespace: ttl,
-// accept_limit (may only shrink), queue_config, rollup_batch_count, retention and
-// description. Changing counter_type, time_partition or storage is refused.
+// UpdateNamespaceRequest changes the mutable settings of a namespace: ttl,
+// accept_limit (may only shrink), queue_config, rollup_batch_count, retention,
+// counter_cardinality and description. Fields left unset keep their current
+// value. Changing counter_type, time_partition or storage is refused.
 type UpdateNamespaceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     *Namespace             `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
