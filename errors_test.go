@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 )
 
 func TestErrors(t *testing.T) {
@@ -67,5 +68,35 @@ func TestSum(t *testing.T) {
 				t.Fatalf("Int64() = %d, %v; want %d, %v", got, ok, tt.want, tt.fits)
 			}
 		})
+	}
+}
+
+func TestPartialThen(t *testing.T) {
+	at := func(s int64) time.Time { return time.Unix(s, 0) }
+	events := []Event{
+		{Time: at(1), Delta: 5}, {Time: at(2), Delta: -2}, {Time: at(3), Clear: true},
+		{Time: at(4), Delta: 7}, {Time: at(5), Delta: 1}, {Time: at(6), Clear: true}, {Time: at(7), Delta: 3},
+	}
+	base := SumOf(100)
+	want := base.Fold(events)
+	// Every split into two runs, and into single events, gives the same count.
+	for cut := 0; cut <= len(events); cut++ {
+		var a, b Partial
+		for _, e := range events[:cut] {
+			a = a.Apply(e)
+		}
+		for _, e := range events[cut:] {
+			b = b.Apply(e)
+		}
+		if got := a.Then(b).On(base); got != want {
+			t.Errorf("cut %d: %v, want %v", cut, got, want)
+		}
+	}
+	var p Partial
+	for _, e := range events {
+		p = p.Then(Partial{}.Apply(e))
+	}
+	if got := p.On(base); got != want {
+		t.Errorf("event by event: %v, want %v", got, want)
 	}
 }

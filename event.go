@@ -103,3 +103,38 @@ type Checkpoint struct {
 // Newer reports whether c has aggregated further than o. Checkpoints only move
 // forward: a store keeps the newer of two.
 func (c Checkpoint) Newer(o Checkpoint) bool { return c.Through.After(o.Through) }
+
+// Partial is the fold of a run of consecutive events, independent of the count
+// before them. Folds of adjacent time ranges combine with Then, which is
+// associative, so a long range can be folded in parallel pieces: a clear in a
+// later piece discards everything before it, as a clear in a single fold does.
+type Partial struct {
+	// Cleared reports whether the run contains a clear.
+	Cleared bool
+	// Sum is the sum of the deltas after the run's last clear.
+	Sum Sum
+}
+
+// Apply returns the partial fold extended by one event.
+func (p Partial) Apply(e Event) Partial {
+	if e.Clear {
+		return Partial{Cleared: true}
+	}
+	return Partial{Cleared: p.Cleared, Sum: p.Sum.Add(e.Delta)}
+}
+
+// Then returns the fold of p's run followed by q's run.
+func (p Partial) Then(q Partial) Partial {
+	if q.Cleared {
+		return q
+	}
+	return Partial{Cleared: p.Cleared, Sum: p.Sum.AddSum(q.Sum)}
+}
+
+// On returns the count after the run, starting from base.
+func (p Partial) On(base Sum) Sum {
+	if p.Cleared {
+		return p.Sum
+	}
+	return base.AddSum(p.Sum)
+}

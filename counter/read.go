@@ -2,6 +2,7 @@ package counter
 
 import (
 	"context"
+	"time"
 
 	"github.com/abacus-dev/abacus"
 )
@@ -92,17 +93,17 @@ func (s *Service) accurate(ctx context.Context, ns *abacus.Namespace, counter st
 		if !st.Behind() {
 			return st.Count, nil
 		}
-		sum := st.Count
-		err = s.cfg.Events.Scan(ctx, ns, counter, abacus.Range{From: st.Through}, func(e abacus.Event) error {
-			sum = sum.Apply(e)
-			return nil
-		})
+		// No accepted event is later than the future limit of the accept
+		// window, so this bound reads every event after the checkpoint.
+		now := s.now()
+		p, err := s.fold(ctx, ns, counter, st.Through, now.Add(abacus.FutureLimit+time.Nanosecond))
 		if err != nil {
 			return abacus.Sum{}, err
 		}
+		sum := p.On(st.Count)
 		// Retention deletes only slices that end before now − delete_after; events
 		// after a checkpoint newer than that cannot have been deleted under us.
-		if st.Through.After(s.now().Add(-ns.Retention.DeleteAfter + ns.Partition.SliceWidth)) {
+		if st.Through.After(now.Add(-ns.Retention.DeleteAfter + ns.Partition.SliceWidth)) {
 			return sum, nil
 		}
 		again, err := s.cfg.Rollups.RollupState(ctx, ns, counter)

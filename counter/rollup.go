@@ -27,15 +27,11 @@ func (s *Service) Rollup(ctx context.Context, ns *abacus.Namespace, counter stri
 	if !end.After(st.Through) {
 		return false, nil
 	}
-	sum := st.Count
-	err = s.cfg.Events.Scan(ctx, ns, counter, abacus.Range{From: st.Through, To: end}, func(e abacus.Event) error {
-		sum = sum.Apply(e)
-		return nil
-	})
+	p, err := s.fold(ctx, ns, counter, st.Through, end)
 	if err != nil {
 		return false, err
 	}
-	stored, err := s.cfg.Rollups.AdvanceCheckpoint(ctx, ns, counter, abacus.Checkpoint{Count: sum, Through: end})
+	stored, err := s.cfg.Rollups.AdvanceCheckpoint(ctx, ns, counter, abacus.Checkpoint{Count: p.On(st.Count), Through: end})
 	if err != nil {
 		return false, err
 	}

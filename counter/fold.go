@@ -1,0 +1,84 @@
+package counter
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+)
+
+// maxScanParallelism is how many pieces of one counter's time range are read
+// at once. It adapts to cardinality [ROLL-4]: a LOW-cardinality namespace has
+// few counters, each possibly hot with many events per window, so one rollup
+// or accurate read gains from reading several time buckets at once; a HIGH
+// namespace rolls up many small counters concurrently already, and splitting
+// each would only add overhead.
+func maxScanParallelism(ns *abacus.Namespace) int {
+	if ns.Cardinality == abacus.High {
+		return 1
+	}
+	return 4
+}
+
+var errStop = errors.New("stop scan")
+
+// fold returns the partial fold of one counter's events in [from, to). A zero
+// from means "from the first event". When the range spans several time
+// buckets it is cut at bucket boundaries into pieces that are read
+// concurrently and combined in order (abacus.Partial.Then is associative).
+func (s *Service) fold(ctx context.Context, ns *abacus.Namespace, counter string, from, to time.Time) (abacus.Partial, error) {
+	if from.IsZero() {
+		err := s.cfg.Events.Scan(ctx, ns, counter, abacus.Range{To: to}, func(e abacus.Event) error {
+			from = e.Time
+			return errStop
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return abacus.Partial{}, err
+		}
+		if from.IsZero() {
+			return abacus.Partial{}, nil
+		}
+	}
+	width := ns.Partition.BucketWidth.Nanoseconds()
+	first, last := from.UnixNano()/width, (to.UnixNano()-1)/width
+	pieces := min(int64(maxScanParallelism(ns)), last-first+1)
+	if pieces <= 1 {
+		return s.scanPiece(ctx, ns, counter, from, to)
+	}
+	per := (last - first + pieces) / pieces // buckets per piece, rounded up
+	bounds := []time.Time{from}
+	for b := first + per; b <= last; b += per {
+		bounds = append(bounds, time.Unix(0, b*width))
+	}
+	bounds = append(bounds, to)
+	parts := make([]abacus.Partial, len(bounds)-1)
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i], errs[i] = s.scanPiece(ctx, ns, counter, bounds[i], bounds[i+1])
+		}()
+	}
+	wg.Wait()
+	var p abacus.Partial
+	for i := range parts {
+		if errs[i] != nil {
+			return abacus.Partial{}, errs[i]
+		}
+		p = p.Then(parts[i])
+	}
+	return p, nil
+}
+
+func (s *Service) scanPiece(ctx context.Context, ns *abacus.Namespace, counter string, from, to time.Time) (abacus.Partial, error) {
+	var p abacus.Partial
+	err := s.cfg.Events.Scan(ctx, ns, counter, abacus.Range{From: from, To: to}, func(e abacus.Event) error {
+		p = p.Apply(e)
+		return nil
+	})
+	return p, err
+}
