@@ -67,6 +67,15 @@ const (
 	StorageMemory = "MEMORY"
 	// StorageEmbedded is the node's embedded Pebble store.
 	StorageEmbedded = "EMBEDDED"
+	// StoragePostgres is a PostgreSQL database shared by the nodes.
+	StoragePostgres = "POSTGRES"
+	// StorageRedis is a Redis server or Redis Cluster shared by the nodes.
+	StorageRedis = "REDIS"
+	// StorageMemcached is a memcached pool shared by the nodes.
+	StorageMemcached = "MEMCACHED"
+	// StorageEVCache is accepted as an alias of StorageMemcached (EVCache is
+	// Netflix's memcached); namespaces store StorageMemcached.
+	StorageEVCache = "EVCACHE"
 )
 
 // PhysicalStorage names where one part of a namespace lives.
