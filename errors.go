@@ -78,7 +78,11 @@ func (e *Error) Unwrap() error { return e.Err }
 // wraps its operand as the cause.
 func Errorf(code Code, format string, args ...any) error {
 	err := fmt.Errorf(format, args...)
-	return &Error{Code: code, Msg: err.Error(), Err: errors.Unwrap(err)}
+	cause := errors.Unwrap(err)
+	if _, multi := err.(interface{ Unwrap() []error }); multi {
+		cause = err // several %w: the fmt error keeps them all for errors.Is
+	}
+	return &Error{Code: code, Msg: err.Error(), Err: cause}
 }
 
 // Wrap returns err classified as code, with msg in front. It returns nil for a nil err.

@@ -29,7 +29,10 @@ type EventStore interface {
 	// it returns nil. For an event whose key (namespace, counter, time, id) is
 	// already stored with the same payload it writes nothing for that event and
 	// succeeds; with another payload it returns AlreadyExists naming the token
-	// and writes none of the events. With the events it records, atomically,
+	// and writes none of the events. A new event whose time is before its
+	// counter's fence or stored checkpoint (see RollupStore.Fence) is refused
+	// with FailedPrecondition, and none of the events are written. With the
+	// events it records, atomically,
 	// each counter's last write time: the latest event time ever appended.
 	// Concurrent appends share fsyncs (group commit).
 	Append(ctx context.Context, writes []Write) error
@@ -69,6 +72,15 @@ type RollupStore interface {
 	// RollupState returns a counter's checkpoint and last write time; the zero
 	// state for a counter never written.
 	RollupState(ctx context.Context, ns *Namespace, counter string) (RollupState, error)
+
+	// Fence promises that, once it returns, no event of the counter with a
+	// time before end can still be appended: appends in flight have finished
+	// and later ones with earlier times are refused (see Append). A rollup
+	// calls it before it scans [checkpoint, end), so that the scan sees every
+	// event the window will ever hold, even one whose write stalled between
+	// its accept-window check and its commit for longer than the skew margin.
+	// A fence never moves back.
+	Fence(ctx context.Context, ns *Namespace, counter string, end time.Time) error
 
 	// AdvanceCheckpoint stores cp if it is newer than the stored checkpoint
 	// (conditional, so concurrent rollups never move a checkpoint back) and

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -32,7 +33,7 @@ func tokenFromProto(field string, t *abacusv1.IdempotencyToken) (counter.Token, 
 	tok := counter.Token{ID: t.GetToken()}
 	if gt := t.GetGenerationTime(); gt != nil {
 		if err := gt.CheckValid(); err != nil {
-			return counter.Token{}, abacus.Errorf(abacus.InvalidArgument, "%s.generation_time: %v", field, err)
+			return counter.Token{}, abacus.Errorf(abacus.InvalidArgument, "%s.generation_time: %w", field, err)
 		}
 		tok.Time = gt.AsTime()
 	}
@@ -83,7 +84,7 @@ func addsFromProto(r *abacusv1.AddCountsRequest) ([]counter.AddRequest, error) {
 		if out[i], err = addFromProto(a); err != nil {
 			// The position is added only on error: formatting it for every
 			// item would cost an allocation per add on the hot path.
-			return nil, abacus.Errorf(abacus.ErrorCode(err), "adds[%d].%s", i, abacus.ErrorMessage(err))
+			return nil, &abacus.Error{Code: abacus.ErrorCode(err), Msg: fmt.Sprintf("adds[%d].%s", i, abacus.ErrorMessage(err)), Err: err}
 		}
 	}
 	return out, nil
@@ -197,7 +198,7 @@ func (c *conv) duration(field string, d *durationpb.Duration) time.Duration {
 		return 0
 	}
 	if err := d.CheckValid(); err != nil {
-		c.fail("%s: %v", field, err)
+		c.fail("%s: %w", field, err)
 		return 0
 	}
 	return c.scaled(field, d.GetSeconds(), time.Second) + time.Duration(d.GetNanos())

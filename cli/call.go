@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -64,11 +65,16 @@ func (a *app) once(ctx context.Context, call func(context.Context) error) error 
 // that carry an idempotency token that stays the same on every attempt.
 func (a *app) retry(ctx context.Context, call func(context.Context) error) error {
 	pause := a.backoff
+	uncertain := false
 	for attempt := 0; ; attempt++ {
 		err := a.once(ctx, call)
+		if err != nil && uncertain && !retryable(err) {
+			return &afterRetryError{err}
+		}
 		if err == nil || attempt >= a.retries || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
+		uncertain = true
 		t := time.NewTimer(pause)
 		select {
 		case <-t.C:
@@ -104,9 +110,22 @@ type writeError struct {
 func (e *writeError) Error() string { return e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 
+// afterRetryError is the final error of a call that an earlier attempt may
+// have served: a refusal after a retry (say FAILED_PRECONDITION because the
+// retried generation_time left the accept window) does not prove that the
+// first attempt was not applied.
+type afterRetryError struct{ err error }
+
+func (e *afterRetryError) Error() string { return e.err.Error() }
+func (e *afterRetryError) Unwrap() error { return e.err }
+
 // ambiguousWrite wraps err in a writeError when the write it failed may have
 // been applied, and returns other errors (nil, a definite refusal) as they are.
 func ambiguousWrite(err error, tok *abacusv1.IdempotencyToken) error {
+	var after *afterRetryError
+	if errors.As(err, &after) {
+		return &writeError{err: after.err, token: tok.GetToken(), time: tok.GetGenerationTime().AsTime()}
+	}
 	switch status.Code(err) {
 	case codes.OK, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists,
 		codes.FailedPrecondition, codes.OutOfRange, codes.PermissionDenied,

@@ -871,3 +871,18 @@ func TestNormalizeArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalAfterRetry: a definite refusal that follows an uncertain attempt
+// (an expired deadline, after which the retried generation_time may have left
+// the accept window) does not prove the first attempt failed, so the CLI
+// still reports the outcome as unknown, with the rerun hint.
+func TestRefusalAfterRetry(t *testing.T) {
+	f := newFake()
+	addr := f.start(t)
+	f.script("AddCount", fault{code: codes.Unavailable, apply: true}, fault{code: codes.FailedPrecondition})
+	r := runCLI(t, addr, "", "add", "views", "home", "5", "--token", "t", "--time", t0)
+	want := "abacus: failed_precondition: injected failed_precondition (outcome unknown; rerun with --token t --time 2024-10-05T14:48:00Z to apply it at most once)\n"
+	if r.code != ExitServer || r.stderr != want {
+		t.Errorf("got %d %q\nwant %d %q", r.code, r.stderr, ExitServer, want)
+	}
+}

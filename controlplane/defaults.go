@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"slices"
 	"time"
 
 	"github.com/abacus-dev/abacus"
@@ -105,8 +106,16 @@ func fillDefaults(ns *abacus.Namespace, sup Supported) {
 	orDur(&ns.Retention.CloseAfter, d.Retention.CloseAfter)
 	orDur(&ns.Retention.DeleteAfter, d.Retention.DeleteAfter)
 	for _, r := range roles {
-		if ps := r.of(&ns.Storage); ps.Type == "" {
+		ps := r.of(&ns.Storage)
+		switch ps.Type {
+		case "":
 			ps.Type = r.types(sup)[0]
+		case abacus.StorageEVCache:
+			// EVCache is Netflix's memcached: the article's configurations
+			// name it, and memcached serves them where this node has one.
+			if slices.Contains(r.types(sup), abacus.StorageMemcached) {
+				ps.Type = abacus.StorageMemcached
+			}
 		}
 	}
 }

@@ -175,9 +175,14 @@ func TestValidatorSupported(t *testing.T) {
 	if ns.Storage != want {
 		t.Errorf("storage = %+v, want %+v", ns.Storage, want)
 	}
+	// EVCACHE is an alias of MEMCACHED where memcached is supported.
 	ns.Storage.Cache.Type = "EVCACHE"
+	if err := v.Complete(&ns); err != nil || ns.Storage.Cache.Type != abacus.StorageMemcached {
+		t.Errorf("EVCACHE: %v, type %q; want MEMCACHED", err, ns.Storage.Cache.Type)
+	}
+	ns.Storage.Cache.Type = "CASSANDRA"
 	err := v.Complete(&ns)
-	if want := `namespace "n": storage.cache.type: CACHE storage type "EVCACHE" is not supported by this build; supported: REDIS, MEMCACHED, MEMORY`; err == nil || err.Error() != want {
+	if want := `namespace "n": storage.cache.type: CACHE storage type "CASSANDRA" is not supported by this build; supported: REDIS, MEMCACHED, MEMORY`; err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
 	// The default build does not know POSTGRES.

@@ -30,7 +30,7 @@ var errStop = errors.New("stop scan")
 // concurrently and combined in order (abacus.Partial.Then is associative).
 func (s *Service) fold(ctx context.Context, ns *abacus.Namespace, counter string, from, to time.Time) (abacus.Partial, error) {
 	if from.IsZero() {
-		err := s.cfg.Events.Scan(ctx, ns, counter, abacus.Range{To: to}, func(e abacus.Event) error {
+		err := s.cfg.Backends.EventStore(ns).Scan(ctx, ns, counter, abacus.Range{To: to}, func(e abacus.Event) error {
 			from = e.Time
 			return errStop
 		})
@@ -76,7 +76,7 @@ func (s *Service) fold(ctx context.Context, ns *abacus.Namespace, counter string
 
 func (s *Service) scanPiece(ctx context.Context, ns *abacus.Namespace, counter string, from, to time.Time) (abacus.Partial, error) {
 	var p abacus.Partial
-	err := s.cfg.Events.Scan(ctx, ns, counter, abacus.Range{From: from, To: to}, func(e abacus.Event) error {
+	err := s.cfg.Backends.EventStore(ns).Scan(ctx, ns, counter, abacus.Range{From: from, To: to}, func(e abacus.Event) error {
 		p = p.Apply(e)
 		return nil
 	})

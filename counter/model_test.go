@@ -10,6 +10,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/backends"
 	"github.com/abacus-dev/abacus/counter"
 	"github.com/abacus-dev/abacus/embedded"
 	"github.com/abacus-dev/abacus/memory"
@@ -54,7 +55,14 @@ func newFixture(t testing.TB, dir string, nss ...*abacus.Namespace) *fixture {
 	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	cache := memory.New(memory.Options{})
 	svc := counter.New(counter.Config{
-		Events: st, Rollups: st, Namespaces: st, Cache: cache, RollupCache: cache, Now: clk.now,
+		Namespaces: st,
+		Backends: &backends.Router{
+			Events:       map[string]abacus.EventStore{abacus.StorageEmbedded: st},
+			Rollups:      map[string]abacus.RollupStore{abacus.StorageEmbedded: st},
+			Caches:       map[string]abacus.Cache{abacus.StorageMemory: cache},
+			RollupCaches: map[string]abacus.RollupCache{abacus.StorageMemory: cache},
+		},
+		Now: clk.now,
 	})
 	ctx := context.Background()
 	if err := svc.Load(ctx); err != nil {
@@ -97,6 +105,7 @@ func TestModel(t *testing.T) {
 		ctx := context.Background()
 		f := newFixture(t, t.TempDir(),
 			testNamespace("acc", abacus.Accurate), testNamespace("ev", abacus.Eventual))
+		defer f.store.Close() // each of rapid's runs gets its own store; close it now, not at the test's end
 		counters := []string{"a", "b", "c"}
 		model := map[string][]abacus.Event{} // "ns/counter" → acknowledged events
 		var tokens []struct {

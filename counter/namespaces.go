@@ -19,13 +19,20 @@ func (s *Service) Load(ctx context.Context) error {
 	keep := make(map[string]bool, len(all))
 	for _, ns := range all {
 		keep[ns.Name] = true
-		if cur, ok := s.reg.get(ns.Name); !ok || !reflect.DeepEqual(cur, ns) {
+		cur, ok := s.reg.get(ns.Name)
+		if ok && cur.ID != ns.ID {
+			// Deleted and created again elsewhere: the old ID's queued
+			// rollups are void.
+			s.drop(cur.ID)
+		}
+		if !ok || !reflect.DeepEqual(cur, ns) {
 			s.reg.put(ns)
 		}
 	}
 	for _, ns := range s.reg.all() {
 		if !keep[ns.Name] {
 			s.reg.remove(ns.Name)
+			s.drop(ns.ID)
 		}
 	}
 	return nil
@@ -114,10 +121,9 @@ func (s *Service) UpdateNamespace(ctx context.Context, ns *abacus.Namespace) (*a
 	if err != nil {
 		return nil, err
 	}
+	// CheckUpdate keeps old values for the fields the update leaves unset,
+	// then fills defaults and validates: completing first would reset them.
 	c := *ns
-	if err := s.cfg.Complete(&c); err != nil {
-		return nil, err
-	}
 	if err := s.cfg.CheckUpdate(old, &c); err != nil {
 		return nil, err
 	}
@@ -143,7 +149,7 @@ func (s *Service) DeleteNamespace(ctx context.Context, name string) error {
 	s.reg.remove(name)
 	s.drop(old.ID)
 	if old.Type.Durable() {
-		if err := s.cfg.Events.DropNamespace(ctx, old); err != nil {
+		if err := s.cfg.Backends.EventStore(old).DropNamespace(ctx, old); err != nil {
 			s.log.Warn("dropping a deleted namespace's data failed; it is unreachable but takes space", "namespace", name, "err", err)
 		}
 	}

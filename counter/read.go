@@ -26,7 +26,7 @@ func (s *Service) Get(ctx context.Context, r Ref) (int64, error) {
 func (s *Service) get(ctx context.Context, ns *abacus.Namespace, counter string) (int64, error) {
 	switch ns.Type {
 	case abacus.BestEffort:
-		return s.cfg.Cache.Get(ctx, cacheKey(ns, counter))
+		return s.cfg.Backends.Cache(ns).Get(ctx, cacheKey(ns, counter))
 	case abacus.Accurate:
 		sum, err := s.accurate(ctx, ns, counter)
 		if err != nil {
@@ -68,15 +68,15 @@ func (s *Service) GetBatch(ctx context.Context, rs []Ref) ([]int64, error) {
 // it has it.
 func (s *Service) checkpoint(ctx context.Context, ns *abacus.Namespace, counter string) (abacus.Checkpoint, error) {
 	key := cacheKey(ns, counter)
-	if cp, ok, err := s.cfg.RollupCache.GetCheckpoint(ctx, key); err == nil && ok {
+	if cp, ok, err := s.cfg.Backends.RollupCache(ns).GetCheckpoint(ctx, key); err == nil && ok {
 		return cp, nil
 	}
-	st, err := s.cfg.Rollups.RollupState(ctx, ns, counter)
+	st, err := s.cfg.Backends.RollupStore(ns).RollupState(ctx, ns, counter)
 	if err != nil {
 		return abacus.Checkpoint{}, err
 	}
 	// A failed cache write only costs a later store read.
-	_ = s.cfg.RollupCache.PutCheckpoint(ctx, key, st.Checkpoint, ns.TTL)
+	_ = s.cfg.Backends.RollupCache(ns).PutCheckpoint(ctx, key, st.Checkpoint, ns.TTL)
 	return st.Checkpoint, nil
 }
 
@@ -86,7 +86,7 @@ func (s *Service) checkpoint(ctx context.Context, ns *abacus.Namespace, counter 
 // answer never depends on events that retention may have just deleted.
 func (s *Service) accurate(ctx context.Context, ns *abacus.Namespace, counter string) (abacus.Sum, error) {
 	for {
-		st, err := s.cfg.Rollups.RollupState(ctx, ns, counter)
+		st, err := s.cfg.Backends.RollupStore(ns).RollupState(ctx, ns, counter)
 		if err != nil {
 			return abacus.Sum{}, err
 		}
@@ -106,7 +106,7 @@ func (s *Service) accurate(ctx context.Context, ns *abacus.Namespace, counter st
 		if st.Through.After(now.Add(-ns.Retention.DeleteAfter + ns.Partition.SliceWidth)) {
 			return sum, nil
 		}
-		again, err := s.cfg.Rollups.RollupState(ctx, ns, counter)
+		again, err := s.cfg.Backends.RollupStore(ns).RollupState(ctx, ns, counter)
 		if err != nil {
 			return abacus.Sum{}, err
 		}

@@ -30,8 +30,8 @@ func (s *Service) Retain(ctx context.Context) (int, error) {
 
 func (s *Service) retain(ctx context.Context, ns *abacus.Namespace) (int, error) {
 	cutoff := s.now().Add(-ns.Retention.DeleteAfter)
-	err := s.cfg.Events.Counters(ctx, ns, time.Time{}, cutoff, func(counter string) error {
-		st, err := s.cfg.Rollups.RollupState(ctx, ns, counter)
+	err := s.cfg.Backends.EventStore(ns).Counters(ctx, ns, time.Time{}, cutoff, func(counter string) error {
+		st, err := s.cfg.Backends.RollupStore(ns).RollupState(ctx, ns, counter)
 		if err != nil {
 			return err
 		}
@@ -46,7 +46,7 @@ func (s *Service) retain(ctx context.Context, ns *abacus.Namespace) (int, error)
 	if err != nil {
 		return 0, err
 	}
-	return s.cfg.Events.DeleteSlices(ctx, ns, cutoff)
+	return s.cfg.Backends.EventStore(ns).DeleteSlices(ctx, ns, cutoff)
 }
 
 // RunRetention calls Retain every interval until ctx ends, logging failures.

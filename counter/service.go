@@ -10,18 +10,27 @@ import (
 	"github.com/abacus-dev/abacus"
 )
 
-// Config wires a Service to its stores. Events, Rollups, Namespaces, Cache and
-// RollupCache are required.
+// Backends gives the stores of a namespace, chosen by the storage types in its
+// configuration. Its methods never return nil: a store the node lacks is
+// represented by one that fails with Unavailable.
+type Backends interface {
+	EventStore(ns *abacus.Namespace) abacus.EventStore
+	RollupStore(ns *abacus.Namespace) abacus.RollupStore
+	Cache(ns *abacus.Namespace) abacus.Cache
+	RollupCache(ns *abacus.Namespace) abacus.RollupCache
+	// AllRollupStores returns each distinct rollup store once, for recovery.
+	AllRollupStores() []abacus.RollupStore
+}
+
+// Config wires a Service to its stores. Namespaces and Backends are required.
 type Config struct {
-	Events      abacus.EventStore
-	Rollups     abacus.RollupStore
-	Namespaces  abacus.NamespaceStore
-	Cache       abacus.Cache
-	RollupCache abacus.RollupCache
+	Namespaces abacus.NamespaceStore
+	Backends   Backends
 	// Complete fills defaults into a namespace and validates it, reporting every
 	// problem at once (controlplane.Complete in the daemon).
 	Complete func(*abacus.Namespace) error
-	// CheckUpdate refuses changes to immutable namespace settings
+	// CheckUpdate completes an update, keeping old values for the fields it
+	// leaves zero, and refuses changes to immutable namespace settings
 	// (controlplane.CheckUpdate in the daemon).
 	CheckUpdate func(old, updated *abacus.Namespace) error
 	// Now is the clock; default time.Now.

@@ -92,5 +92,5 @@ func checkAdd(r AddRequest) error {
 
 // indexed prefixes a batch item's error with its position, keeping its code.
 func indexed(field string, i int, err error) error {
-	return abacus.Errorf(abacus.ErrorCode(err), "%s: %s", fmt.Sprintf("%s[%d]", field, i), abacus.ErrorMessage(err))
+	return &abacus.Error{Code: abacus.ErrorCode(err), Msg: fmt.Sprintf("%s[%d]: %s", field, i, abacus.ErrorMessage(err)), Err: err}
 }

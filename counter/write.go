@@ -2,7 +2,6 @@ package counter
 
 import (
 	"context"
-	"math"
 
 	"github.com/abacus-dev/abacus"
 )
@@ -57,13 +56,13 @@ func (s *Service) Add(ctx context.Context, r AddRequest) (Token, error) {
 		return Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
-		_, err := s.cfg.Cache.Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
+		_, err := s.cfg.Backends.Cache(p.ns).Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
 		return p.tok, err
 	}
 	if err := s.checkOverflow(ctx, p.ns, r.Counter, r.Delta); err != nil {
 		return Token{}, err
 	}
-	if err := s.cfg.Events.Append(ctx, []abacus.Write{{NS: p.ns, Event: event(r, p.tok, false)}}); err != nil {
+	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(r, p.tok, false)}}); err != nil {
 		return Token{}, err
 	}
 	s.sig(p.ns, r.Counter)
@@ -82,13 +81,13 @@ func (s *Service) AddAndGet(ctx context.Context, r AddRequest) (int64, Token, er
 		return 0, Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
-		n, err := s.cfg.Cache.Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
+		n, err := s.cfg.Backends.Cache(p.ns).Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
 		return n, p.tok, err
 	}
 	if err := s.checkOverflow(ctx, p.ns, r.Counter, r.Delta); err != nil {
 		return 0, Token{}, err
 	}
-	if err := s.cfg.Events.Append(ctx, []abacus.Write{{NS: p.ns, Event: event(r, p.tok, false)}}); err != nil {
+	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(r, p.tok, false)}}); err != nil {
 		return 0, Token{}, err
 	}
 	n, err := s.get(ctx, p.ns, r.Counter)
@@ -104,19 +103,22 @@ func (s *Service) Clear(ctx context.Context, r Ref, tok Token) (Token, error) {
 		return Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
-		return p.tok, s.cfg.Cache.Delete(ctx, cacheKey(p.ns, r.Counter))
+		return p.tok, s.cfg.Backends.Cache(p.ns).Delete(ctx, cacheKey(p.ns, r.Counter))
 	}
-	if err := s.cfg.Events.Append(ctx, []abacus.Write{{NS: p.ns, Event: event(req, p.tok, true)}}); err != nil {
+	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(req, p.tok, true)}}); err != nil {
 		return Token{}, err
 	}
 	s.sig(p.ns, r.Counter)
 	return p.tok, nil
 }
 
-// AddBatch applies many adds. Every item is validated first; one bad item fails
-// the call with nothing written, its index in the message. The durable events
-// of a call are appended atomically with one fsync. BEST_EFFORT adds are
-// applied after the durable append, one by one.
+// AddBatch applies many adds. Every item is validated first, and the
+// overflow check sees the sum of a call's adds to each counter; one bad item
+// fails the call with nothing written, its index in the message. BEST_EFFORT
+// adds are applied first and undone if a later item or the durable append
+// fails. The durable events of a call that live in one event store are then
+// appended atomically with one fsync or commit; a call spanning namespaces on
+// different event stores is atomic per store.
 func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error) {
 	if len(rs) == 0 {
 		return nil, abacus.Errorf(abacus.InvalidArgument, "adds is empty")
@@ -124,8 +126,14 @@ func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error
 	if len(rs) > MaxBatch {
 		return nil, abacus.Errorf(abacus.InvalidArgument, "adds has %d items; the limit is %d", len(rs), MaxBatch)
 	}
+	type counterKey struct {
+		ns      *abacus.Namespace
+		counter string
+	}
 	ps := make([]prepared, len(rs))
 	writes := make([]abacus.Write, 0, len(rs))
+	totals := map[counterKey]abacus.Sum{}
+	firstIndex := map[counterKey]int{}
 	for i, r := range rs {
 		p, err := s.prepare(r, false)
 		if err != nil {
@@ -133,53 +141,112 @@ func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error
 		}
 		ps[i] = p
 		if p.ns.Type.Durable() {
-			if err := s.checkOverflow(ctx, p.ns, r.Counter, r.Delta); err != nil {
-				return nil, indexed("adds", i, err)
+			k := counterKey{p.ns, r.Counter}
+			if _, ok := firstIndex[k]; !ok {
+				firstIndex[k] = i
 			}
+			totals[k] = totals[k].Add(r.Delta)
 			writes = append(writes, abacus.Write{NS: p.ns, Event: event(r, p.tok, false)})
 		}
 	}
-	if len(writes) > 0 {
-		if err := s.cfg.Events.Append(ctx, writes); err != nil {
-			return nil, err
+	for k, total := range totals {
+		d, ok := total.Int64()
+		err := error(nil)
+		if !ok {
+			err = abacus.Errorf(abacus.OutOfRange, "the adds to %q in namespace %q sum to more than int64 holds", k.counter, k.ns.Name)
+		} else {
+			err = s.checkOverflow(ctx, k.ns, k.counter, d)
 		}
+		if err != nil {
+			return nil, indexed("adds", firstIndex[k], err)
+		}
+	}
+	var applied []int
+	undo := func() {
+		// Best effort: BEST_EFFORT counts are not transactional; a failed
+		// undo leaves the cache off by the add, as a lost cache entry would.
+		for _, i := range applied {
+			_, _ = s.cfg.Backends.Cache(ps[i].ns).Add(ctx, cacheKey(ps[i].ns, rs[i].Counter), -rs[i].Delta, ps[i].ns.TTL)
+		}
+	}
+	for i, r := range rs {
+		if ps[i].ns.Type != abacus.BestEffort {
+			continue
+		}
+		if _, err := s.cfg.Backends.Cache(ps[i].ns).Add(ctx, cacheKey(ps[i].ns, r.Counter), r.Delta, ps[i].ns.TTL); err != nil {
+			undo()
+			return nil, indexed("adds", i, err)
+		}
+		applied = append(applied, i)
+	}
+	if err := s.appendAll(ctx, writes); err != nil {
+		undo()
+		return nil, err
 	}
 	toks := make([]Token, len(rs))
 	for i, r := range rs {
 		toks[i] = ps[i].tok
-		if ps[i].ns.Type == abacus.BestEffort {
-			if _, err := s.cfg.Cache.Add(ctx, cacheKey(ps[i].ns, r.Counter), r.Delta, ps[i].ns.TTL); err != nil {
-				return nil, indexed("adds", i, err)
-			}
-		} else {
+		if ps[i].ns.Type.Durable() {
 			s.sig(ps[i].ns, r.Counter)
 		}
 	}
 	return toks, nil
 }
 
-// safeMargin bounds counts and deltas that cannot overflow when combined
-// with any realistic number of pending events.
-const safeMargin = math.MaxInt64 / 4
+// Bounds of the cheap overflow check: a count within ±2^62 cannot leave int64
+// through adds within ±2^32 unless more than 2^30 of them are pending at
+// once. Anything larger pays for an accurate read.
+const (
+	safeCount = 1 << 62
+	safeDelta = 1 << 32
+)
 
 // checkOverflow refuses an add that would take the count out of int64. The
-// common case costs one cached checkpoint read; only a count or delta near the
-// limits pays for an accurate read. Concurrent adds near the limit can still
-// together leave the range; reads then report OutOfRange rather than wrap.
+// common case costs one cached checkpoint read; a count or delta near the
+// limits pays for an accurate read (checkpoint plus pending events).
+// Concurrent large adds can still together leave the range; reads then
+// report OutOfRange rather than wrap.
 func (s *Service) checkOverflow(ctx context.Context, ns *abacus.Namespace, counter string, delta int64) error {
 	cp, err := s.checkpoint(ctx, ns, counter)
 	if err != nil {
 		return err
 	}
-	if n, ok := cp.Count.Int64(); ok && n > -safeMargin && n < safeMargin && delta > -safeMargin && delta < safeMargin {
+	if n, ok := cp.Count.Int64(); ok && n > -safeCount && n < safeCount && delta > -safeDelta && delta < safeDelta {
 		return nil
 	}
 	sum, err := s.accurate(ctx, ns, counter)
 	if err != nil {
 		return err
 	}
-	if _, ok := sum.Add(delta).Int64(); !ok {
-		return abacus.Errorf(abacus.OutOfRange, "adding %d to the count of %q in namespace %q would overflow int64", delta, counter, ns.Name)
+	after := sum.Add(delta)
+	if _, ok := after.Int64(); ok {
+		return nil
 	}
-	return nil
+	// Already out of range (concurrent adds): allow adds that bring it back.
+	if _, ok := sum.Int64(); !ok && (sum.Hi < 0) != (delta < 0) {
+		return nil
+	}
+	return abacus.Errorf(abacus.OutOfRange, "adding %d to the count of %q in namespace %q would overflow int64", delta, counter, ns.Name)
+}
+
+// appendAll appends writes, one Append per event store, in the order the
+// stores first appear.
+func (s *Service) appendAll(ctx context.Context, writes []abacus.Write) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	first := s.cfg.Backends.EventStore(writes[0].NS)
+	var other []abacus.Write
+	same := writes[:0:0]
+	for _, w := range writes {
+		if s.cfg.Backends.EventStore(w.NS) == first {
+			same = append(same, w)
+		} else {
+			other = append(other, w)
+		}
+	}
+	if err := first.Append(ctx, same); err != nil {
+		return err
+	}
+	return s.appendAll(ctx, other)
 }

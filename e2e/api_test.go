@@ -219,6 +219,12 @@ func TestNamespaceRPCs(t *testing.T) {
 			if err != nil || up.Namespace.Description != "updated" {
 				t.Fatalf("update: %v %v", up, err)
 			}
+			// A partial update changes only what it names.
+			up, err = tr.n.UpdateNamespace(ctx, &abacusv1.UpdateNamespaceRequest{Namespace: &abacusv1.Namespace{Name: name, Description: "partial"}})
+			if err != nil || up.Namespace.Description != "partial" || up.Namespace.AcceptLimit.AsDuration() != 2*time.Second ||
+				up.Namespace.CounterType != abacusv1.CounterType_EVENTUAL {
+				t.Fatalf("partial update: %v %v", up, err)
+			}
 			ns.CounterType = abacusv1.CounterType_ACCURATE
 			if _, err := tr.n.UpdateNamespace(ctx, &abacusv1.UpdateNamespaceRequest{Namespace: ns}); code(err) != codes.InvalidArgument {
 				t.Fatalf("changing counter_type: %v, want InvalidArgument", err)

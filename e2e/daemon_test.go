@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
@@ -58,6 +59,7 @@ func freeAddr(t *testing.T) string {
 type daemon struct {
 	t                  *testing.T
 	dataDir, nsFile    string
+	extra              []string // more abacusd flags
 	grpcAddr, httpAddr string
 	mu                 sync.Mutex
 	cmd                *exec.Cmd
@@ -81,6 +83,7 @@ func (d *daemon) start() {
 	if d.nsFile != "" {
 		args = append(args, "--namespaces", d.nsFile)
 	}
+	args = append(args, d.extra...)
 	cmd := exec.Command(filepath.Join(binDir, "abacusd"), args...)
 	out := &lockedWriter{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -174,7 +177,14 @@ func (l *lockedWriter) String() string {
 // process: grpc-go reconnects by itself.
 func client(t *testing.T, addr string) (abacusv1.CounterServiceClient, abacusv1.NamespaceServiceClient) {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Short reconnect backoff: the tests restart servers often, and grpc-go's
+	// default backoff (up to 2 minutes) would keep failing calls fast long
+	// after a restarted node is back.
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}

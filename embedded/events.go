@@ -63,6 +63,15 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 	if len(fresh) == 0 {
 		return nil // every event was stored before, durably, by an acknowledged append
 	}
+	counters := make([]string, 0, len(fresh))
+	for _, e := range fresh {
+		counters = append(counters, string(counterKey(prefixCheckpoint, e.nsID, e.ev.Counter)))
+	}
+	held := s.fences.rlock(counters)
+	defer s.fences.runlock(held)
+	if err := s.checkFences(fresh); err != nil {
+		return err
+	}
 
 	// The last write time of each counter, one merge operand per counter: the
 	// max merge operator combines it with what is stored, so no writer reads it.

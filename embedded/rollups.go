@@ -115,6 +115,7 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 	if err := s.commit(b, pebble.NoSync, "rollup store"); err != nil {
 		return stored, err
 	}
+	s.fences.forget(string(key), through)
 	return abacus.Checkpoint{Count: cp.Count, Through: nanosTime(through)}, nil
 }
 

@@ -75,6 +75,7 @@ type Store struct {
 
 	eventLocks stripes    // serialise idempotency check and commit per event key
 	cpLocks    stripes    // serialise read-compare-write per checkpoint key
+	fences     fences     // rollup fences, see Fence
 	nsMu       sync.Mutex // serialises namespace writes, which are rare
 
 	inflight atomic.Int64

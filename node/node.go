@@ -25,15 +25,14 @@ import (
 	"github.com/abacus-dev/abacus/api"
 	"github.com/abacus-dev/abacus/controlplane"
 	"github.com/abacus-dev/abacus/counter"
-	"github.com/abacus-dev/abacus/embedded"
-	"github.com/abacus-dev/abacus/memory"
 	"github.com/abacus-dev/abacus/rollup"
 )
 
-// Config configures a node. The zero value of every field but DataDir takes
-// the default in its comment.
+// Config configures a node. The zero value of every field takes the default
+// in its comment.
 type Config struct {
-	// DataDir is the embedded store's directory (created if missing).
+	// DataDir is the embedded store's directory (created if missing); unused
+	// with Postgres.
 	DataDir string
 	// GRPCAddr is the gRPC listen address; "127.0.0.1:0" picks a free port.
 	GRPCAddr string
@@ -42,10 +41,26 @@ type Config struct {
 	// NamespacesFile, if set, is a YAML or JSON file of namespaces created or
 	// updated at start.
 	NamespacesFile string
+	// Postgres, if set, is a PostgreSQL connection URL: events, checkpoints and
+	// namespaces then live there, shared with every node that names it.
+	Postgres string
+	// Redis lists Redis addresses (one server, or Redis Cluster nodes with
+	// RedisCluster) for BEST_EFFORT counts and cached rollups.
+	Redis        []string
+	RedisCluster bool
+	// Memcached lists memcached addresses for the same uses as Redis.
+	Memcached []string
+	// NamespaceRefresh is how often namespaces are reloaded from a shared
+	// store, so one created on another node is served here; default 2s.
+	NamespaceRefresh time.Duration
 	// RetentionInterval is how often retention runs; default 1m.
 	RetentionInterval time.Duration
 	// DrainTimeout bounds the graceful drain at shutdown; default 30s.
 	DrainTimeout time.Duration
+	// ShutdownDelay is how long a stopping node keeps serving while it already
+	// reports not ready (readyz 503, gRPC health NOT_SERVING), so that load
+	// balancers stop sending it requests before its listeners close; default 0.
+	ShutdownDelay time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -54,7 +69,7 @@ type Config struct {
 type Node struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *embedded.Store
+	stores   *stores
 	svc      *counter.Service
 	pipeline *rollup.Pipeline
 	grpc     *grpc.Server
@@ -69,12 +84,12 @@ type Node struct {
 	stopErr  error
 }
 
-// Start opens the store, applies the namespaces file, recovers rollups that a
+// Start opens the stores, applies the namespaces file, recovers rollups that a
 // crash interrupted, and starts serving. The node is ready (readyz 200, gRPC
 // health SERVING) when Start returns.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
-	if cfg.DataDir == "" {
-		return nil, errors.New("node: DataDir is required")
+	if cfg.NamespaceRefresh <= 0 {
+		cfg.NamespaceRefresh = 2 * time.Second
 	}
 	if cfg.RetentionInterval <= 0 {
 		cfg.RetentionInterval = time.Minute
@@ -85,44 +100,46 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	validator := controlplane.Validator{Supported: supported(cfg)}
 	var fileNS []*abacus.Namespace
 	if cfg.NamespacesFile != "" {
 		var err error
-		if fileNS, err = controlplane.ParseFileAt(cfg.NamespacesFile); err != nil {
+		if fileNS, err = validator.ParseFileAt(cfg.NamespacesFile); err != nil {
 			return nil, err
 		}
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger}
-	store, err := embedded.Open(cfg.DataDir, embedded.Options{Logger: cfg.Logger})
+	st, err := openStores(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)
+		return nil, err
 	}
-	n.store = store
-	if err := n.start(ctx, fileNS); err != nil {
+	n.stores = st
+	if err := n.start(ctx, fileNS, validator); err != nil {
 		n.closeAll()
 		return nil, err
 	}
 	return n, nil
 }
 
-func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace) error {
+func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator controlplane.Validator) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cache := memory.New(memory.Options{})
 	n.svc = counter.New(counter.Config{
-		Events:      n.store,
-		Rollups:     n.store,
-		Namespaces:  n.store,
-		Cache:       cache,
-		RollupCache: cache,
-		Complete:    controlplane.Complete,
-		CheckUpdate: controlplane.CheckUpdate,
+		Namespaces:  n.stores.namespaces,
+		Backends:    n.stores.router,
+		Complete:    validator.Complete,
+		CheckUpdate: validator.CheckUpdate,
 		Logger:      n.log,
 	})
 	var err error
 	n.pipeline, err = rollup.New(func(ctx context.Context, k rollup.Key) (bool, error) {
 		return n.svc.Rollup(ctx, k.NS, k.Counter)
-	}, rollup.Options{Logger: n.log, Registerer: reg})
+	}, rollup.Options{
+		Logger: n.log, Registerer: reg,
+		// A node-wide bound: validation allows namespaces whose queues times
+		// batch size would otherwise start millions of rollups at once.
+		MaxConcurrency: 256,
+	})
 	if err != nil {
 		return err
 	}
@@ -150,10 +167,8 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace) error {
 	httpHandler := api.NewHTTPHandler(n.svc, api.HTTPOptions{
 		Metrics:  metrics,
 		Gatherer: reg,
-		// A store whose WAL failed refuses every call until the process
-		// restarts, so the node stops reporting ready.
-		Ready:  func() bool { return n.ready.Load() && n.store.Err() == nil },
-		Logger: n.log,
+		Ready:    func() bool { return n.ready.Load() && n.stores.healthy() },
+		Logger:   n.log,
 	})
 	n.grpcLn, err = net.Listen("tcp", n.cfg.GRPCAddr)
 	if err != nil {
@@ -173,7 +188,7 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace) error {
 
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()
 		if err := n.grpc.Serve(n.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -190,9 +205,14 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace) error {
 		defer n.wg.Done()
 		n.svc.RunRetention(bg, n.cfg.RetentionInterval)
 	}()
+	go func() {
+		defer n.wg.Done()
+		n.refreshNamespaces(bg)
+	}()
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	n.ready.Store(true)
-	n.log.Info("abacusd serving", "grpc", n.grpcLn.Addr().String(), "http", n.httpLn.Addr().String(), "data_dir", n.cfg.DataDir)
+	n.log.Info("abacusd serving", "grpc", n.grpcLn.Addr().String(), "http", n.httpLn.Addr().String(),
+		"data_dir", n.cfg.DataDir, "postgres", n.cfg.Postgres != "", "redis", n.cfg.Redis, "memcached", n.cfg.Memcached)
 	return nil
 }
 
@@ -216,6 +236,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) shutdown(ctx context.Context) error {
 	n.ready.Store(false)
 	n.health.Shutdown()
+	if n.cfg.ShutdownDelay > 0 {
+		select {
+		case <-time.After(n.cfg.ShutdownDelay):
+		case <-ctx.Done():
+		}
+	}
 	stopped := make(chan struct{})
 	go func() { n.grpc.GracefulStop(); close(stopped) }()
 	hctx, hcancel := context.WithTimeout(ctx, 10*time.Second)
@@ -234,7 +260,29 @@ func (n *Node) shutdown(ctx context.Context) error {
 	}
 	n.cancel()
 	n.wg.Wait()
-	return n.store.Close()
+	return n.stores.close()
+}
+
+// refreshNamespaces reloads namespaces from a shared store, so that one
+// created, updated or deleted through another node takes effect here within
+// NamespaceRefresh. The embedded store has a single writer, this node, and
+// needs no reload.
+func (n *Node) refreshNamespaces(ctx context.Context) {
+	if n.stores.embedded != nil {
+		return
+	}
+	t := time.NewTicker(n.cfg.NamespaceRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := n.svc.Load(ctx); err != nil && ctx.Err() == nil {
+				n.log.Warn("reloading namespaces failed; serving the last known ones", "err", err)
+			}
+		}
+	}
 }
 
 // closeAll releases what a failed Start opened.
@@ -248,5 +296,5 @@ func (n *Node) closeAll() {
 	if n.pipeline != nil {
 		_ = n.pipeline.Drain(context.Background())
 	}
-	n.store.Close()
+	n.stores.close()
 }

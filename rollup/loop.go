@@ -204,10 +204,13 @@ func (q *queue) finish(batch []*entry, results []result, d time.Duration) {
 			q.drop(e)
 		default:
 			if r.err != nil {
+				// A failed rollup keeps its pending time, so the lag metric
+				// grows while the stores are out instead of resetting.
 				e.notBefore = now.Add(q.p.backoff(e.attempts))
+			} else {
+				e.since = now
 			}
 			q.st.Requeued++
-			e.since = now
 			q.push(e, now)
 		}
 	}

@@ -34,11 +34,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"namespace"}),
 		depth:     desc("queue_depth", "Counters held by the rollup queues: pending or running."),
 		bytes:     desc("queue_bytes", "Estimated memory of the rollup queues."),
-		lag:       desc("lag_seconds", "Age of the oldest pending rollup signal."),
+		lag:       desc("lag_seconds", "Age of the oldest pending rollup signal; a failing rollup keeps its age, so the lag grows while the stores are out."),
 		received:  desc("signals_total", "Rollup signals received."),
 		dropped:   desc("signals_dropped_total", "Rollup signals dropped because a queue was full."),
 		rollups:   desc("rollups_total", "Rollups that succeeded."),
-		failures:  desc("rollup_failures_total", "Rollups that failed."),
+		failures:  desc("failures_total", "Rollups that failed."),
 		requeued:  desc("requeues_total", "Counters put back for another window: behind, signalled while running, or failed."),
 		abandoned: desc("abandoned_total", "Counters let go while behind: at drain, at stop, or after a permanent error."),
 	}, nil

@@ -103,7 +103,7 @@ func TestMetrics(t *testing.T) {
 	if got := m["abacus_rollup_batch_duration_seconds"][fast.Name]; got != 1 {
 		t.Errorf("batches of %s = %v, want 1", fast.Name, got)
 	}
-	for _, name := range []string{"abacus_rollup_rollup_failures_total", "abacus_rollup_requeues_total", "abacus_rollup_abandoned_total"} {
+	for _, name := range []string{"abacus_rollup_failures_total", "abacus_rollup_requeues_total", "abacus_rollup_abandoned_total"} {
 		if _, ok := m[name]; !ok {
 			t.Errorf("%s missing", name)
 		}

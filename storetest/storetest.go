@@ -60,6 +60,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"Model", testModel},
 		{"CheckpointMonotonic", testCheckpointMonotonic},
 		{"CheckpointConcurrent", testCheckpointConcurrent},
+		{"Fence", testFence},
+		{"FenceConcurrent", testFenceConcurrent},
 		{"BehindCounters", testBehindCounters},
 		{"Counters", testCounters},
 		{"DeleteSlices", testDeleteSlices},

@@ -1,7 +1,9 @@
 // Command abacusd is the abacus counting service node. By default it serves
 // gRPC on 127.0.0.1:7400 and HTTP (Connect JSON, gRPC-Web, /metrics, /healthz,
 // /readyz) on 127.0.0.1:7401, storing everything in an embedded Pebble store
-// under ./abacus-data. SIGTERM or SIGINT shut it down gracefully.
+// under ./abacus-data. With --postgres (and optionally --redis or --memcached)
+// several nodes share the same namespaces and counters. SIGTERM or SIGINT shut
+// it down gracefully.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,7 +38,19 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:7400", "gRPC listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:7401", "HTTP listen address (Connect JSON, gRPC-Web, /metrics, /healthz, /readyz)")
 	fs.StringVar(&cfg.NamespacesFile, "namespaces", "", "YAML or JSON file of namespaces to create or update at start")
+	fs.StringVar(&cfg.Postgres, "postgres", "", "PostgreSQL URL: store events, checkpoints and namespaces there, shared by every node naming it")
+	fs.Func("redis", "Redis address(es), comma-separated, for BEST_EFFORT counts and cached rollups", func(v string) error {
+		cfg.Redis = splitAddrs(v)
+		return nil
+	})
+	fs.BoolVar(&cfg.RedisCluster, "redis-cluster", false, "the --redis addresses are Redis Cluster nodes")
+	fs.Func("memcached", "memcached address(es), comma-separated, for BEST_EFFORT counts and cached rollups", func(v string) error {
+		cfg.Memcached = splitAddrs(v)
+		return nil
+	})
+	fs.DurationVar(&cfg.NamespaceRefresh, "namespace-refresh", 2*time.Second, "with --postgres, how often namespaces are reloaded so ones created on other nodes are served")
 	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", time.Minute, "how often event retention runs")
+	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving while reporting not ready before closing the listeners")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown may spend draining rollup queues")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
@@ -43,6 +58,10 @@ func run(args []string, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if cfg.RedisCluster && len(cfg.Redis) == 0 {
+		fmt.Fprintln(stderr, "abacusd: --redis-cluster needs --redis")
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -81,4 +100,15 @@ func run(args []string, stderr io.Writer) int {
 	}
 	cfg.Logger.Info("stopped")
 	return 0
+}
+
+// splitAddrs splits a comma-separated address list, dropping empty items.
+func splitAddrs(v string) []string {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -1,0 +1,136 @@
+package embedded
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+)
+
+// fences implements the rollup fence of abacus.RollupStore.Fence in memory:
+// a single process owns the database, so a fence needs to outlive neither the
+// process (after a restart no append is in flight) nor the checkpoint that
+// follows it (Append checks the stored checkpoint too).
+//
+// Appends hold their counters' stripes shared through the synced commit, and
+// Fence takes the stripe exclusively: it waits for the appends in flight, and
+// appends that start after it see the fence. Shared holders run concurrently,
+// so group commit is not affected.
+type fences struct {
+	mu   [numStripes]paddedRWMutex
+	ends [numStripes]map[string]int64 // counter key → fence, Unix ns; guarded by mu
+}
+
+type paddedRWMutex struct {
+	sync.RWMutex
+	_ [64 - 24]byte
+}
+
+// rlock locks the stripes of counter keys shared, in ascending order (Fence
+// locks one stripe only, so sorted shared locks cannot deadlock with it).
+func (f *fences) rlock(keys []string) (idx []uint32) {
+	idx = make([]uint32, len(keys))
+	for i, k := range keys {
+		idx[i] = stripeOf([]byte(k))
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		f.mu[i].RLock()
+	}
+	return idx
+}
+
+func (f *fences) runlock(idx []uint32) {
+	for _, i := range idx {
+		f.mu[i].RUnlock()
+	}
+}
+
+// end returns the fence of a counter key; the caller holds its stripe.
+func (f *fences) end(key string) (int64, bool) {
+	n, ok := f.ends[stripeOf([]byte(key))][key]
+	return n, ok
+}
+
+// raise raises a counter's fence to end and returns once every append that
+// held the counter's stripe has committed.
+func (f *fences) raise(key string, end int64) {
+	i := stripeOf([]byte(key))
+	f.mu[i].Lock()
+	defer f.mu[i].Unlock()
+	if f.ends[i] == nil {
+		f.ends[i] = map[string]int64{}
+	}
+	if cur, ok := f.ends[i][key]; !ok || end > cur {
+		f.ends[i][key] = end
+	}
+}
+
+// forget drops a fence that a stored checkpoint now covers, so the map holds
+// only counters with a rollup in progress.
+func (f *fences) forget(key string, through int64) {
+	i := stripeOf([]byte(key))
+	f.mu[i].Lock()
+	defer f.mu[i].Unlock()
+	if cur, ok := f.ends[i][key]; ok && cur <= through {
+		delete(f.ends[i], key)
+	}
+}
+
+// Fence implements abacus.RollupStore.
+func (s *Store) Fence(ctx context.Context, ns *abacus.Namespace, counter string, end time.Time) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	if err := checkNamespaceCounter(ns, counter); err != nil {
+		return err
+	}
+	n, err := timeNanos(end, "fence time")
+	if err != nil {
+		return err
+	}
+	s.fences.raise(string(counterKey(prefixCheckpoint, ns.ID, counter)), n)
+	return nil
+}
+
+// checkFences refuses fresh events older than their counter's fence or stored
+// checkpoint: such an event would land behind a window a rollup has read, and
+// never be counted. The caller holds the counters' stripes shared.
+func (s *Store) checkFences(fresh []*pendingEvent) error {
+	limit := map[string]int64{}
+	for _, e := range fresh {
+		key := string(counterKey(prefixCheckpoint, e.nsID, e.ev.Counter))
+		lim, ok := limit[key]
+		if !ok {
+			cp, err := s.checkpoint([]byte(key))
+			if err != nil {
+				return err
+			}
+			if !cp.Through.IsZero() {
+				lim = cp.Through.UnixNano()
+			} else {
+				lim = minNanos
+			}
+			if f, ok := s.fences.end(key); ok && f > lim {
+				lim = f
+			}
+			limit[key] = lim
+		}
+		if e.nanos < lim {
+			return behindRollup(e.ev, lim)
+		}
+	}
+	return nil
+}
+
+const minNanos = -1 << 63
+
+func behindRollup(e abacus.Event, lim int64) error {
+	return abacus.Errorf(abacus.FailedPrecondition,
+		"event time %s of counter %q is before its last rollup (%s): the write arrived after its window was aggregated and cannot be counted",
+		e.Time.UTC().Format(time.RFC3339Nano), e.Counter, time.Unix(0, lim).UTC().Format(time.RFC3339Nano))
+}

@@ -1,0 +1,204 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+	"github.com/jackc/pgx/v5"
+)
+
+// rollupStateSQL reads a counter's checkpoint and last write in one round
+// trip: a one-row relation left-joined to both tables, so either may be
+// missing (NULL).
+const rollupStateSQL = `
+SELECT c.count_hi, c.count_lo, c.through, w.last_write
+FROM (SELECT) AS one
+LEFT JOIN {{S}}.checkpoints c ON c.ns_id = $1 AND c.counter = $2
+LEFT JOIN {{S}}.counters w ON w.ns_id = $1 AND w.counter = $2`
+
+// RollupState implements abacus.RollupStore.
+func (s *Store) RollupState(ctx context.Context, ns *abacus.Namespace, counter string) (abacus.RollupState, error) {
+	var st abacus.RollupState
+	if err := s.begin(ctx); err != nil {
+		return st, err
+	}
+	if err := checkNamespaceCounter(ns, counter); err != nil {
+		return st, err
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	var hi, lo, through, lastWrite *int64
+	err := s.pool.QueryRow(octx, s.sql(rollupStateSQL), int64(ns.ID), counter).Scan(&hi, &lo, &through, &lastWrite)
+	if err != nil {
+		return st, classify(ctx, err, "read rollup state")
+	}
+	if through != nil {
+		st.Checkpoint = checkpointOf(*hi, *lo, *through)
+	}
+	if lastWrite != nil {
+		st.LastWrite = nanosTime(*lastWrite)
+	}
+	return st, nil
+}
+
+// checkpointOf decodes a stored checkpoint: the 128-bit count is two bigints,
+// the low half holding the bits of a uint64.
+func checkpointOf(hi, lo, through int64) abacus.Checkpoint {
+	return abacus.Checkpoint{Count: abacus.Sum{Hi: hi, Lo: uint64(lo)}, Through: nanosTime(through)}
+}
+
+// fenceSQL raises a counter's fence, creating its row if need be. ON CONFLICT
+// DO UPDATE locks the row even when the fence does not rise, and the insert
+// of a new row waits for a concurrent insert of the same key: either way the
+// statement waits for the group transactions that hold the row, which every
+// group writing to the counter does until it commits.
+const fenceSQL = `
+INSERT INTO {{S}}.counters AS w (ns_id, counter, fence) VALUES ($1, $2, $3)
+ON CONFLICT (ns_id, counter) DO UPDATE SET fence = excluded.fence
+    WHERE w.fence IS NULL OR w.fence < excluded.fence`
+
+// Fence implements abacus.RollupStore. The fence lives in the counter's row
+// of the counters table, next to its last write, so it holds for every node:
+// a group transaction raises the last write of each of its counters first
+// thing and reads the fence from the same row, locked until it commits. A
+// group in flight when Fence runs has locked the row, and Fence waits for it
+// to commit; a group after Fence reads the raised fence and refuses the fresh
+// events before it (FailedPrecondition). A fence never moves back.
+func (s *Store) Fence(ctx context.Context, ns *abacus.Namespace, counter string, end time.Time) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	if err := checkNamespaceCounter(ns, counter); err != nil {
+		return err
+	}
+	n, err := timeNanos(end, "fence time")
+	if err != nil {
+		return err
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	if _, err := s.pool.Exec(octx, s.sql(fenceSQL), int64(ns.ID), counter, n); err != nil {
+		return classify(ctx, err, "fence")
+	}
+	return nil
+}
+
+// advanceSQL stores a checkpoint if it is newer than the stored one — a
+// single conditional upsert, so that of two nodes rolling up one counter at
+// once the older checkpoint never overwrites the newer — and returns the
+// checkpoint stored afterwards: the new one from RETURNING, or else the
+// stored one. The stored one is read with the statement's snapshot, which may
+// predate a checkpoint committed concurrently (ON CONFLICT sees the latest
+// row, a plain read does not); AdvanceCheckpoint reads again if what it got
+// is older than what it offered.
+const advanceSQL = `
+WITH up AS (
+    INSERT INTO {{S}}.checkpoints AS c (ns_id, counter, count_hi, count_lo, through)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (ns_id, counter) DO UPDATE
+        SET count_hi = excluded.count_hi, count_lo = excluded.count_lo, through = excluded.through
+        WHERE c.through < excluded.through
+    RETURNING count_hi, count_lo, through
+)
+SELECT count_hi, count_lo, through FROM up
+UNION ALL
+SELECT count_hi, count_lo, through FROM {{S}}.checkpoints
+WHERE ns_id = $1 AND counter = $2 AND NOT EXISTS (SELECT FROM up)`
+
+const checkpointSQL = `SELECT count_hi, count_lo, through FROM {{S}}.checkpoints WHERE ns_id = $1 AND counter = $2`
+
+// AdvanceCheckpoint implements abacus.RollupStore. Checkpoints are committed
+// synchronously, like every write of this store, so DeleteSlices need not
+// flush them before dropping events.
+func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, counter string, cp abacus.Checkpoint) (abacus.Checkpoint, error) {
+	if err := s.begin(ctx); err != nil {
+		return abacus.Checkpoint{}, err
+	}
+	if err := checkNamespaceCounter(ns, counter); err != nil {
+		return abacus.Checkpoint{}, err
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	if cp.Through.IsZero() {
+		// Never newer than anything: only read.
+		stored, err := s.readCheckpoint(octx, int64(ns.ID), counter)
+		return stored, classify(ctx, err, "read checkpoint")
+	}
+	through, err := timeNanos(cp.Through, "checkpoint time")
+	if err != nil {
+		return abacus.Checkpoint{}, err
+	}
+	var hi, lo, th int64
+	err = s.pool.QueryRow(octx, s.sql(advanceSQL), int64(ns.ID), counter, cp.Count.Hi, int64(cp.Count.Lo), through).Scan(&hi, &lo, &th)
+	if err == nil && th >= through {
+		return checkpointOf(hi, lo, th), nil
+	}
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return abacus.Checkpoint{}, classify(ctx, err, "advance checkpoint")
+	}
+	// A concurrent rollup committed a checkpoint at least as new after this
+	// statement's snapshot was taken: read it.
+	stored, err := s.readCheckpoint(octx, int64(ns.ID), counter)
+	return stored, classify(ctx, err, "read checkpoint")
+}
+
+// readCheckpoint returns the stored checkpoint, the zero one if none.
+func (s *Store) readCheckpoint(ctx context.Context, ns int64, counter string) (abacus.Checkpoint, error) {
+	var hi, lo, th int64
+	err := s.pool.QueryRow(ctx, s.sql(checkpointSQL), ns, counter).Scan(&hi, &lo, &th)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return abacus.Checkpoint{}, nil
+	}
+	if err != nil {
+		return abacus.Checkpoint{}, err
+	}
+	return checkpointOf(hi, lo, th), nil
+}
+
+// behindSQL lists the counters written whose last write is at or after their
+// checkpoint, or that have none, a page at a time in key order (a merge of
+// the two primary keys).
+const behindSQL = `
+SELECT w.ns_id, w.counter FROM {{S}}.counters w
+LEFT JOIN {{S}}.checkpoints c ON c.ns_id = w.ns_id AND c.counter = w.counter
+WHERE (w.ns_id, w.counter) > ($1, $2) AND w.last_write IS NOT NULL
+  AND (c.through IS NULL OR w.last_write >= c.through)
+ORDER BY w.ns_id, w.counter LIMIT $3`
+
+// BehindCounters implements abacus.RollupStore.
+func (s *Store) BehindCounters(ctx context.Context, fn func(nsID uint64, counter string) error) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	type behind struct {
+		ns      int64
+		counter string
+	}
+	page := make([]behind, 0, pageSize)
+	// Before every key: counter names are never empty.
+	after := behind{ns: math.MinInt64}
+	for {
+		var err error
+		page, err = readPage(ctx, s, s.sql(behindSQL), []any{after.ns, after.counter, pageSize}, page[:0],
+			func(row pgx.Rows) (behind, error) {
+				var b behind
+				err := row.Scan(&b.ns, &b.counter)
+				return b, err
+			})
+		if err != nil {
+			return classify(ctx, err, "list counters behind")
+		}
+		for _, b := range page {
+			if err := fn(uint64(b.ns), b.counter); err != nil {
+				return err
+			}
+		}
+		if len(page) < pageSize {
+			return nil
+		}
+		after = page[len(page)-1]
+	}
+}
