@@ -295,7 +295,7 @@ func TestCustomSupportedInFile(t *testing.T) {
 		t.Errorf("default event store = %q, want POSTGRES", got)
 	}
 	_, err = v.ParseFile([]byte("namespaces:\n- {name: n, counter_type: EVENTUAL, storage: {event_storage: {type: CASSANDRA}}}\n"))
-	want := `invalid namespaces file: namespaces[0].storage.event_storage.type: EVENT_STORAGE storage type "CASSANDRA" is not supported by this build; supported: POSTGRES, EMBEDDED`
+	want := `invalid namespaces file: namespaces[0].storage.event_storage.type: EVENT_STORAGE storage type "CASSANDRA" is not supported by this node; supported: POSTGRES, EMBEDDED`
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}

@@ -107,6 +107,6 @@ func checkStorage(r *role, typ string, sup Supported) *problem {
 	return &problem{
 		field: "storage." + r.field + ".type",
 		msg: r.id + " storage type " + strconv.Quote(typ) +
-			" is not supported by this build; supported: " + strings.Join(types, ", "),
+			" is not supported by this node; supported: " + strings.Join(types, ", "),
 	}
 }

@@ -132,8 +132,10 @@ func (Cardinality) EnumDescriptor() ([]byte, []int) {
 // PhysicalStorage names where one part of a namespace lives.
 type PhysicalStorage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// type is the store's kind: MEMORY (in-process cache) or EMBEDDED (the node's
-	// Pebble store). Other kinds are refused with a message naming the supported ones.
+	// type is the store's kind: MEMORY (in-process cache), EMBEDDED (the node's
+	// Pebble store), POSTGRES, REDIS or MEMCACHED (EVCACHE is an alias of
+	// MEMCACHED), among those the node was started with. Other kinds are
+	// refused with a message naming the supported ones.
 	Type          string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
 	Cluster       string `protobuf:"bytes,2,opt,name=cluster,proto3" json:"cluster,omitempty"`
 	Dataset       string `protobuf:"bytes,3,opt,name=dataset,proto3" json:"dataset,omitempty"`
