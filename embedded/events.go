@@ -13,6 +13,7 @@ import (
 type pendingEvent struct {
 	ev    abacus.Event
 	key   []byte
+	hash  uint64 // of key, for recentKeys
 	nanos int64
 	nsID  uint64
 }
@@ -44,6 +45,11 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 	var fresh []*pendingEvent
 	for i := range evs {
 		e := &evs[i]
+		e.hash = keyHash(e.key)
+		if s.recent.absent(e.hash, e.nanos) {
+			fresh = append(fresh, e)
+			continue
+		}
 		v, found, err := s.get(e.key, "event store")
 		if err != nil {
 			return err
@@ -73,6 +79,11 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		return err
 	}
 
+	now := time.Now()
+	for _, e := range fresh {
+		s.recent.add(e.hash, e.nanos, now)
+	}
+
 	// The last write time of each counter, one merge operand per counter: the
 	// max merge operator combines it with what is stored, so no writer reads it.
 	lastWrite := make(map[string]int64)
@@ -84,9 +95,12 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 			lastWrite[k] = e.nanos
 		}
 	}
+	maxTime := int64(minNanos)
 	for k, n := range lastWrite {
 		_ = b.Merge([]byte(k), encodeTime(n), nil)
+		maxTime = max(maxTime, n)
 	}
+	_ = b.Merge(maxEventTimeKey, encodeTime(maxTime), nil)
 	return s.commit(b, pebble.Sync, "event store")
 }
 

@@ -20,7 +20,11 @@ import (
 // so group commit is not affected.
 type fences struct {
 	mu   [numStripes]paddedRWMutex
-	ends [numStripes]map[string]int64 // counter key → fence, Unix ns; guarded by mu
+	ends [numStripes]map[string]int64 // counter key → fence or checkpoint, Unix ns; guarded by mu
+	// start: ends holds every fence and checkpoint this process set, so for an
+	// event after start (at or after every checkpoint stored before Open) and
+	// within fenceHorizon of now it is complete.
+	start int64
 }
 
 type paddedRWMutex struct {
@@ -67,16 +71,21 @@ func (f *fences) raise(key string, end int64) {
 	if cur, ok := f.ends[i][key]; !ok || end > cur {
 		f.ends[i][key] = end
 	}
+	f.evict(i, time.Now())
 }
 
-// forget drops a fence that a stored checkpoint now covers, so the map holds
-// only counters with a rollup in progress.
-func (f *fences) forget(key string, through int64) {
-	i := stripeOf([]byte(key))
-	f.mu[i].Lock()
-	defer f.mu[i].Unlock()
-	if cur, ok := f.ends[i][key]; ok && cur <= through {
-		delete(f.ends[i], key)
+// evict drops, from a stripe whose map has grown, the fences older than
+// fenceHorizon: events that old take the read path in checkFences. The
+// caller holds the stripe exclusively.
+func (f *fences) evict(i uint32, now time.Time) {
+	if len(f.ends[i]) < 1024 {
+		return
+	}
+	cut := now.Add(-fenceHorizon).UnixNano()
+	for k, v := range f.ends[i] {
+		if v < cut {
+			delete(f.ends[i], k)
+		}
 	}
 }
 
@@ -100,25 +109,26 @@ func (s *Store) Fence(ctx context.Context, ns *abacus.Namespace, counter string,
 // checkFences refuses fresh events older than their counter's fence or stored
 // checkpoint: such an event would land behind a window a rollup has read, and
 // never be counted. The caller holds the counters' stripes shared.
+//
+// The in-memory fences answer alone for events after the process started and
+// within fenceHorizon (see fences.start); others also read the stored
+// checkpoint.
 func (s *Store) checkFences(fresh []*pendingEvent) error {
-	limit := map[string]int64{}
+	cut := time.Now().Add(-fenceHorizon).UnixNano()
 	for _, e := range fresh {
 		key := string(counterKey(prefixCheckpoint, e.nsID, e.ev.Counter))
-		lim, ok := limit[key]
-		if !ok {
+		lim := int64(minNanos)
+		if f, ok := s.fences.end(key); ok {
+			lim = f
+		}
+		if e.nanos <= s.fences.start || e.nanos < cut {
 			cp, err := s.checkpoint([]byte(key))
 			if err != nil {
 				return err
 			}
-			if !cp.Through.IsZero() {
+			if !cp.Through.IsZero() && cp.Through.UnixNano() > lim {
 				lim = cp.Through.UnixNano()
-			} else {
-				lim = minNanos
 			}
-			if f, ok := s.fences.end(key); ok && f > lim {
-				lim = f
-			}
-			limit[key] = lim
 		}
 		if e.nanos < lim {
 			return behindRollup(e.ev, lim)

@@ -16,11 +16,12 @@ import (
 // the order in which concurrent appends commit does not matter.
 //
 // Pebble has one merger per database and stores its name on disk: the name is
-// part of the format and must not change. Only 'w' keys are ever merged.
+// part of the format and must not change. Only 'w' keys and the meta keys
+// maxEventTimeKey and maxThroughKey are ever merged.
 var maxTimeMerger = &pebble.Merger{
 	Name: "abacus.max_time.v1",
 	Merge: func(key, value []byte) (pebble.ValueMerger, error) {
-		if len(key) == 0 || key[0] != prefixLastWrite {
+		if len(key) == 0 || (key[0] != prefixLastWrite && string(key) != string(maxEventTimeKey) && string(key) != string(maxThroughKey)) {
 			return nil, fmt.Errorf("abacus.max_time.v1: merge on key %q outside the last-write key space", key)
 		}
 		m := &maxTimeValue{}
@@ -110,12 +111,17 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 	if err != nil {
 		return stored, err
 	}
+	// The checkpoint fences appends like a fence does; keeping it in memory
+	// spares Append the read of the stored checkpoint. It is raised before the
+	// write, so no append slips in between.
+	s.fences.raise(string(key), through)
 	b := s.db.NewBatch()
 	_ = b.Set(key, encodeCheckpoint(cp, through), nil)
+	_ = b.Merge(maxThroughKey, encodeTime(through), nil)
 	if err := s.commit(b, pebble.NoSync, "rollup store"); err != nil {
 		return stored, err
 	}
-	s.fences.forget(string(key), through)
+
 	return abacus.Checkpoint{Count: cp.Count, Through: nanosTime(through)}, nil
 }
 

@@ -73,10 +73,11 @@ type Store struct {
 	db  *pebble.DB
 	log *slog.Logger
 
-	eventLocks stripes    // serialise idempotency check and commit per event key
-	cpLocks    stripes    // serialise read-compare-write per checkpoint key
-	fences     fences     // rollup fences, see Fence
-	nsMu       sync.Mutex // serialises namespace writes, which are rare
+	eventLocks stripes     // serialise idempotency check and commit per event key
+	cpLocks    stripes     // serialise read-compare-write per checkpoint key
+	fences     fences      // rollup fences, see Fence
+	recent     *recentKeys // spares the idempotency read of new events
+	nsMu       sync.Mutex  // serialises namespace writes, which are rare
 
 	inflight atomic.Int64
 	closed   atomic.Bool
@@ -129,6 +130,21 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, abacus.Wrap(abacus.Unavailable, err, "open embedded store "+dir)
 	}
 	s := &Store{db: db, log: log}
+	// The in-memory indexes answer only for event times later than every event
+	// and checkpoint an earlier process wrote, whatever the clocks did.
+	start := time.Now()
+	for _, k := range [][]byte{maxEventTimeKey, maxThroughKey} {
+		v, found, err := s.get(k, "event store")
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		if n, ok := decodeTime(v); found && ok && time.Unix(0, n).After(start) {
+			start = time.Unix(0, n)
+		}
+	}
+	s.recent = newRecentKeys(start)
+	s.fences.start = start.UnixNano()
 	if err := s.checkLayout(); err != nil {
 		_ = db.Close()
 		return nil, err
