@@ -1,0 +1,60 @@
+// Package client is the Go client of abacus's CounterService over gRPC.
+//
+// A Client makes writes safe to retry and cheap to send concurrently:
+//
+//   - Idempotency. Every write (AddCount, AddAndGetCount, ClearCount, each
+//     item of AddCounts) gets a random 128-bit token (a version 4 UUID from
+//     crypto/rand) and a generation time from the client's clock, fixed
+//     before the first attempt. The server applies a (token, time) pair at
+//     most once, so retries and hedges of a write are harmless.
+//
+//   - Retries. An attempt that fails with UNAVAILABLE (which grpc-go also
+//     reports for a broken or refused connection) or DEADLINE_EXCEEDED (of
+//     the attempt; see WithAttemptTimeout) is retried with the same token,
+//     after an exponential backoff with jitter, up to WithRetries times and
+//     while the caller's context lasts. A write is not retried once its
+//     generation time has grown older than three quarters of the accept
+//     limit (WithAcceptLimit): the server would refuse it with
+//     FAILED_PRECONDITION. When a write fails after an attempt that may have
+//     been applied, the error is an *AmbiguousError carrying its token and
+//     time; any other error means the write was not applied.
+//
+//   - Hedging (WithHedging, off by default) sends a duplicate of a slow
+//     request, with the same token, and takes the first answer.
+//
+// # Natural batching
+//
+// Many goroutines calling AddCount at once would make one RPC each, and one
+// RPC per increment cannot outrun the gRPC floor (about 45,000 calls/s on a
+// 2-core machine). So, with batching on (the default), concurrent AddCount
+// calls are coalesced into AddCounts RPCs, and GetCount calls into
+// GetCounts, with no artificial delay:
+//
+//   - A call that finds fewer than WithBatchesInFlight batches in flight
+//     (default one per connection) is sent at once, alone, as the unary RPC,
+//     from the caller's goroutine. A lone caller never waits for company.
+//   - A call that finds the limit reached joins a queue. When a batch in
+//     flight returns, the queued calls leave together, up to WithMaxBatch
+//     per RPC, on a goroutine of the client's. So batches are as large as
+//     the concurrency the caller offers, and grow with the server's latency.
+//   - Each caller gets its own result. AddCounts is all-or-nothing on the
+//     server: a retryable failure retries the whole batch with the same
+//     tokens; any other failure (one bad item fails the call and writes
+//     nothing) makes the client re-send each item alone, so that only the
+//     bad item's caller sees the error.
+//   - A caller whose context ends stops waiting. If its item had not been
+//     sent, it is dropped and the caller gets the context's error. If it had,
+//     the batch goes on for the other callers (it may still be applied, at
+//     most once, since the item carries its token), and the caller of a write
+//     gets an *AmbiguousError. A batch that no caller waits for any more is
+//     cancelled.
+//
+// AddAndGetCount and ClearCount are never batched; AddCounts and GetCounts
+// are batches already, split into RPCs of WithMaxBatch items.
+//
+// On a 2-core machine with the node in the same process, 64 goroutines
+// calling AddCount on an EVENTUAL namespace (every RPC waits for an fsync)
+// made 30,000–45,000 adds/s with batching (32 adds per RPC) against
+// 7,000–20,000 without; on a BEST_EFFORT namespace, 120,000–160,000 adds/s.
+// See BenchmarkAddCountParallel and BenchmarkAddCountTuning.
+package client

@@ -1,0 +1,141 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// maxServerBatch is the most items the server accepts in one AddCounts or
+// GetCounts call (counter.MaxBatch); a larger WithMaxBatch could only fail.
+const maxServerBatch = 10000
+
+// Option configures a Client; see the With functions.
+type Option func(*options)
+
+// options holds every setting of a Client. Each field's default is set by
+// defaultOptions and documented on its With function.
+type options struct {
+	retries        int
+	hedge          time.Duration
+	batching       bool
+	maxBatch       int
+	conns          int
+	inFlight       int
+	dial           []grpc.DialOption
+	now            func() time.Time
+	acceptLimit    time.Duration
+	attemptTimeout time.Duration
+	backoff        time.Duration
+	maxBackoff     time.Duration
+	directBatch    bool
+}
+
+func defaultOptions() options {
+	return options{
+		retries:        3,
+		batching:       true,
+		maxBatch:       1000,
+		conns:          1,
+		now:            time.Now,
+		acceptLimit:    5 * time.Second,
+		attemptTimeout: 2 * time.Second,
+		backoff:        20 * time.Millisecond,
+		maxBackoff:     time.Second,
+	}
+}
+
+// validate reports every invalid setting at once, so that a caller fixes
+// them in one go.
+func (o *options) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(o.retries >= 0, "WithRetries(%d): must be ≥ 0", o.retries)
+	check(o.hedge >= 0, "WithHedging(%v): must be ≥ 0", o.hedge)
+	check(o.maxBatch >= 1 && o.maxBatch <= maxServerBatch, "WithMaxBatch(%d): must be in [1, %d]", o.maxBatch, maxServerBatch)
+	check(o.conns >= 1, "WithConns(%d): must be ≥ 1", o.conns)
+	check(o.inFlight >= 0, "WithBatchesInFlight(%d): must be ≥ 1", o.inFlight)
+	check(o.now != nil, "WithClock(nil): a clock is required")
+	check(o.acceptLimit > 0, "WithAcceptLimit(%v): must be > 0", o.acceptLimit)
+	check(o.attemptTimeout >= 0, "WithAttemptTimeout(%v): must be ≥ 0", o.attemptTimeout)
+	check(o.backoff > 0 && o.maxBackoff >= o.backoff, "WithBackoff(%v, %v): need 0 < initial ≤ max", o.backoff, o.maxBackoff)
+	return errors.Join(errs...)
+}
+
+// WithRetries sets how many times a call is retried after a failure that
+// says the request may not have been served (UNAVAILABLE, an attempt's
+// DEADLINE_EXCEEDED, a broken connection). Default 3; 0 disables retries.
+func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
+
+// WithHedging sends a second, identical request (the same idempotency token
+// and generation time, so it is applied at most once) on the next connection
+// when the first has not answered after the given delay; the first answer
+// wins and the other request is cancelled. It trades load for tail latency.
+// Default 0: off.
+func WithHedging(after time.Duration) Option { return func(o *options) { o.hedge = after } }
+
+// WithBatching turns natural batching of AddCount and GetCount on or off;
+// see the package documentation. Default true.
+func WithBatching(on bool) Option { return func(o *options) { o.batching = on } }
+
+// WithMaxBatch sets the most items one AddCounts or GetCounts RPC carries,
+// for natural batches and for the batch methods alike. Default 1000; at most
+// 10000 (the server's limit).
+func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+
+// WithConns sets how many gRPC connections the client opens to the server;
+// calls take them in turn. One HTTP/2 connection is served by one reader on
+// each side, so a few connections can raise throughput on a busy machine.
+// Default 1.
+func WithConns(n int) Option { return func(o *options) { o.conns = n } }
+
+// WithBatchesInFlight sets how many natural batches of each kind (adds,
+// reads) may be in flight at once. While they are, new calls queue and leave
+// together when one returns. More than one keeps the connection busy while
+// a batch is being answered, but each RPC costs CPU on both sides: on a
+// 2-core machine running client and node, one in flight gave the largest
+// batches and the highest throughput. Default: the number of connections.
+func WithBatchesInFlight(n int) Option { return func(o *options) { o.inFlight = n } }
+
+// WithDialOptions adds options to grpc.NewClient, after the client's own
+// (insecure transport credentials), so that they override them: pass
+// grpc.WithTransportCredentials for TLS.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.dial = append(o.dial, opts...) }
+}
+
+// WithClock sets the clock that stamps generation times and decides when a
+// write has grown too old to retry. It is for tests. Default time.Now.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithAcceptLimit tells the client the shortest accept_limit of the
+// namespaces it writes to. The server refuses a write whose generation time
+// is older than that, so a retry that late would only turn an unknown outcome
+// into FAILED_PRECONDITION; the client stops retrying a write once it is
+// older than three quarters of this limit and returns an *AmbiguousError.
+// Default 5s (the server's default accept_limit).
+func WithAcceptLimit(d time.Duration) Option { return func(o *options) { o.acceptLimit = d } }
+
+// WithAttemptTimeout bounds each attempt of a call, so that a request lost
+// on a broken connection is retried instead of waiting for the caller's
+// deadline. Natural batches, which no single caller's context bounds, rely
+// on it. Default 2s; 0 means no bound besides the context.
+func WithAttemptTimeout(d time.Duration) Option { return func(o *options) { o.attemptTimeout = d } }
+
+// WithBackoff sets the pause before the first retry and its cap; the pause
+// doubles after every retry, and a random part of it (jitter) spreads the
+// retries of many clients. Default 20ms and 1s.
+func WithBackoff(initial, max time.Duration) Option {
+	return func(o *options) { o.backoff, o.maxBackoff = initial, max }
+}
+
+// withDirectBatch makes a lone AddCount or GetCount go out as a batch of one
+// (AddCounts/GetCounts) instead of the unary RPC. It exists to measure the
+// two against each other.
+func withDirectBatch(on bool) Option { return func(o *options) { o.directBatch = on } }

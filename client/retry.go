@@ -1,0 +1,108 @@
+package client
+
+import (
+	"context"
+	"math/rand/v2"
+	"time"
+)
+
+// attempt is one RPC of a call, on the connection it is given.
+type attempt[T any] func(ctx context.Context, cn *conn) (T, error)
+
+// invoke runs fn, retrying it while it fails with a retryable code, with
+// exponential backoff and jitter, up to WithRetries times and while ctx
+// lasts. fn must send the same request every time: a write's idempotency
+// key is fixed before invoke, which is what makes the retries safe.
+//
+// gen is the generation time of the oldest write fn carries (the zero time
+// for reads): a retry that would reach the server after the accept window
+// has closed on it is not sent, since it could only be refused.
+//
+// maybe reports whether an attempt may have been applied: it was answered
+// with an error that does not rule that out.
+func invoke[T any](c *Client, ctx context.Context, gen time.Time, fn attempt[T]) (res T, maybe bool, err error) {
+	pause := c.o.backoff
+	for try := 0; ; try++ {
+		res, err = hedged(c, ctx, fn)
+		if err == nil {
+			return res, maybe, nil
+		}
+		if !refused(err) {
+			maybe = true
+		}
+		if !retryable(err) || try >= c.o.retries || ctx.Err() != nil {
+			return res, maybe, err
+		}
+		// Equal jitter: half the pause is fixed, half random, so that clients
+		// failed by one outage do not retry in lockstep.
+		wait := pause/2 + rand.N(pause/2+1)
+		if !gen.IsZero() && c.o.now().Add(wait).Sub(gen) > c.o.acceptLimit*3/4 {
+			return res, maybe, err
+		}
+		if !sleep(ctx, c.root, wait) {
+			return res, maybe, err
+		}
+		c.stats.retries.Add(1)
+		pause = min(2*pause, c.o.maxBackoff)
+	}
+}
+
+// sleep waits for d, or until ctx or the client ends; it reports whether the
+// whole pause passed.
+func sleep(ctx, root context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-root.Done():
+		return false
+	}
+}
+
+// hedged makes one attempt of fn, bounded by the attempt timeout. With
+// hedging on, when the first request has not answered after the hedging
+// delay, an identical one goes out on the next connection; the first answer
+// wins and the other is cancelled. A retryable failure of one request does
+// not win while the other may still succeed.
+func hedged[T any](c *Client, ctx context.Context, fn attempt[T]) (T, error) {
+	if c.o.attemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.o.attemptTimeout)
+		defer cancel()
+	}
+	if c.o.hedge <= 0 {
+		return fn(ctx, c.pick())
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		v   T
+		err error
+	}
+	answers := make(chan answer, 2) // buffered: the loser never blocks
+	send := func() {
+		v, err := fn(ctx, c.pick())
+		answers <- answer{v, err}
+	}
+	go send()
+	timer := time.NewTimer(c.o.hedge)
+	defer timer.Stop()
+	pending, hedge := 1, timer.C
+	for {
+		select {
+		case a := <-answers:
+			pending--
+			if a.err == nil || !retryable(a.err) || pending == 0 {
+				return a.v, a.err
+			}
+		case <-hedge:
+			hedge = nil
+			pending++
+			c.stats.hedges.Add(1)
+			go send()
+		}
+	}
+}
