@@ -141,7 +141,7 @@ error. Errors are printed as "abacus: <code>: <message>".`,
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "deadline of each RPC attempt")
 	pf.IntVar(&a.retries, "retries", 3, "retries of an idempotent call after UNAVAILABLE or DEADLINE_EXCEEDED (0 disables)")
 
-	root.AddCommand(a.addCmd(), a.getCmd(), a.clearCmd(), a.nsCmd(), a.versionCmd())
+	root.AddCommand(a.addCmd(), a.getCmd(), a.clearCmd(), a.nsCmd(), a.versionCmd(), a.benchCmd())
 	return root
 }
 

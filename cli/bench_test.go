@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/abacus-dev/abacus/bench"
+	"github.com/abacus-dev/abacus/node"
+)
+
+// startBenchNode starts an in-process abacusd with its embedded store.
+func startBenchNode(t *testing.T) string {
+	t.Helper()
+	n, err := node.Start(context.Background(), node.Config{
+		DataDir:  t.TempDir(),
+		GRPCAddr: "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0",
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	return n.GRPCAddr()
+}
+
+// A short run: the tests check that the command works and what it prints,
+// never how fast anything was.
+var shortRun = []string{"--duration", "1s", "--warmup", "0s", "--callers", "8", "--counters", "100"}
+
+func TestBenchEachVia(t *testing.T) {
+	addr := startBenchNode(t)
+	for _, c := range []struct{ via, scenario, target string }{
+		{"unary", "add", "abacus-unary"},
+		{"client", "mixed", "abacus-client"},
+		{"batch", "batch", "abacus-batch"},
+	} {
+		t.Run(c.via, func(t *testing.T) {
+			args := append([]string{"bench", "--via", c.via, "--scenario", c.scenario, "--batch-size", "10", "-o", "json"}, shortRun...)
+			r := runCLI(t, addr, "", args...)
+			if r.code != ExitOK {
+				t.Fatalf("exit %d, stderr %s", r.code, r.stderr)
+			}
+			if r.stderr != "" {
+				t.Errorf("stderr with -o json = %q, want nothing (no progress bar)", r.stderr)
+			}
+			var rep bench.Report
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+				t.Fatalf("stdout is not a report: %v\n%s", err, r.stdout)
+			}
+			res := rep.Result
+			if rep.Schema != bench.SchemaRun || res == nil || res.Target != c.target || res.Scenario != c.scenario {
+				t.Fatalf("report = %+v", rep)
+			}
+			if res.Ops == 0 || res.Errors != 0 || res.Latency.Count != res.Ops {
+				t.Errorf("ops %d, errors %v, latencies %d", res.Ops, res.ErrorsByCode, res.Latency.Count)
+			}
+			if rep.Config.Callers != 8 || rep.Config.DurationSec != 1 || rep.Config.Counters != 100 {
+				t.Errorf("config = %+v", rep.Config)
+			}
+			if c.scenario == "batch" && res.CountersPerOp != 10 {
+				t.Errorf("counters per op = %d, want 10", res.CountersPerOp)
+			}
+			if c.scenario == "mixed" && (res.LatencyByOp["add"].Count == 0 || res.LatencyByOp["get"].Count == 0) {
+				t.Errorf("mixed latency by op = %+v", res.LatencyByOp)
+			}
+		})
+	}
+}
+
+func TestBenchTextAndProgress(t *testing.T) {
+	addr := startBenchNode(t)
+	args := append([]string{"bench", "--scenario", "get", "--namespace", "best", "--type", "BEST_EFFORT", "--rate", "500"}, shortRun...)
+	r := runCLI(t, addr, "", args...)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"target:      abacus-unary (namespace best (BEST_EFFORT, created))",
+		"open loop at 500 ops/s",
+		"reads/s",
+		"unsent",
+		"OP  COUNT", "P99.9", "get",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// The progress bar went to stderr, and was cleared at the end.
+	if !strings.Contains(r.stderr, "abacus-unary run") {
+		t.Errorf("no progress bar on stderr: %q", r.stderr)
+	}
+	r = runCLI(t, addr, "", append([]string{"bench", "--no-progress"}, shortRun...)...)
+	if r.code != ExitOK || r.stderr != "" {
+		t.Errorf("--no-progress: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestBenchCompareAbacusOnly(t *testing.T) {
+	addr := startBenchNode(t)
+	args := append([]string{"bench", "compare", "--reps", "2", "--duration", "500ms", "-o", "json",
+		"--targets", "abacus-unary,abacus-client,abacus-batch,abacus-unary/get@best", "--type", "EVENTUAL"}, shortRun[2:]...)
+	r := runCLI(t, addr, "", args...)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %s, stdout %s", r.code, r.stderr, r.stdout)
+	}
+	var rep bench.CompareReport
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("stdout is not a compare report: %v\n%s", err, r.stdout)
+	}
+	c := rep.Comparison
+	if rep.Schema != bench.SchemaCompare || c == nil || c.Reps != 2 || len(c.Targets) != 4 || len(c.Order) != 2 {
+		t.Fatalf("report = %+v", rep)
+	}
+	if c.Baseline != "" || len(c.Skipped) != 0 {
+		t.Errorf("baseline %q, skipped %+v; want none (redis was not asked for)", c.Baseline, c.Skipped)
+	}
+	for _, s := range c.Targets {
+		if len(s.Runs) != 2 || s.Throughput.Median <= 0 || s.Errors != 0 || s.Ratio != nil {
+			t.Errorf("%s: %d runs, throughput %+v, errors %v, ratio %v", s.Target, len(s.Runs), s.Throughput, s.ErrorsByCode, s.Ratio)
+		}
+	}
+	if s := c.Targets[3]; s.Target != "abacus-unary/get@best" || s.Scenario != "get" || s.Runs[0].Reads == 0 {
+		t.Errorf("the per-target override was not applied: %+v", s)
+	}
+}
+
+func TestBenchCompareTextSkipsPeers(t *testing.T) {
+	addr := startBenchNode(t)
+	args := append([]string{"bench", "compare", "--reps", "1", "--duration", "300ms", "--no-progress",
+		"--baseline", "abacus-unary"}, shortRun[2:]...)
+	r := runCLI(t, addr, "", args...)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		"TARGET", "VS ABACUS-UNARY", "1.00x",
+		"redis: skipped, no --redis address",
+		"memcached: skipped, no --memcached address",
+		"pg-update: skipped, no --postgres address",
+		"pg-events: skipped, no --postgres address",
+		"abacus-client: namespace bench (EVENTUAL",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+func TestBenchCompareFailsWhenATargetCannotRun(t *testing.T) {
+	// Nothing listens on port 1: the setup fails, and so does the command
+	// (CI relies on it), after printing what it has.
+	r := runCLI(t, "127.0.0.1:1", "", "bench", "compare", "--targets", "abacus-unary", "--duration", "100ms", "--no-progress", "--timeout", "2s")
+	if r.code != ExitServer || !strings.Contains(r.stdout, "abacus-unary: skipped, setup failed") {
+		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestBenchUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--via", "carrier-pigeon"},
+		{"bench", "--duration", "1s", "--count", "10"},
+		{"bench", "--rate", "fast"},
+		{"bench", "--rate", "-5%"},
+		{"bench", "--scenario", "delete"},
+		{"bench", "--scenario", "mixed", "--read-ratio", "0"},
+		{"bench", "--dist", "zipf", "--zipf-s", "1"},
+		{"bench", "--callers", "0"},
+		{"bench", "compare", "--targets", "mysql"},
+		{"bench", "compare", "--targets", "redis@ns"},
+		{"bench", "compare", "--reps", "0"},
+		{"bench", "extra-arg"},
+	} {
+		r := runCLI(t, "127.0.0.1:1", "", args...)
+		if r.code != ExitUsage || !strings.HasPrefix(r.stderr, "abacus: invalid_argument: ") {
+			t.Errorf("%v: exit %d, stderr %q; want a usage error", args, r.code, r.stderr)
+		}
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string][2]float64{"0": {0, 0}, "2500": {2500, 0}, "50%": {0, 0.5}, " 12.5% ": {0, 0.125}} {
+		rate, frac, err := parseRate(in)
+		if err != nil || rate != want[0] || frac != want[1] {
+			t.Errorf("parseRate(%q) = %v, %v, %v; want %v", in, rate, frac, err, want)
+		}
+	}
+}
+
+func TestBenchFormatting(t *testing.T) {
+	for in, want := range map[float64]string{0: "-", 0.5: "0.50µs", 87.34: "87.3µs", 512: "512µs", 1250: "1.25ms", 12345: "12.3ms", 2.1e6: "2.10s"} {
+		if got := us(in); got != want {
+			t.Errorf("us(%v) = %q, want %q", in, got, want)
+		}
+	}
+	for in, want := range map[float64]string{0: "0", 7: "7", 12.34: "12.3", 999: "999", 1000: "1,000", 1234567.8: "1,234,568"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
