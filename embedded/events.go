@@ -40,7 +40,12 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		keys[i] = evs[i].key
 	}
 	unlock := s.eventLocks.lock(keys)
-	defer unlock()
+	locked := true
+	defer func() {
+		if locked {
+			unlock()
+		}
+	}()
 
 	var fresh []*pendingEvent
 	for i := range evs {
@@ -67,14 +72,21 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		}
 	}
 	if len(fresh) == 0 {
-		return nil // every event was stored before, durably, by an acknowledged append
+		// Every event is stored already; an earlier append may still be
+		// waiting for its fsync, so make it durable before acknowledging.
+		return s.syncWAL("event store")
 	}
 	counters := make([]string, 0, len(fresh))
 	for _, e := range fresh {
 		counters = append(counters, string(counterKey(prefixCheckpoint, e.nsID, e.ev.Counter)))
 	}
 	held := s.fences.rlock(counters)
-	defer s.fences.runlock(held)
+	fenced := true
+	defer func() {
+		if fenced {
+			s.fences.runlock(held)
+		}
+	}()
 	if err := s.checkFences(fresh); err != nil {
 		return err
 	}
@@ -101,7 +113,18 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		maxTime = max(maxTime, n)
 	}
 	_ = b.Merge(maxEventTimeKey, encodeTime(maxTime), nil)
-	return s.commit(b, pebble.Sync, "event store")
+	// Once applied, the events are visible: a fence that waits for this
+	// append's stripes now sees them, and a retry finding them syncs the WAL
+	// before acknowledging. So the locks go before the fsync, and concurrent
+	// appends share it (group commit) without waiting for each other's locks.
+	wait, err := s.applyThenSync(b, "event store")
+	s.fences.runlock(held)
+	unlock()
+	fenced, locked = false, false
+	if err != nil {
+		return err
+	}
+	return wait()
 }
 
 // prepareEvents validates writes, encodes their keys and folds duplicates

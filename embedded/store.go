@@ -267,6 +267,57 @@ func (s *Store) commit(b *pebble.Batch, opts *pebble.WriteOptions, what string) 
 	return b.Close()
 }
 
+// applyThenSync applies b (visible to readers at once) and returns a function
+// that waits for its WAL fsync and releases b. Callers hold locks only while
+// applying: a batch of many events locks many stripes, and holding them
+// through the fsync serialised large concurrent batches. Whoever then reads
+// a key that is applied but maybe not yet synced, and acknowledges because of
+// it, must first call syncWAL.
+func (s *Store) applyThenSync(b *pebble.Batch, what string) (wait func() error, err error) {
+	if err := s.guard(what, func() error { return s.db.ApplyNoSyncWait(b, pebble.Sync) }); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return func() error {
+		err := s.guard(what, b.SyncWait)
+		_ = b.Close()
+		return err
+	}, nil
+}
+
+// syncWAL returns once every write applied so far is durable: the WAL is
+// sequential, so syncing an empty record syncs everything before it.
+func (s *Store) syncWAL(what string) error {
+	return s.guard(what, func() error { return s.db.LogData(nil, pebble.Sync) })
+}
+
+// guard runs a Pebble write, turning its errors and its fatal panics (see
+// pebbleLogger) into Unavailable.
+func (s *Store) guard(what string, f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			e := error(fe)
+			s.failed.CompareAndSwap(nil, &e)
+			s.log.Error("embedded store disabled after a fatal write error; restart to recover", "err", fe)
+			err = unavailable(fe, what)
+		}
+	}()
+	if err := f(); err != nil {
+		// A failed WAL write or sync leaves durability unknown, and Pebble
+		// may already show the batch to readers: refuse everything from now
+		// on, as after a fatal error, until a restart replays the WAL.
+		e := err
+		s.failed.CompareAndSwap(nil, &e)
+		s.log.Error("embedded store disabled after a failed write; restart to recover", "err", err)
+		return unavailable(err, what)
+	}
+	return nil
+}
+
 // iter opens an iterator over [lower, upper).
 func (s *Store) iter(lower, upper []byte) (*pebble.Iterator, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
