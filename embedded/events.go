@@ -107,12 +107,12 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 			lastWrite[k] = e.nanos
 		}
 	}
-	maxTime := int64(minNanos)
+	latest := int64(minNanos)
 	for k, n := range lastWrite {
 		_ = b.Merge([]byte(k), encodeTime(n), nil)
-		maxTime = max(maxTime, n)
+		latest = max(latest, n)
 	}
-	_ = b.Merge(maxEventTimeKey, encodeTime(maxTime), nil)
+	_ = b.Merge(maxEventTimeKey, encodeTime(latest), nil)
 	// Once applied, the events are visible: a fence that waits for this
 	// append's stripes now sees them, and a retry finding them syncs the WAL
 	// before acknowledging. So the locks go before the fsync, and concurrent
@@ -134,7 +134,7 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 	evs := make([]pendingEvent, 0, len(writes))
 	seen := make(map[string]int, len(writes))
 	for _, w := range writes {
-		l, err := layoutOf(w.NS)
+		l, err := abacus.LayoutOf(w.NS)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +142,7 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 		if err := checkCounter(e.Counter); err != nil {
 			return nil, err
 		}
-		nanos, err := timeNanos(e.Time, "event time")
+		nanos, err := abacus.EventNanos(e.Time, "event time")
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +157,7 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 			continue
 		}
 		seen[string(key)] = len(evs)
-		evs = append(evs, pendingEvent{ev: e, key: key, nanos: nanos, nsID: l.id})
+		evs = append(evs, pendingEvent{ev: e, key: key, nanos: nanos, nsID: l.NSID})
 	}
 	return evs, nil
 }
@@ -175,16 +175,16 @@ func (s *Store) Counters(ctx context.Context, ns *abacus.Namespace, from, to tim
 		return err
 	}
 	defer s.end()
-	l, err := layoutOf(ns)
+	l, err := abacus.LayoutOf(ns)
 	if err != nil {
 		return err
 	}
-	lo, hi, ok := scanBounds(from, to)
+	lo, hi, ok := abacus.NanoBounds(from, to)
 	if !ok {
 		return nil
 	}
 	var sl []int64
-	if err := s.eachSlice(l.id, l.slice(lo), l.slice(hi), false, func(x int64) error {
+	if err := s.eachSlice(l.NSID, l.Slice(lo), l.Slice(hi), false, func(x int64) error {
 		sl = append(sl, x)
 		return nil
 	}); err != nil {
@@ -193,7 +193,7 @@ func (s *Store) Counters(ctx context.Context, ns *abacus.Namespace, from, to tim
 	if len(sl) == 0 {
 		return nil
 	}
-	it, err := s.iter(sliceKey(l.id, sl[0]), sliceKey(l.id, sl[len(sl)-1]+1))
+	it, err := s.iter(sliceKey(l.NSID, sl[0]), sliceKey(l.NSID, sl[len(sl)-1]+1))
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (s *Store) Counters(ctx context.Context, ns *abacus.Namespace, from, to tim
 	// next positions it on the first counter of slice x after `after`
 	// ("" for the first counter of the slice).
 	next := func(x int64, after string) (string, bool, error) {
-		seek := sliceKey(l.id, x)
+		seek := sliceKey(l.NSID, x)
 		if after != "" {
 			// Every key of counter `after` starts with after|0x00, and every
 			// greater counter's keys sort at or after after|0x01.
@@ -316,20 +316,20 @@ func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.T
 		return 0, err
 	}
 	defer s.end()
-	l, err := layoutOf(ns)
+	l, err := abacus.LayoutOf(ns)
 	if err != nil {
 		return 0, err
 	}
-	if t.IsZero() || !t.After(minTime) {
+	if t.IsZero() || !t.After(abacus.MinEventTime) {
 		return 0, nil
 	}
-	n := maxAbsNanos
-	if t.Before(maxTime) {
+	n := abacus.MaxEventNanos
+	if t.Before(abacus.MaxEventTime) {
 		n = t.UnixNano()
 	}
-	end := l.slice(n) // exclusive
+	end := l.Slice(n) // exclusive
 	count := 0
-	if err := s.eachSlice(l.id, l.slice(-maxAbsNanos), end-1, false, func(int64) error {
+	if err := s.eachSlice(l.NSID, l.Slice(-abacus.MaxEventNanos), end-1, false, func(int64) error {
 		count++
 		return nil
 	}); err != nil {
@@ -347,7 +347,7 @@ func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.T
 		return 0, err
 	}
 	b = s.db.NewBatch()
-	_ = b.DeleteRange(spaceKey(prefixEvent, l.id), sliceKey(l.id, end), nil)
+	_ = b.DeleteRange(spaceKey(prefixEvent, l.NSID), sliceKey(l.NSID, end), nil)
 	if err := s.commit(b, pebble.Sync, "event store: delete slices"); err != nil {
 		return 0, err
 	}

@@ -98,7 +98,7 @@ func (s *Store) Fence(ctx context.Context, ns *abacus.Namespace, counter string,
 	if err := checkNamespaceCounter(ns, counter); err != nil {
 		return err
 	}
-	n, err := timeNanos(end, "fence time")
+	n, err := abacus.EventNanos(end, "fence time")
 	if err != nil {
 		return err
 	}

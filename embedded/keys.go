@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/cespare/xxhash/v2"
 )
 
 // Key space prefixes; see the package documentation for the layout.
@@ -22,61 +21,6 @@ const (
 // counterEnd terminates the counter name in event keys.
 const counterEnd byte = 0x00
 
-const (
-	// maxAbsNanos bounds stored times so that slice and bucket arithmetic on
-	// them, with widths up to maxWidth, cannot overflow int64.
-	maxAbsNanos = int64(1) << 62
-	// maxWidth bounds partition widths, in nanoseconds.
-	maxWidth = int64(1) << 60
-	// maxBuckets is the number of event buckets a 2-byte key field can hold.
-	maxBuckets = 1 << 16
-)
-
-var (
-	minTime = time.Unix(0, -maxAbsNanos)
-	maxTime = time.Unix(0, maxAbsNanos)
-)
-
-// layout is a namespace's validated partitioning, in nanoseconds.
-type layout struct {
-	id          uint64
-	bucketWidth int64
-	sliceWidth  int64
-	buckets     uint64
-}
-
-func layoutOf(ns *abacus.Namespace) (layout, error) {
-	if ns == nil {
-		return layout{}, abacus.Errorf(abacus.InvalidArgument, "namespace is required")
-	}
-	p := ns.Partition
-	bw, sw := int64(p.BucketWidth), int64(p.SliceWidth)
-	if bw <= 0 || bw > maxWidth || sw <= 0 || sw > maxWidth {
-		return layout{}, abacus.Errorf(abacus.InvalidArgument,
-			"namespace %q: bucket width %s and slice width %s must be positive and at most %s",
-			ns.Name, p.BucketWidth, p.SliceWidth, time.Duration(maxWidth))
-	}
-	if p.BucketsPerID < 1 || p.BucketsPerID > maxBuckets {
-		return layout{}, abacus.Errorf(abacus.InvalidArgument,
-			"namespace %q: buckets per id %d must be between 1 and %d", ns.Name, p.BucketsPerID, maxBuckets)
-	}
-	return layout{id: ns.ID, bucketWidth: bw, sliceWidth: sw, buckets: uint64(p.BucketsPerID)}, nil
-}
-
-func (l layout) slice(nanos int64) int64      { return floorDiv(nanos, l.sliceWidth) }
-func (l layout) timeBucket(nanos int64) int64 { return floorDiv(nanos, l.bucketWidth) }
-func (l layout) eventBucket(id string) uint16 { return uint16(xxhash.Sum64String(id) % l.buckets) }
-
-// floorDiv divides rounding towards negative infinity, so that times before
-// the epoch fall into the bucket that contains them. b > 0.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
-}
-
 func checkCounter(counter string) error {
 	if counter == "" {
 		return abacus.Errorf(abacus.InvalidArgument, "counter name is required")
@@ -85,19 +29,6 @@ func checkCounter(counter string) error {
 		return abacus.Errorf(abacus.InvalidArgument, "counter name %q contains a NUL byte", counter)
 	}
 	return nil
-}
-
-// timeNanos returns t as Unix nanoseconds, or InvalidArgument if t is zero or
-// outside the range the layout supports.
-func timeNanos(t time.Time, what string) (int64, error) {
-	if t.IsZero() {
-		return 0, abacus.Errorf(abacus.InvalidArgument, "%s is required", what)
-	}
-	if t.Before(minTime) || t.After(maxTime) {
-		return 0, abacus.Errorf(abacus.InvalidArgument, "%s %s is outside the supported range %s to %s",
-			what, t.Format(time.RFC3339Nano), minTime.UTC().Format(time.RFC3339), maxTime.UTC().Format(time.RFC3339))
-	}
-	return t.UnixNano(), nil
 }
 
 func nanosTime(n int64) time.Time { return time.Unix(0, n).UTC() }
@@ -123,10 +54,10 @@ func counterPrefix(nsID uint64, s int64, counter string) []byte {
 
 // eventKey is the key of one event; its components are derived from the
 // event's idempotency key (counter, time, id) and the namespace's layout.
-func eventKey(l layout, e abacus.Event, nanos int64) []byte {
-	k := counterPrefix(l.id, l.slice(nanos), e.Counter)
-	k = appendInt64(k, l.timeBucket(nanos))
-	k = binary.BigEndian.AppendUint16(k, l.eventBucket(e.ID))
+func eventKey(l abacus.Layout, e abacus.Event, nanos int64) []byte {
+	k := counterPrefix(l.NSID, l.Slice(nanos), e.Counter)
+	k = appendInt64(k, l.TimeBucket(nanos))
+	k = binary.BigEndian.AppendUint16(k, uint16(l.EventBucket(e.ID)))
 	k = appendInt64(k, nanos)
 	return append(k, e.ID...)
 }
@@ -260,27 +191,4 @@ func decodeCheckpoint(v []byte) (abacus.Checkpoint, bool) {
 		Count:   abacus.Sum{Hi: int64(binary.BigEndian.Uint64(v)), Lo: binary.BigEndian.Uint64(v[8:])},
 		Through: nanosTime(getInt64(v[16:])),
 	}, true
-}
-
-// scanBounds converts a Range to inclusive nanosecond bounds within the
-// supported time range; ok is false if the range is empty.
-func scanBounds(from, to time.Time) (lo, hi int64, ok bool) {
-	lo, hi = -maxAbsNanos, maxAbsNanos
-	if !from.IsZero() {
-		if from.After(maxTime) {
-			return 0, 0, false
-		}
-		if !from.Before(minTime) {
-			lo = from.UnixNano()
-		}
-	}
-	if !to.IsZero() {
-		if !to.After(minTime) {
-			return 0, 0, false
-		}
-		if !to.After(maxTime) {
-			hi = to.UnixNano() - 1
-		}
-	}
-	return lo, hi, lo <= hi
 }

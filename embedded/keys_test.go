@@ -33,18 +33,6 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
-func TestFloorDiv(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		a := rapid.Int64Range(-maxAbsNanos, maxAbsNanos).Draw(t, "a")
-		b := rapid.Int64Range(1, maxWidth).Draw(t, "b")
-		q := floorDiv(a, b)
-		// q·b ≤ a < (q+1)·b
-		if q*b > a || a-q*b >= b {
-			t.Fatalf("floorDiv(%d, %d) = %d", a, b, q)
-		}
-	})
-}
-
 func TestEventValueRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		e := abacus.Event{Delta: rapid.Int64().Draw(t, "delta"), Clear: rapid.Bool().Draw(t, "clear")}
@@ -64,21 +52,21 @@ func TestEventValueRoundTrip(t *testing.T) {
 // by time bucket and then, within an event bucket, by time and ID: the order
 // Scan relies on.
 func TestEventKeyOrder(t *testing.T) {
-	l := layout{id: 7, bucketWidth: int64(10 * time.Second), sliceWidth: int64(time.Minute), buckets: 4}
+	l := abacus.Layout{NSID: 7, BucketWidth: int64(10 * time.Second), SliceWidth: int64(time.Minute), Buckets: 4}
 	rapid.Check(t, func(t *rapid.T) {
 		n1 := rapid.Int64Range(0, int64(time.Minute)-1).Draw(t, "n1")
 		n2 := rapid.Int64Range(0, int64(time.Minute)-1).Draw(t, "n2")
 		id1, id2 := rapid.String().Draw(t, "id1"), rapid.String().Draw(t, "id2")
 		k1 := eventKey(l, abacus.Event{Counter: "c", ID: id1}, n1)
 		k2 := eventKey(l, abacus.Event{Counter: "c", ID: id2}, n2)
-		tb1, tb2 := l.timeBucket(n1), l.timeBucket(n2)
+		tb1, tb2 := l.TimeBucket(n1), l.TimeBucket(n2)
 		if tb1 != tb2 {
 			if got := bytes.Compare(k1, k2); got != cmpInt(tb1, tb2) {
 				t.Fatalf("keys of time buckets %d and %d compare %d", tb1, tb2, got)
 			}
 			return
 		}
-		if l.eventBucket(id1) == l.eventBucket(id2) {
+		if l.EventBucket(id1) == l.EventBucket(id2) {
 			want := cmpInt(n1, n2)
 			if want == 0 {
 				want = bytes.Compare([]byte(id1), []byte(id2))
@@ -87,7 +75,7 @@ func TestEventKeyOrder(t *testing.T) {
 				t.Fatalf("keys (%d,%q) and (%d,%q) compare %d, want %d", n1, id1, n2, id2, got, want)
 			}
 		}
-		p := counterPrefix(l.id, l.slice(n1), "c")
+		p := counterPrefix(l.NSID, l.Slice(n1), "c")
 		gotTB, gotN, gotID, ok := parseEventSuffix(k1[len(p):])
 		if !ok || gotTB != tb1 || gotN != n1 || gotID != id1 {
 			t.Fatalf("parse of %x: %d %d %q %v", k1, gotTB, gotN, gotID, ok)
@@ -121,7 +109,7 @@ func TestPrefixEnd(t *testing.T) {
 func TestMaxTimeMerger(t *testing.T) {
 	key := counterKey(prefixLastWrite, 1, "c")
 	rapid.Check(t, func(t *rapid.T) {
-		ops := rapid.SliceOfN(rapid.Int64Range(-maxAbsNanos, maxAbsNanos), 1, 20).Draw(t, "ops")
+		ops := rapid.SliceOfN(rapid.Int64Range(-abacus.MaxEventNanos, abacus.MaxEventNanos), 1, 20).Draw(t, "ops")
 		newer := rapid.Bool().Draw(t, "newer")
 		m, err := maxTimeMerger.Merge(key, encodeTime(ops[0]))
 		if err != nil {
@@ -150,31 +138,6 @@ func TestMaxTimeMerger(t *testing.T) {
 	}
 	if _, err := maxTimeMerger.Merge([]byte("e-not-a-last-write"), encodeTime(1)); err == nil {
 		t.Error("merge accepted a key outside the last-write space")
-	}
-}
-
-func TestScanBounds(t *testing.T) {
-	var zero time.Time
-	at := func(n int64) time.Time { return time.Unix(0, n) }
-	cases := []struct {
-		from, to time.Time
-		lo, hi   int64
-		ok       bool
-	}{
-		{zero, zero, -maxAbsNanos, maxAbsNanos, true},
-		{at(10), at(20), 10, 19, true},
-		{at(10), at(10), 0, 0, false},
-		{at(10), at(11), 10, 10, true},
-		{time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), at(5), -maxAbsNanos, 4, true},
-		{zero, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), -maxAbsNanos, maxAbsNanos, true},
-		{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), zero, 0, 0, false},
-		{zero, time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), 0, 0, false},
-	}
-	for _, c := range cases {
-		lo, hi, ok := scanBounds(c.from, c.to)
-		if ok != c.ok || (ok && (lo != c.lo || hi != c.hi)) {
-			t.Errorf("scanBounds(%v, %v) = %d, %d, %v; want %d, %d, %v", c.from, c.to, lo, hi, ok, c.lo, c.hi, c.ok)
-		}
 	}
 }
 

@@ -107,7 +107,7 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 	if err != nil || !cp.Newer(stored) {
 		return stored, err
 	}
-	through, err := timeNanos(cp.Through, "checkpoint time")
+	through, err := abacus.EventNanos(cp.Through, "checkpoint time")
 	if err != nil {
 		return stored, err
 	}

@@ -26,26 +26,26 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 		return err
 	}
 	defer s.end()
-	l, err := layoutOf(ns)
+	l, err := abacus.LayoutOf(ns)
 	if err != nil {
 		return err
 	}
 	if err := checkCounter(counter); err != nil {
 		return err
 	}
-	lo, hi, ok := scanBounds(r.From, r.To)
+	lo, hi, ok := abacus.NanoBounds(r.From, r.To)
 	if !ok {
 		return nil
 	}
 	sc := &scanner{s: s, ctx: ctx, l: l, counter: counter, lo: lo, hi: hi, reverse: r.Reverse, fn: fn}
-	return s.eachSlice(l.id, l.slice(lo), l.slice(hi), r.Reverse, sc.slice)
+	return s.eachSlice(l.NSID, l.Slice(lo), l.Slice(hi), r.Reverse, sc.slice)
 }
 
 // scanner is the state of one Scan.
 type scanner struct {
 	s       *Store
 	ctx     context.Context
-	l       layout
+	l       abacus.Layout
 	counter string
 	lo, hi  int64 // inclusive bounds, Unix nanoseconds
 	reverse bool
@@ -64,10 +64,10 @@ type scanner struct {
 // slice scans the counter's events in one slice.
 func (sc *scanner) slice(x int64) (err error) {
 	l := sc.l
-	start := x * l.sliceWidth
-	first := l.timeBucket(max(sc.lo, start))
-	last := l.timeBucket(min(sc.hi, start+l.sliceWidth-1))
-	p := counterPrefix(l.id, x, sc.counter)
+	start := x * l.SliceWidth
+	first := l.TimeBucket(max(sc.lo, start))
+	last := l.TimeBucket(min(sc.hi, start+l.SliceWidth-1))
+	p := counterPrefix(l.NSID, x, sc.counter)
 	it, err := sc.s.iter(appendInt64(bytes.Clone(p), first), appendInt64(bytes.Clone(p), last+1))
 	if err != nil {
 		return err

@@ -74,7 +74,7 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 		seen = make(map[eventKey]int, len(writes))
 	}
 	for _, w := range writes {
-		l, err := layoutOf(w.NS)
+		l, err := abacus.LayoutOf(w.NS)
 		if err != nil {
 			return nil, err
 		}
@@ -85,7 +85,7 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 		if err := checkText("idempotency token", e.ID); err != nil {
 			return nil, err
 		}
-		nanos, err := timeNanos(e.Time, "event time")
+		nanos, err := abacus.EventNanos(e.Time, "event time")
 		if err != nil {
 			return nil, err
 		}
@@ -94,10 +94,10 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 		}
 		p := pendingEvent{
 			ev:          e,
-			ns:          l.id,
-			slice:       l.slice(nanos),
-			timeBucket:  l.timeBucket(nanos),
-			eventBucket: l.eventBucket(e.ID),
+			ns:          int64(l.NSID),
+			slice:       l.Slice(nanos),
+			timeBucket:  l.TimeBucket(nanos),
+			eventBucket: int32(l.EventBucket(e.ID)),
 			nanos:       nanos,
 		}
 		if seen != nil {

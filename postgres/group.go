@@ -245,7 +245,7 @@ func (s *Store) commitGroup(reqs []*request) {
 			// No partition for a row: another node dropped one this node
 			// remembered. Forget the group's namespaces and create again.
 			for _, k := range p.parts {
-				s.parts.forget(k.ns, -maxAbsNanos, maxAbsNanos)
+				s.parts.forget(k.ns, -abacus.MaxEventNanos, abacus.MaxEventNanos)
 			}
 			lastErr, attempt = err, attempt+1
 		case codeOf(err) == abacus.Unavailable:

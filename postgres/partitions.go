@@ -160,18 +160,18 @@ func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.T
 	if err := s.begin(ctx); err != nil {
 		return 0, err
 	}
-	l, err := layoutOf(ns)
+	l, err := abacus.LayoutOf(ns)
 	if err != nil {
 		return 0, err
 	}
-	if t.IsZero() || !t.After(minTime) {
+	if t.IsZero() || !t.After(abacus.MinEventTime) {
 		return 0, nil
 	}
-	n := maxAbsNanos
-	if t.Before(maxTime) {
+	n := abacus.MaxEventNanos
+	if t.Before(abacus.MaxEventTime) {
 		n = t.UnixNano()
 	}
-	end := l.slice(n) // exclusive
+	end := l.Slice(n) // exclusive
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
 	count := 0
@@ -179,20 +179,20 @@ func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.T
 		if _, err := tx.Exec(octx, s.ddlPrologue(false)); err != nil {
 			return err
 		}
-		rows, _ := tx.Query(octx, s.sql(`SELECT slice FROM {{S}}.slices WHERE ns_id = $1 AND slice < $2 ORDER BY slice`), l.id, end)
+		rows, _ := tx.Query(octx, s.sql(`SELECT slice FROM {{S}}.slices WHERE ns_id = $1 AND slice < $2 ORDER BY slice`), int64(l.NSID), end)
 		sl, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil || len(sl) == 0 {
 			return err
 		}
 		// The namespace's table first, then its partitions: the order in
 		// which inserts lock them, so the two cannot deadlock.
-		if _, err := tx.Exec(octx, "LOCK TABLE "+s.nsTable(l.id)+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		if _, err := tx.Exec(octx, "LOCK TABLE "+s.nsTable(int64(l.NSID))+" IN ACCESS EXCLUSIVE MODE"); err != nil {
 			return err
 		}
 		tables := make([]string, len(sl))
 		exists := make([]string, len(sl))
 		for i, x := range sl {
-			tables[i] = s.sliceTable(partKey{l.id, x})
+			tables[i] = s.sliceTable(partKey{int64(l.NSID), x})
 			exists[i] = "(EXISTS (SELECT FROM " + tables[i] + "))::int"
 		}
 		if err := tx.QueryRow(octx, "SELECT "+strings.Join(exists, " + ")).Scan(&count); err != nil {
@@ -201,15 +201,15 @@ func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.T
 		if _, err := tx.Exec(octx, "DROP TABLE IF EXISTS "+strings.Join(tables, ", ")); err != nil {
 			return err
 		}
-		_, err = tx.Exec(octx, s.sql(`DELETE FROM {{S}}.slices WHERE ns_id = $1 AND slice < $2`), l.id, end)
+		_, err = tx.Exec(octx, s.sql(`DELETE FROM {{S}}.slices WHERE ns_id = $1 AND slice < $2`), int64(l.NSID), end)
 		return err
 	})
 	if err != nil {
 		return 0, classify(ctx, err, "delete slices")
 	}
-	s.parts.forget(l.id, -maxAbsNanos, end)
+	s.parts.forget(int64(l.NSID), -abacus.MaxEventNanos, end)
 	if count > 0 {
-		s.log.Info("dropped event slices", "namespace", ns.Name, "ns_id", l.id, "before", t, "with_events", count)
+		s.log.Info("dropped event slices", "namespace", ns.Name, "ns_id", int64(l.NSID), "before", t, "with_events", count)
 	}
 	return count, nil
 }
@@ -255,6 +255,6 @@ DELETE FROM {{S}}.checkpoints WHERE ns_id = $1`), id)
 	if err != nil {
 		return classify(ctx, err, "drop namespace")
 	}
-	s.parts.forget(id, -maxAbsNanos, maxAbsNanos)
+	s.parts.forget(id, -abacus.MaxEventNanos, abacus.MaxEventNanos)
 	return nil
 }

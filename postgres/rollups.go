@@ -74,7 +74,7 @@ func (s *Store) Fence(ctx context.Context, ns *abacus.Namespace, counter string,
 	if err := checkNamespaceCounter(ns, counter); err != nil {
 		return err
 	}
-	n, err := timeNanos(end, "fence time")
+	n, err := abacus.EventNanos(end, "fence time")
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 		stored, err := s.readCheckpoint(octx, int64(ns.ID), counter)
 		return stored, classify(ctx, err, "read checkpoint")
 	}
-	through, err := timeNanos(cp.Through, "checkpoint time")
+	through, err := abacus.EventNanos(cp.Through, "checkpoint time")
 	if err != nil {
 		return abacus.Checkpoint{}, err
 	}

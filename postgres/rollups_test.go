@@ -59,14 +59,14 @@ func TestFenceWaitsForGroupInFlight(t *testing.T) {
 	if err := s.Append(ctx, write(ns, ev("c", 5*time.Second, "setup", 1))); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := layoutOf(ns)
+	l, _ := abacus.LayoutOf(ns)
 	n := t0.Add(10 * time.Second).UnixNano()
 	tx, err := connect(t).Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, s.sql(`INSERT INTO {{S}}.events VALUES ($1, $2, 'c', 0, 0, $3, 'k', 1, false)`), l.id, l.slice(n), n); err != nil {
+	if _, err := tx.Exec(ctx, s.sql(`INSERT INTO {{S}}.events VALUES ($1, $2, 'c', 0, 0, $3, 'k', 1, false)`), int64(l.NSID), l.Slice(n), n); err != nil {
 		t.Fatal(err)
 	}
 	appended := appendAsync(ctx, s, ns, ev("c", 10*time.Second, "k", 1))

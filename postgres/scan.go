@@ -41,14 +41,14 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
-	l, err := layoutOf(ns)
+	l, err := abacus.LayoutOf(ns)
 	if err != nil {
 		return err
 	}
 	if err := checkCounter(counter); err != nil {
 		return err
 	}
-	lo, hi, ok := scanBounds(r.From, r.To)
+	lo, hi, ok := abacus.NanoBounds(r.From, r.To)
 	if !ok {
 		return nil
 	}
@@ -59,15 +59,15 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 	page := make([]abacus.Event, 0, pageSize)
 	var last abacus.Event
 	for resume := false; ; resume = true {
-		q, args := s.sql(first), []any{l.id, l.slice(lo), l.slice(hi), counter, lo, hi, pageSize}
+		q, args := s.sql(first), []any{int64(l.NSID), l.Slice(lo), l.Slice(hi), counter, lo, hi, pageSize}
 		if resume {
 			// Resume at the last event's time: the narrower bound keeps the
 			// index scan from reading again what earlier pages returned.
 			n := last.Time.UnixNano()
 			if r.Reverse {
-				args[5], args[2] = n, l.slice(n)
+				args[5], args[2] = n, l.Slice(n)
 			} else {
-				args[4], args[1] = n, l.slice(n)
+				args[4], args[1] = n, l.Slice(n)
 			}
 			q, args = s.sql(next), append(args, n, last.Clear, last.ID)
 		}
@@ -125,18 +125,18 @@ func (s *Store) Counters(ctx context.Context, ns *abacus.Namespace, from, to tim
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
-	l, err := layoutOf(ns)
+	l, err := abacus.LayoutOf(ns)
 	if err != nil {
 		return err
 	}
-	lo, hi, ok := scanBounds(from, to)
+	lo, hi, ok := abacus.NanoBounds(from, to)
 	if !ok {
 		return nil
 	}
 	page := make([]string, 0, pageSize)
 	after := ""
 	for {
-		page, err = readPage(ctx, s, s.sql(countersSQL), []any{l.id, l.slice(lo), l.slice(hi), after, pageSize}, page[:0],
+		page, err = readPage(ctx, s, s.sql(countersSQL), []any{int64(l.NSID), l.Slice(lo), l.Slice(hi), after, pageSize}, page[:0],
 			func(row pgx.Rows) (string, error) {
 				var c string
 				err := row.Scan(&c)
