@@ -166,7 +166,7 @@ peak, then runs at half of it.
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&via, "via", "unary", "how abacus is called: unary, client or batch")
-	cmd.AddCommand(a.benchCompareCmd(&f))
+	cmd.AddCommand(a.benchCompareCmd(&f), a.benchConvergeCmd(&f))
 	return cmd
 }
 

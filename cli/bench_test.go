@@ -203,3 +203,43 @@ func TestBenchFormatting(t *testing.T) {
 		}
 	}
 }
+
+// bench converge writes to fresh counters and reads them until they are
+// exact: on a real node, EVENTUAL counts converge (the rollup caches the
+// provisional count), no count exceeds its adds, and the JSON says so.
+func TestBenchConverge(t *testing.T) {
+	addr := startBenchNode(t)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"eventual", []string{"--counters", "3000", "--adds", "2", "--batch-size", "500", "--callers", "4"}},
+		{"accurate", []string{"--counters", "500", "--namespace", "conv_acc", "--type", "ACCURATE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"bench", "converge", "--max-wait", "1m", "-o", "json"}, tt.args...)
+			r := runCLI(t, addr, "", args...)
+			if r.code != ExitOK {
+				t.Fatalf("exit %d, stderr %s, stdout %s", r.code, r.stderr, r.stdout)
+			}
+			var rep struct {
+				Schema string               `json:"schema"`
+				Result bench.ConvergeResult `json:"result"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+				t.Fatalf("stdout is not a converge report: %v\n%s", err, r.stdout)
+			}
+			res := rep.Result
+			if rep.Schema != bench.SchemaConverge || res.Inexact != 0 || res.Overcounted != 0 || res.ExactAfterSec < 0 || res.Sweeps < 1 {
+				t.Fatalf("report = %+v", rep)
+			}
+			if res.Adds != int64(res.Counters)*map[string]int64{"eventual": 2, "accurate": 1}[tt.name] {
+				t.Errorf("%d adds to %d counters", res.Adds, res.Counters)
+			}
+		})
+	}
+	if r := runCLI(t, addr, "", "bench", "converge", "--adds", "0"); r.code != ExitUsage {
+		t.Errorf("--adds 0: exit %d, want usage", r.code)
+	}
+}

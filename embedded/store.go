@@ -28,7 +28,9 @@ type Options struct {
 	// slog.Default().
 	Logger *slog.Logger
 
-	// CacheSize is the size of the block cache in bytes. Zero means 64 MiB.
+	// CacheSize is the size of the block cache in bytes. Zero means 256 MiB
+	// (allocated as blocks are read): the idempotency, overflow and rollup
+	// reads of a million distinct counters miss a smaller one.
 	CacheSize int64
 
 	// MemTableSize is the size of one memtable in bytes: writes are buffered
@@ -39,7 +41,7 @@ type Options struct {
 }
 
 const (
-	defaultCacheSize    = 64 << 20
+	defaultCacheSize    = 256 << 20
 	defaultMemTableSize = 32 << 20
 )
 

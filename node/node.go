@@ -63,6 +63,12 @@ type Config struct {
 	// reports not ready (readyz 503, gRPC health NOT_SERVING), so that load
 	// balancers stop sending it requests before its listeners close; default 0.
 	ShutdownDelay time.Duration
+	// RollupConcurrency bounds the rollups running at once on the node,
+	// across every namespace; default 0: 8 × GOMAXPROCS with only the
+	// embedded store (its rollups use the node's CPU, and more of them at
+	// once only take it from requests), 256 with PostgreSQL (its rollups
+	// wait on the network and the server).
+	RollupConcurrency int
 	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP port, for
 	// profiling (off by default: profiles expose internals).
 	Pprof bool
@@ -137,13 +143,14 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		Logger:      n.log,
 	})
 	var err error
-	n.pipeline, err = rollup.New(func(ctx context.Context, k rollup.Key) (bool, error) {
-		return n.svc.Rollup(ctx, k.NS, k.Counter)
+	n.pipeline, err = rollup.New(func(ctx context.Context, k rollup.Key) (rollup.Outcome, error) {
+		o, err := n.svc.RollupCounter(ctx, k.NS, k.Counter)
+		return rollup.Outcome{CaughtUp: o.CaughtUp, NotBefore: o.NotBefore}, err
 	}, rollup.Options{
 		Logger: n.log, Registerer: reg,
 		// A node-wide bound: validation allows namespaces whose queues times
 		// batch size would otherwise start millions of rollups at once.
-		MaxConcurrency: 256,
+		MaxConcurrency: n.rollupConcurrency(),
 	})
 	if err != nil {
 		return err
@@ -317,4 +324,15 @@ func (n *Node) closeAll() {
 		_ = n.pipeline.Drain(context.Background())
 	}
 	n.stores.close()
+}
+
+// rollupConcurrency is Config.RollupConcurrency or its default.
+func (n *Node) rollupConcurrency() int {
+	switch {
+	case n.cfg.RollupConcurrency > 0:
+		return n.cfg.RollupConcurrency
+	case n.cfg.Postgres != "":
+		return 256
+	}
+	return 8 * runtime.GOMAXPROCS(0)
 }

@@ -14,8 +14,8 @@ import (
 
 // result is the outcome of one Func call.
 type result struct {
-	caughtUp bool
-	err      error
+	out Outcome
+	err error
 }
 
 // rollupBatch rolls the batch's counters up concurrently and returns when
@@ -57,8 +57,8 @@ func (p *Pipeline) rollup(k Key) (r result) {
 			r = result{err: fmt.Errorf("rollup: panic: %v\n%s", v, debug.Stack())}
 		}
 	}()
-	caughtUp, err := p.fn(ctx, k)
-	return result{caughtUp: caughtUp, err: err}
+	out, err := p.fn(ctx, k)
+	return result{out: out, err: err}
 }
 
 // backoff returns the wait before retry number attempts of a failing

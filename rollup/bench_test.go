@@ -19,7 +19,7 @@ func BenchmarkSignal(b *testing.B) {
 		counters int
 	}{{"hot", 1024}, {"distinct", 0}} {
 		b.Run(bc.name, func(b *testing.B) {
-			p, err := New(func(context.Context, Key) (bool, error) { return true, nil }, quiet())
+			p, err := New(func(context.Context, Key) (Outcome, error) { return Outcome{CaughtUp: true}, nil }, quiet())
 			if err != nil {
 				b.Fatal(err)
 			}

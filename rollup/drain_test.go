@@ -110,11 +110,11 @@ func TestDrainRespectsContext(t *testing.T) {
 	before := runtime.NumGoroutine()
 	cancelled := make(chan struct{}, 100)
 	running := make(chan struct{}, 100)
-	fn := func(ctx context.Context, k Key) (bool, error) {
+	fn := func(ctx context.Context, k Key) (Outcome, error) {
 		running <- struct{}{}
 		<-ctx.Done()
 		cancelled <- struct{}{}
-		return false, ctx.Err()
+		return Outcome{}, ctx.Err()
 	}
 	p, err := New(fn, quiet())
 	if err != nil {

@@ -104,7 +104,7 @@ func newRecorder(t *testing.T) *recorder {
 	return &recorder{t: t, calls: make(map[string]int), running: make(map[string]bool)}
 }
 
-func (r *recorder) fn(ctx context.Context, k Key) (bool, error) {
+func (r *recorder) fn(ctx context.Context, k Key) (Outcome, error) {
 	id := k.NS.Name + "/" + k.Counter
 	r.mu.Lock()
 	if r.running[id] {
@@ -120,9 +120,10 @@ func (r *recorder) fn(ctx context.Context, k Key) (bool, error) {
 		r.mu.Unlock()
 	}()
 	if r.reply == nil {
-		return true, nil
+		return Outcome{CaughtUp: true}, nil
 	}
-	return r.reply(k, call)
+	caughtUp, err := r.reply(k, call)
+	return Outcome{CaughtUp: caughtUp}, err
 }
 
 // count returns the calls of ns's counter.

@@ -110,7 +110,7 @@ func (q *queue) closeSet(now time.Time, all bool) {
 	for _, e := range q.open {
 		fresh := e.notBefore.IsZero()
 		if all || (fresh && windowEnded) || (!fresh && !now.Before(e.notBefore)) {
-			e.notBefore = time.Time{}
+			e.notBefore, e.parked = time.Time{}, false
 			q.closed = append(q.closed, e)
 			continue
 		}
@@ -176,7 +176,7 @@ func (q *queue) finish(batch []*entry, results []result, d time.Duration) {
 		r := results[i]
 		again := e.again
 		e.again = false
-		done := r.err == nil && r.caughtUp && !again
+		done := r.err == nil && r.out.CaughtUp && !again
 		if stopped {
 			// Calls fail now because they were cancelled: no failure to count
 			// or log. What is not done, abandonAll lets go.
@@ -203,11 +203,14 @@ func (q *queue) finish(batch []*entry, results []result, d time.Duration) {
 			q.st.Abandoned++
 			q.drop(e)
 		default:
-			if r.err != nil {
+			switch {
+			case r.err != nil:
 				// A failed rollup keeps its pending time, so the lag metric
 				// grows while the stores are out instead of resetting.
 				e.notBefore = now.Add(q.p.backoff(e.attempts))
-			} else {
+			case !again && !draining && r.out.NotBefore.After(now):
+				e.since, e.notBefore, e.parked = now, r.out.NotBefore, true
+			default:
 				e.since = now
 			}
 			q.st.Requeued++

@@ -51,14 +51,14 @@ func TestMetrics(t *testing.T) {
 	opts := quiet()
 	opts.Registerer = reg
 	release := make(chan struct{})
-	p := start(t, func(ctx context.Context, k Key) (bool, error) {
+	p := start(t, func(ctx context.Context, k Key) (Outcome, error) {
 		if k.Counter == "slow" {
 			<-release
 		}
-		return true, nil
+		return Outcome{CaughtUp: true}, nil
 	}, opts)
 
-	if _, err := New(func(context.Context, Key) (bool, error) { return true, nil }, opts); err == nil {
+	if _, err := New(func(context.Context, Key) (Outcome, error) { return Outcome{CaughtUp: true}, nil }, opts); err == nil {
 		t.Fatal("second pipeline registered the same metrics")
 	}
 
@@ -125,7 +125,7 @@ func TestMetricsSameName(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	opts := quiet()
 	opts.Registerer = reg
-	p := start(t, func(context.Context, Key) (bool, error) { return true, nil }, opts)
+	p := start(t, func(context.Context, Key) (Outcome, error) { return Outcome{CaughtUp: true}, nil }, opts)
 	old, recreated := namespace(1, 1, time.Hour, 1<<20, 1), namespace(27, 1, time.Hour, 1<<20, 1)
 	if old.Name != recreated.Name {
 		t.Fatal("test namespaces should share a name")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/abacus-dev/abacus"
 )
@@ -19,14 +20,27 @@ type Key struct {
 
 // Func rolls one counter up: it reads the counter's checkpoint, aggregates
 // the immutable window after it and writes the new checkpoint. It reports
-// caughtUp=false when the counter has writes at or after the new checkpoint
-// (lastWriteTs ≥ checkpoint), so that the pipeline rolls it up again in a
-// later window.
+// CaughtUp=false when the counter has writes at or after the new checkpoint
+// (lastWriteTs ≥ checkpoint), so that the pipeline rolls it up again: at
+// Outcome.NotBefore if set (when the window will have passed the last
+// write), else in the next window.
 //
 // Func runs concurrently for different counters, never for one counter on
 // one Pipeline. It must return promptly once ctx is cancelled: Drain waits
 // for running calls so that the stores can be closed after it.
-type Func func(ctx context.Context, k Key) (caughtUp bool, err error)
+type Func func(ctx context.Context, k Key) (Outcome, error)
+
+// Outcome is what a Func reports of one rollup.
+type Outcome struct {
+	// CaughtUp: the checkpoint covers every write; the pipeline lets the
+	// counter go until its next signal.
+	CaughtUp bool
+	// NotBefore, for a counter not caught up, is the earliest time a further
+	// rollup can finish it. The pipeline parks the counter until then rather
+	// than rolling it up every window to no end; a new signal (a new write,
+	// or a read) brings it back to the next window. Zero: the next window.
+	NotBefore time.Time
+}
 
 // Pipeline schedules the rollups of one node. Its methods are safe for
 // concurrent use.

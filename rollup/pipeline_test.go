@@ -146,7 +146,7 @@ func TestRouting(t *testing.T) {
 func TestBatchConcurrency(t *testing.T) {
 	const batch, counters = 4, 48
 	var arrived, inFlight, peak atomic.Int64
-	fn := func(ctx context.Context, k Key) (bool, error) {
+	fn := func(ctx context.Context, k Key) (Outcome, error) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		storeMax(&peak, n)
@@ -154,11 +154,11 @@ func TestBatchConcurrency(t *testing.T) {
 		for arrived.Load() < want {
 			select {
 			case <-ctx.Done():
-				return false, ctx.Err()
+				return Outcome{}, ctx.Err()
 			case <-time.After(100 * time.Microsecond):
 			}
 		}
-		return true, nil
+		return Outcome{CaughtUp: true}, nil
 	}
 	p := start(t, fn, quiet())
 	ns := namespace(1, 1, time.Hour, 1<<20, batch)
@@ -177,12 +177,12 @@ func TestBatchConcurrency(t *testing.T) {
 // MaxConcurrency bounds the rollups running on the node across queues.
 func TestMaxConcurrency(t *testing.T) {
 	var inFlight, peak atomic.Int64
-	fn := func(ctx context.Context, k Key) (bool, error) {
+	fn := func(ctx context.Context, k Key) (Outcome, error) {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		storeMax(&peak, n)
 		time.Sleep(100 * time.Microsecond)
-		return true, nil
+		return Outcome{CaughtUp: true}, nil
 	}
 	opts := quiet()
 	opts.MaxConcurrency = 2

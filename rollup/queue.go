@@ -19,6 +19,7 @@ type entry struct {
 	// notBefore is the end of a retry backoff; zero for a counter waiting for
 	// its window to close.
 	notBefore time.Time
+	parked    bool // notBefore is from Outcome.NotBefore, not a failure backoff
 	attempts  int  // consecutive failures
 	running   bool // its Func call is running
 	again     bool // signalled while running: roll it up once more
@@ -71,6 +72,13 @@ func (q *queue) signal(k Key) bool {
 			e.again = true
 		} else {
 			e.key.NS = k.NS // running entries' keys are read without mu
+			if e.parked {
+				// Parked until its window passes, but a new write wants a
+				// fresh (provisional) count: back to the next window.
+				e.notBefore, e.parked = time.Time{}, false
+				q.retrying--
+				q.openWindow(time.Now())
+			}
 		}
 		return true
 	}
@@ -92,24 +100,31 @@ func (q *queue) signal(k Key) bool {
 func (q *queue) push(e *entry, now time.Time) {
 	e.running = false
 	q.open = append(q.open, e)
-	poke := false
 	if e.notBefore.IsZero() {
-		if q.closeAt.IsZero() {
-			q.closeAt = now.Add(q.nq.config().coalesce)
-			poke = true
-		}
-	} else {
-		q.retrying++
-		if q.retryAt.IsZero() || e.notBefore.Before(q.retryAt) {
-			q.retryAt = e.notBefore
-			poke = true
-		}
+		q.openWindow(now)
+		return
 	}
-	if poke {
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+	q.retrying++
+	if q.retryAt.IsZero() || e.notBefore.Before(q.retryAt) {
+		q.retryAt = e.notBefore
+		q.poke()
+	}
+}
+
+// openWindow starts the open set's coalescing window unless it runs. Called
+// with mu held, for a fresh entry in the open set.
+func (q *queue) openWindow(now time.Time) {
+	if q.closeAt.IsZero() {
+		q.closeAt = now.Add(q.nq.config().coalesce)
+		q.poke()
+	}
+}
+
+// poke wakes the goroutine: its wake-up time may have moved.
+func (q *queue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
 	}
 }
 

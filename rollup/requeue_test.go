@@ -174,12 +174,12 @@ func TestRollupTimeout(t *testing.T) {
 	var once sync.Once
 	rec := newRecorder(t)
 	rec.reply = func(Key, int) (bool, error) { return true, nil }
-	fn := func(ctx context.Context, k Key) (bool, error) {
+	fn := func(ctx context.Context, k Key) (Outcome, error) {
 		first := false
 		once.Do(func() { first = true })
 		if first {
 			<-ctx.Done()
-			return false, ctx.Err()
+			return Outcome{}, ctx.Err()
 		}
 		return rec.fn(ctx, k)
 	}
@@ -208,4 +208,54 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// A counter whose Func says no rollup can finish it before NotBefore is
+// parked: not rolled up window after window, but at NotBefore, or as soon as
+// a new signal comes (a new write wants a fresh count).
+func TestParkUntilNotBefore(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		notBefore time.Duration // after the first call
+		resignal  bool
+	}{
+		{name: "woken by NotBefore", notBefore: 50 * time.Millisecond},
+		{name: "woken by a signal", notBefore: time.Hour, resignal: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var calls []time.Time
+			var wake time.Time
+			fn := func(ctx context.Context, k Key) (Outcome, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				calls = append(calls, time.Now())
+				if len(calls) == 1 {
+					wake = time.Now().Add(tt.notBefore)
+					return Outcome{NotBefore: wake}, nil
+				}
+				return Outcome{CaughtUp: true}, nil
+			}
+			p := start(t, fn, quiet())
+			ns := namespace(1, 1, time.Millisecond, 1<<20, 4)
+			p.Signal(Key{NS: ns, Counter: "c"})
+			n := func() int { mu.Lock(); defer mu.Unlock(); return len(calls) }
+			eventually(t, "first rollup", func() bool { return n() == 1 })
+			if tt.resignal {
+				// Many windows pass: a parked counter is left alone.
+				time.Sleep(30 * time.Millisecond)
+				if got := n(); got != 1 {
+					t.Fatalf("%d rollups while parked, want 1", got)
+				}
+				p.Signal(Key{NS: ns, Counter: "c"})
+			}
+			eventually(t, "second rollup", func() bool { return n() == 2 })
+			eventually(t, "counter done", func() bool { return stats(t, p, ns).Pending == 0 })
+			mu.Lock()
+			defer mu.Unlock()
+			if !tt.resignal && calls[1].Before(wake) {
+				t.Errorf("second rollup %v before NotBefore", wake.Sub(calls[1]))
+			}
+		})
+	}
 }

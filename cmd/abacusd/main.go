@@ -52,6 +52,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", time.Minute, "how often event retention runs")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving while reporting not ready before closing the listeners")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown may spend draining rollup queues")
+	fs.IntVar(&cfg.RollupConcurrency, "rollup-concurrency", 0, "most rollups running at once on the node (0: 8 × GOMAXPROCS with the embedded store, 256 with --postgres)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the HTTP port")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
