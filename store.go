@@ -93,6 +93,16 @@ type RollupStore interface {
 	BehindCounters(ctx context.Context, fn func(nsID uint64, counter string) error) error
 }
 
+// RollupStatesReader is implemented by rollup stores that read the states of
+// many counters of one namespace at once for less than one RollupState each
+// (one snapshot, one pass in key order). Callers type-assert a RollupStore
+// for it and fall back to RollupState.
+type RollupStatesReader interface {
+	// RollupStates returns the state of each of counters, in their order, as
+	// RollupState would.
+	RollupStates(ctx context.Context, ns *Namespace, counters []string) ([]RollupState, error)
+}
+
 // NamespaceStore persists namespace configurations [API-1].
 type NamespaceStore interface {
 	// CreateNamespace stores a new namespace, assigning ID, Created and Updated,

@@ -80,6 +80,48 @@ func (s *Service) checkpoint(ctx context.Context, ns *abacus.Namespace, counter 
 	return st.Checkpoint, nil
 }
 
+// checkpoints is checkpoint for many counters of ns: the cache misses are
+// read from the rollup store together when it can (abacus.RollupStatesReader).
+func (s *Service) checkpoints(ctx context.Context, ns *abacus.Namespace, counters []string) ([]abacus.Checkpoint, error) {
+	cache := s.cfg.Backends.RollupCache(ns)
+	out := make([]abacus.Checkpoint, len(counters))
+	var miss []int
+	var names []string
+	for i, c := range counters {
+		if cp, ok, err := cache.GetCheckpoint(ctx, cacheKey(ns, c)); err == nil && ok {
+			out[i] = cp
+			continue
+		}
+		miss = append(miss, i)
+		names = append(names, c)
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	rs := s.cfg.Backends.RollupStore(ns)
+	r, batched := rs.(abacus.RollupStatesReader)
+	if !batched || len(miss) == 1 {
+		for _, i := range miss {
+			cp, err := s.checkpoint(ctx, ns, counters[i])
+			if err != nil {
+				return nil, err
+			}
+			out[i] = cp
+		}
+		return out, nil
+	}
+	states, err := r.RollupStates(ctx, ns, names)
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range miss {
+		out[i] = states[k].Checkpoint
+		// A failed cache write only costs a later store read.
+		_ = cache.PutCheckpoint(ctx, cacheKey(ns, counters[i]), states[k].Checkpoint, ns.TTL)
+	}
+	return out, nil
+}
+
 // accurate returns the checkpoint from the rollup store (never a cache: a stale
 // base could predate deleted slices) plus every event since it. If a rollup
 // moved the checkpoint while the events were read, it reads again, so the

@@ -2,6 +2,8 @@ package counter
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/abacus-dev/abacus"
@@ -47,6 +49,50 @@ func (s *Service) RollupCounter(ctx context.Context, ns *abacus.Namespace, count
 	if err != nil {
 		return RollupOutcome{}, err
 	}
+	return s.rollupFrom(ctx, ns, counter, st)
+}
+
+// RollupBatch is RollupCounter for many counters of ns, on at most
+// parallelism goroutines. When the rollup store reads many states at once
+// (abacus.RollupStatesReader) it reads the batch's states together first,
+// which spares each rollup two point reads. It returns an outcome and an
+// error per counter, in order.
+func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counters []string, parallelism int) ([]RollupOutcome, []error) {
+	out := make([]RollupOutcome, len(counters))
+	errs := make([]error, len(counters))
+	var states []abacus.RollupState
+	if r, ok := s.cfg.Backends.RollupStore(ns).(abacus.RollupStatesReader); ok && len(counters) > 1 {
+		var err error
+		if states, err = r.RollupStates(ctx, ns, counters); err != nil {
+			for i := range errs {
+				errs[i] = err
+			}
+			return out, errs
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(parallelism, len(counters))) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(counters) {
+					return
+				}
+				if states != nil {
+					out[i], errs[i] = s.rollupFrom(ctx, ns, counters[i], states[i])
+				} else {
+					out[i], errs[i] = s.RollupCounter(ctx, ns, counters[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out, errs
+}
+
+// rollupFrom is RollupCounter from a state already read.
+func (s *Service) rollupFrom(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (_ RollupOutcome, err error) {
 	now := s.now()
 	end := ns.RollupEnd(now)
 	// The provisional tail of an EVENTUAL count: every event after the

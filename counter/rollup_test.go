@@ -65,3 +65,73 @@ func TestRollupCounterProvisional(t *testing.T) {
 		})
 	}
 }
+
+// RollupBatch, which reads the batch's states together, agrees with
+// RollupCounter counter by counter: outcomes, checkpoints and the counts
+// reads return.
+func TestRollupBatchAgrees(t *testing.T) {
+	ctx := context.Background()
+	counters := []string{"z", "a", "never", "m", "a2"}
+	run := func(batch bool) (outs []counter.RollupOutcome, counts, checkpoints []int64) {
+		f := newFixture(t, t.TempDir())
+		ns, err := f.svc.CreateNamespace(ctx, testNamespace("ns", abacus.Eventual))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := f.clk.t
+		for i, c := range counters {
+			if c == "never" {
+				continue
+			}
+			for k := range i + 1 {
+				tok := counter.Token{ID: c + string(rune('0'+k)), Time: t0.Add(-time.Duration(k) * 500 * time.Millisecond)}
+				if _, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "ns", Counter: c, Delta: int64(k + 1), Token: tok}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// The window now ends at t0 − 1s: the older events of m and a2 are in it.
+		f.clk.t = t0.Add(2 * time.Second)
+		if batch {
+			var errs []error
+			outs, errs = f.svc.RollupBatch(ctx, ns, counters, 2)
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("%s: %v", counters[i], err)
+				}
+			}
+		} else {
+			for _, c := range counters {
+				o, err := f.svc.RollupCounter(ctx, ns, c)
+				if err != nil {
+					t.Fatalf("%s: %v", c, err)
+				}
+				outs = append(outs, o)
+			}
+		}
+		for _, c := range counters {
+			n, err := f.svc.Get(ctx, counter.Ref{Namespace: "ns", Counter: c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := f.store.RollupState(ctx, ns, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, _ := st.Count.Int64()
+			counts, checkpoints = append(counts, n), append(checkpoints, cp)
+		}
+		return outs, counts, checkpoints
+	}
+	o1, n1, c1 := run(false)
+	o2, n2, c2 := run(true)
+	for i, c := range counters {
+		if o1[i] != o2[i] || n1[i] != n2[i] || c1[i] != c2[i] {
+			t.Errorf("%s: one by one %+v count %d checkpoint %d; batch %+v count %d checkpoint %d",
+				c, o1[i], n1[i], c1[i], o2[i], n2[i], c2[i])
+		}
+	}
+	if n1[4] != 15 || c1[4] != 9 || n1[3] != 10 || c1[3] != 4 {
+		t.Errorf("a2: count %d, checkpoint %d (want 15, 9); m: count %d, checkpoint %d (want 10, 4)", n1[4], c1[4], n1[3], c1[3])
+	}
+}

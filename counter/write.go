@@ -149,13 +149,29 @@ func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error
 			writes = append(writes, abacus.Write{NS: p.ns, Event: event(r, p.tok, false)})
 		}
 	}
+	// The checkpoints the overflow checks need, read per namespace together:
+	// a batch over many cold counters would otherwise pay one store read each.
+	byNS := map[*abacus.Namespace][]string{}
+	for k := range totals {
+		byNS[k.ns] = append(byNS[k.ns], k.counter)
+	}
+	known := make(map[counterKey]abacus.Checkpoint, len(totals))
+	for ns, counters := range byNS {
+		cps, err := s.checkpoints(ctx, ns, counters)
+		if err != nil {
+			return nil, err
+		}
+		for i, c := range counters {
+			known[counterKey{ns, c}] = cps[i]
+		}
+	}
 	for k, total := range totals {
 		d, ok := total.Int64()
 		err := error(nil)
 		if !ok {
 			err = abacus.Errorf(abacus.OutOfRange, "the adds to %q in namespace %q sum to more than int64 holds", k.counter, k.ns.Name)
 		} else {
-			err = s.checkOverflow(ctx, k.ns, k.counter, d)
+			err = s.checkOverflowFrom(ctx, k.ns, k.counter, d, known[k])
 		}
 		if err != nil {
 			return nil, indexed("adds", firstIndex[k], err)
@@ -211,6 +227,11 @@ func (s *Service) checkOverflow(ctx context.Context, ns *abacus.Namespace, count
 	if err != nil {
 		return err
 	}
+	return s.checkOverflowFrom(ctx, ns, counter, delta, cp)
+}
+
+// checkOverflowFrom is checkOverflow with the checkpoint already read.
+func (s *Service) checkOverflowFrom(ctx context.Context, ns *abacus.Namespace, counter string, delta int64, cp abacus.Checkpoint) error {
 	if n, ok := cp.Count.Int64(); ok && n > -safeCount && n < safeCount && delta > -safeDelta && delta < safeDelta {
 		return nil
 	}

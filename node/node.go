@@ -148,6 +148,29 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		return rollup.Outcome{CaughtUp: o.CaughtUp, NotBefore: o.NotBefore}, err
 	}, rollup.Options{
 		Logger: n.log, Registerer: reg,
+		Batch: func(ctx context.Context, keys []rollup.Key, parallelism int) ([]rollup.Outcome, []error) {
+			// A batch is of one namespace (queues are per namespace), but a
+			// configuration update may leave its keys with different versions:
+			// each version's counters are rolled up with it.
+			outs, errs := make([]rollup.Outcome, len(keys)), make([]error, len(keys))
+			for start := 0; start < len(keys); {
+				end := start + 1
+				for end < len(keys) && keys[end].NS == keys[start].NS {
+					end++
+				}
+				counters := make([]string, end-start)
+				for i, k := range keys[start:end] {
+					counters[i] = k.Counter
+				}
+				os, es := n.svc.RollupBatch(ctx, keys[start].NS, counters, parallelism)
+				for i, o := range os {
+					outs[start+i] = rollup.Outcome{CaughtUp: o.CaughtUp, NotBefore: o.NotBefore}
+					errs[start+i] = es[i]
+				}
+				start = end
+			}
+			return outs, errs
+		},
 		// A node-wide bound: validation allows namespaces whose queues times
 		// batch size would otherwise start millions of rollups at once.
 		MaxConcurrency: n.rollupConcurrency(),

@@ -22,6 +22,9 @@ type result struct {
 // every call has.
 func (p *Pipeline) rollupBatch(batch []*entry) []result {
 	results := make([]result, len(batch))
+	if p.opts.Batch != nil && len(batch) > 1 {
+		return p.rollupAll(batch)
+	}
 	if len(batch) == 1 {
 		results[0] = p.rollup(batch[0].key)
 		return results
@@ -59,6 +62,69 @@ func (p *Pipeline) rollup(k Key) (r result) {
 	}()
 	out, err := p.fn(ctx, k)
 	return result{out: out, err: err}
+}
+
+// rollupAll calls Options.Batch for the whole batch, holding one node-wide
+// slot per counter it may run at once (at least one, more if free), under
+// the timeout; a panic fails every counter of the batch.
+func (p *Pipeline) rollupAll(batch []*entry) (results []result) {
+	results = make([]result, len(batch))
+	parallelism := len(batch)
+	if p.sem != nil {
+		// Wait for one slot, then take what else is free without waiting:
+		// queues that each waited for several slots while holding some
+		// could hold them all and wait for each other forever.
+		select {
+		case p.sem <- struct{}{}:
+		case <-p.ctx.Done():
+			for i := range results {
+				results[i] = result{err: p.ctx.Err()}
+			}
+			return results
+		}
+		held := 1
+	more:
+		for held < len(batch) {
+			select {
+			case p.sem <- struct{}{}:
+				held++
+			default:
+				break more
+			}
+		}
+		parallelism = held
+		defer func() {
+			for range held {
+				<-p.sem
+			}
+		}()
+	}
+	ctx := p.ctx
+	if p.opts.RollupTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.opts.RollupTimeout)
+		defer cancel()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err := fmt.Errorf("rollup: panic: %v\n%s", v, debug.Stack())
+			for i := range results {
+				results[i] = result{err: err}
+			}
+		}
+	}()
+	keys := make([]Key, len(batch))
+	for i, e := range batch {
+		keys[i] = e.key
+	}
+	outs, errs := p.opts.Batch(ctx, keys, parallelism)
+	if len(outs) != len(batch) || len(errs) != len(batch) {
+		panic(fmt.Sprintf("Batch returned %d outcomes and %d errors for %d keys", len(outs), len(errs), len(batch)))
+	}
+	for i := range results {
+		results[i] = result{out: outs[i], err: errs[i]}
+	}
+	return results
 }
 
 // backoff returns the wait before retry number attempts of a failing

@@ -17,6 +17,12 @@ type Options struct {
 	// Default nil: no metrics are registered (Stats still works).
 	Registerer prometheus.Registerer
 
+	// Batch, if set, is called once per batch instead of Func once per
+	// counter, with as much parallelism as the batch got node-wide slots
+	// (MaxConcurrency). Func is still required: it is the reference the
+	// batch must agree with, and tests use it. Default nil.
+	Batch BatchFunc
+
 	// MaxConcurrency bounds the rollups running at once on the node, across
 	// every queue of every namespace. Default 0: no bound beyond
 	// NumQueues × RollupBatchCount per namespace.

@@ -30,6 +30,12 @@ type Key struct {
 // for running calls so that the stores can be closed after it.
 type Func func(ctx context.Context, k Key) (Outcome, error)
 
+// BatchFunc rolls up a batch of counters, all of one namespace, on at most
+// parallelism goroutines, and returns an Outcome and an error per key, in
+// order. It lets a store read what the batch needs together (see
+// Options.Batch). The contract of Func holds for each key.
+type BatchFunc func(ctx context.Context, keys []Key, parallelism int) ([]Outcome, []error)
+
 // Outcome is what a Func reports of one rollup.
 type Outcome struct {
 	// CaughtUp: the checkpoint covers every write; the pipeline lets the

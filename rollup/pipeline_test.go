@@ -3,6 +3,7 @@ package rollup
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -334,5 +335,86 @@ func storeMax(a *atomic.Int64, v int64) {
 		if v <= old || a.CompareAndSwap(old, v) {
 			return
 		}
+	}
+}
+
+// With Options.Batch, a batch of several counters is one Batch call with at
+// most MaxConcurrency parallelism; its outcomes and errors are applied per
+// counter (a counter behind is rolled up again), and a panic fails the whole
+// batch, which is then retried.
+func TestBatchFunc(t *testing.T) {
+	var mu sync.Mutex
+	calls, maxKeys, maxPar := 0, 0, 0
+	panicked := false
+	opts := quiet()
+	opts.MaxConcurrency = 3
+	opts.Batch = func(ctx context.Context, keys []Key, parallelism int) ([]Outcome, []error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		maxKeys, maxPar = max(maxKeys, len(keys)), max(maxPar, parallelism)
+		if !panicked {
+			panicked = true
+			panic("bad batch")
+		}
+		outs, errs := make([]Outcome, len(keys)), make([]error, len(keys))
+		for i, k := range keys {
+			outs[i].CaughtUp = k.Counter != "b"
+		}
+		return outs, errs
+	}
+	single := newRecorder(t)
+	p := start(t, single.fn, opts)
+	ns := namespace(1, 1, 20*time.Millisecond, 1<<20, 8)
+	for _, c := range []string{"a", "b", "c", "d"} {
+		p.Signal(Key{NS: ns, Counter: c})
+	}
+	eventually(t, "counters done", func() bool { return stats(t, p, ns).Pending == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if calls < 2 || maxKeys < 2 || maxPar > 3 {
+		t.Errorf("%d Batch calls, largest %d keys, parallelism up to %d; want ≥ 2 calls, batches of several, parallelism ≤ 3", calls, maxKeys, maxPar)
+	}
+	// b, behind after the second batch, came back alone: a batch of one
+	// goes to Func.
+	if n := single.count(ns, "b"); n != 1 {
+		t.Errorf("Func rolled b up %d times, want 1", n)
+	}
+	if s := stats(t, p, ns); s.Failures < 4 {
+		t.Errorf("failures %d, want the 4 counters of the panicking batch", s.Failures)
+	}
+}
+
+// Queues whose batches want more slots than MaxConcurrency leaves each of
+// them still make progress: a batch takes one slot and what else is free.
+func TestBatchFuncSlotsNoDeadlock(t *testing.T) {
+	opts := quiet()
+	opts.MaxConcurrency = 4
+	var inBatch, most atomic.Int64
+	opts.Batch = func(ctx context.Context, keys []Key, parallelism int) ([]Outcome, []error) {
+		n := inBatch.Add(int64(parallelism))
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(time.Millisecond)
+		inBatch.Add(-int64(parallelism))
+		outs := make([]Outcome, len(keys))
+		for i := range outs {
+			outs[i].CaughtUp = true
+		}
+		return outs, make([]error, len(keys))
+	}
+	rec := newRecorder(t)
+	p := start(t, rec.fn, opts)
+	ns := namespace(1, 8, time.Millisecond, 1<<20, 16)
+	for i := range 2000 {
+		p.Signal(Key{NS: ns, Counter: strconv.Itoa(i)})
+	}
+	eventually(t, "every counter rolled up", func() bool { return stats(t, p, ns).Pending == 0 })
+	if m := most.Load(); m > 4 {
+		t.Errorf("%d slots in use at once, want ≤ MaxConcurrency 4", m)
 	}
 }
