@@ -103,6 +103,34 @@ type RollupStatesReader interface {
 	RollupStates(ctx context.Context, ns *Namespace, counters []string) ([]RollupState, error)
 }
 
+// ScanRequest is one counter's part of a MultiScanner.ScanMany.
+type ScanRequest struct {
+	Counter string
+	Range   Range
+}
+
+// MultiScanner is implemented by event stores that scan several counters of
+// one namespace in one pass for less than one Scan each. Callers type-assert
+// an EventStore for it and fall back to Scan.
+type MultiScanner interface {
+	// ScanMany calls fn(i, e) for every event of reqs[i].Counter in
+	// reqs[i].Range, as Scan would (forwards only; Reverse is refused with
+	// InvalidArgument), each counter's events in Event.Before order; the
+	// requests' events may interleave. An error from fn stops the scan and
+	// is returned.
+	ScanMany(ctx context.Context, ns *Namespace, reqs []ScanRequest, fn func(i int, e Event) error) error
+}
+
+// CheckpointsAdvancer is implemented by rollup stores that advance the
+// checkpoints of many counters of one namespace in one write. Callers
+// type-assert a RollupStore for it and fall back to AdvanceCheckpoint.
+type CheckpointsAdvancer interface {
+	// AdvanceCheckpoints is AdvanceCheckpoint of cps[i] for each counters[i]
+	// (distinct counters), in one write; it returns the checkpoints stored
+	// afterwards, in order.
+	AdvanceCheckpoints(ctx context.Context, ns *Namespace, counters []string, cps []Checkpoint) ([]Checkpoint, error)
+}
+
 // NamespaceStore persists namespace configurations [API-1].
 type NamespaceStore interface {
 	// CreateNamespace stores a new namespace, assigning ID, Created and Updated,

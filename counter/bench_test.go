@@ -3,6 +3,7 @@ package counter_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,9 +54,20 @@ func BenchmarkRollupAggregation(b *testing.B) {
 // event each — the shape of a burst of writes over a large key space, where
 // the per-rollup cost (reads of the checkpoint and last write time, a scan,
 // the checkpoint write) dominates rather than the fold. It reports rollups/s;
-// b.N counters are written first and each is rolled up once, on
-// GOMAXPROCS goroutines.
+// b.N counters are written first and each is rolled up once, on GOMAXPROCS
+// goroutines: one at a time (one), or in the pipeline's batches of 32
+// (batch, which reads states, scans and writes checkpoints per batch).
 func BenchmarkRollupManyCounters(b *testing.B) {
+	for _, batch := range []int{1, 32} {
+		name := "one"
+		if batch > 1 {
+			name = "batch"
+		}
+		b.Run(name, func(b *testing.B) { benchRollupMany(b, batch) })
+	}
+}
+
+func benchRollupMany(b *testing.B, batch int) {
 	ctx := context.Background()
 	ns := testNamespace("bench", abacus.Eventual)
 	ns.Partition = abacus.TimePartition{BucketsPerID: 4, BucketWidth: 10 * time.Minute, SliceWidth: 24 * time.Hour}
@@ -76,18 +88,34 @@ func BenchmarkRollupManyCounters(b *testing.B) {
 		}
 	}
 	f.clk.t = f.clk.t.Add(ns.AcceptLimit + abacus.SkewMargin + time.Second)
-	var next atomic.Int64
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := next.Add(1) - 1
-			caughtUp, err := f.svc.Rollup(ctx, ns, fmt.Sprintf("c%08d", i))
-			if err != nil || !caughtUp {
-				b.Errorf("rollup c%08d: caught up %v, %v", i, caughtUp, err)
-				return
+	if batch == 1 {
+		var next atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := next.Add(1) - 1
+				caughtUp, err := f.svc.Rollup(ctx, ns, fmt.Sprintf("c%08d", i))
+				if err != nil || !caughtUp {
+					b.Errorf("rollup c%08d: caught up %v, %v", i, caughtUp, err)
+					return
+				}
+			}
+		})
+	} else {
+		names := make([]string, 0, batch)
+		for i := 0; i < b.N; i += batch {
+			names = names[:0]
+			for k := i; k < min(i+batch, b.N); k++ {
+				names = append(names, fmt.Sprintf("c%08d", k))
+			}
+			outs, errs := f.svc.RollupBatch(ctx, ns, names, runtime.GOMAXPROCS(0))
+			for k := range names {
+				if errs[k] != nil || !outs[k].CaughtUp {
+					b.Fatalf("rollup %s: %+v, %v", names[k], outs[k], errs[k])
+				}
 			}
 		}
-	})
+	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rollups/s")
 	if n, err := f.svc.Get(ctx, counter.Ref{Namespace: "bench", Counter: fmt.Sprintf("c%08d", b.N-1)}); err != nil || n != 1 {

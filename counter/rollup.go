@@ -55,90 +55,268 @@ func (s *Service) RollupCounter(ctx context.Context, ns *abacus.Namespace, count
 // RollupBatch is RollupCounter for many counters of ns, on at most
 // parallelism goroutines. When the rollup store reads many states at once
 // (abacus.RollupStatesReader) it reads the batch's states together first,
-// which spares each rollup two point reads. It returns an outcome and an
-// error per counter, in order.
+// and when it advances many checkpoints at once (abacus.CheckpointsAdvancer)
+// it writes the batch's new checkpoints together, which spares each rollup
+// its point reads and its own write. It returns an outcome and an error per
+// counter, in order.
 func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counters []string, parallelism int) ([]RollupOutcome, []error) {
 	out := make([]RollupOutcome, len(counters))
 	errs := make([]error, len(counters))
-	var states []abacus.RollupState
-	if r, ok := s.cfg.Backends.RollupStore(ns).(abacus.RollupStatesReader); ok && len(counters) > 1 {
-		var err error
-		if states, err = r.RollupStates(ctx, ns, counters); err != nil {
-			for i := range errs {
-				errs[i] = err
-			}
-			return out, errs
+	rs := s.cfg.Backends.RollupStore(ns)
+	reader, canRead := rs.(abacus.RollupStatesReader)
+	advancer, canAdvance := rs.(abacus.CheckpointsAdvancer)
+	if !canRead || len(counters) < 2 {
+		s.parallel(len(counters), parallelism, func(i int) {
+			out[i], errs[i] = s.RollupCounter(ctx, ns, counters[i])
+		})
+		return out, errs
+	}
+	fail := func(err error) ([]RollupOutcome, []error) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return out, errs
+	}
+	states, err := reader.RollupStates(ctx, ns, counters)
+	if err != nil {
+		return fail(err)
+	}
+	if !canAdvance {
+		s.parallel(len(counters), parallelism, func(i int) {
+			out[i], errs[i] = s.rollupFrom(ctx, ns, counters[i], states[i])
+		})
+		return out, errs
+	}
+	var plans []rollupPlan
+	if ms, ok := s.cfg.Backends.EventStore(ns).(abacus.MultiScanner); ok {
+		plans, errs = s.planMany(ctx, ns, counters, states, ms, parallelism)
+	} else {
+		plans = make([]rollupPlan, len(counters))
+		s.parallel(len(counters), parallelism, func(i int) {
+			plans[i], errs[i] = s.plan(ctx, ns, counters[i], states[i])
+		})
+	}
+	var idx []int
+	var names []string
+	var cps []abacus.Checkpoint
+	for i, pl := range plans {
+		if errs[i] == nil && pl.advance {
+			idx, names, cps = append(idx, i), append(names, counters[i]), append(cps, pl.want)
 		}
 	}
+	if len(idx) > 0 {
+		stored, err := advancer.AdvanceCheckpoints(ctx, ns, names, cps)
+		if err != nil {
+			for _, i := range idx {
+				errs[i] = err
+			}
+		} else {
+			for k, i := range idx {
+				plans[i].advanced(stored[k])
+			}
+		}
+	}
+	s.parallel(len(counters), parallelism, func(i int) {
+		if errs[i] == nil {
+			out[i], errs[i] = s.finish(ctx, ns, counters[i], plans[i])
+		}
+	})
+	return out, errs
+}
+
+// parallel calls f(i) for every i in [0, n) on at most parallelism goroutines.
+func (s *Service) parallel(n, parallelism int, f func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range max(1, min(parallelism, len(counters))) {
+	for range max(1, min(parallelism, n)) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(counters) {
+				if i >= n {
 					return
 				}
-				if states != nil {
-					out[i], errs[i] = s.rollupFrom(ctx, ns, counters[i], states[i])
-				} else {
-					out[i], errs[i] = s.RollupCounter(ctx, ns, counters[i])
-				}
+				f(i)
 			}
 		})
 	}
 	wg.Wait()
-	return out, errs
+}
+
+// rollupPlan is a rollup between its reads and its checkpoint write.
+type rollupPlan struct {
+	st          abacus.RollupState
+	now, end    time.Time
+	tailTo      time.Time
+	advance     bool              // want is to be written
+	want        abacus.Checkpoint // the checkpoint at end
+	stored      abacus.Checkpoint // the checkpoint after the write (st's before it)
+	tail        abacus.Partial    // the events from end, if tailDone
+	tailDone    bool
+	provisional bool
+}
+
+// advanced records the checkpoint stored by the write of p.want.
+func (p *rollupPlan) advanced(stored abacus.Checkpoint) {
+	p.stored = stored
+	if p.tailDone && !stored.Through.Equal(p.end) {
+		// Another rollup moved the checkpoint elsewhere: the tail read
+		// from end does not start where the stored count ends.
+		p.tailDone = false
+	}
 }
 
 // rollupFrom is RollupCounter from a state already read.
-func (s *Service) rollupFrom(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (_ RollupOutcome, err error) {
-	now := s.now()
-	end := ns.RollupEnd(now)
+func (s *Service) rollupFrom(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (RollupOutcome, error) {
+	pl, err := s.plan(ctx, ns, counter, st)
+	if err != nil {
+		return RollupOutcome{}, err
+	}
+	if pl.advance {
+		stored, err := s.cfg.Backends.RollupStore(ns).AdvanceCheckpoint(ctx, ns, counter, pl.want)
+		if err != nil {
+			return RollupOutcome{}, err
+		}
+		pl.advanced(stored)
+	}
+	return s.finish(ctx, ns, counter, pl)
+}
+
+// plan fences the counter's window, folds it (and, for the provisional
+// count of an EVENTUAL counter, the events after it, in the same scan) and
+// says which checkpoint to write, if any.
+func (s *Service) plan(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (rollupPlan, error) {
+	pl, fold, err := s.prepareRollup(ctx, ns, counter, st)
+	if err != nil || !fold {
+		return pl, err
+	}
+	var p abacus.Partial
+	if pl.provisional {
+		p, pl.tail, err = s.foldSplit(ctx, ns, counter, st.Through, pl.end, pl.tailTo)
+		pl.tailDone = true
+	} else {
+		p, err = s.fold(ctx, ns, counter, st.Through, pl.end)
+	}
+	if err != nil {
+		return pl, err
+	}
+	pl.decide(p)
+	return pl, nil
+}
+
+// prepareRollup starts a plan: it reports whether the window has something to
+// fold and, if so, fences it first.
+func (s *Service) prepareRollup(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (pl rollupPlan, fold bool, err error) {
+	pl.st, pl.stored = st, st.Checkpoint
+	pl.now = s.now()
+	pl.end = ns.RollupEnd(pl.now)
 	// The provisional tail of an EVENTUAL count: every event after the
 	// window (none is accepted later than the future limit).
-	tailTo := now.Add(abacus.FutureLimit + time.Nanosecond)
-	provisional := ns.Type == abacus.Eventual && st.Behind()
-	stored := st.Checkpoint
-	var tail abacus.Partial
-	tailDone := false
-	if st.Behind() && end.After(st.Through) {
-		// The fence closes the window to writes that passed their accept-window
-		// check long ago but have not committed yet; without it such a write
-		// could land behind the new checkpoint and never be counted.
-		if err := s.cfg.Backends.RollupStore(ns).Fence(ctx, ns, counter, end); err != nil {
-			return RollupOutcome{}, err
-		}
-		var p abacus.Partial
-		if provisional {
-			p, tail, err = s.foldSplit(ctx, ns, counter, st.Through, end, tailTo)
-			tailDone = true
-		} else {
-			p, err = s.fold(ctx, ns, counter, st.Through, end)
-		}
-		if err != nil {
-			return RollupOutcome{}, err
-		}
-		stored, err = s.cfg.Backends.RollupStore(ns).AdvanceCheckpoint(ctx, ns, counter, abacus.Checkpoint{Count: p.On(st.Count), Through: end})
-		if err != nil {
-			return RollupOutcome{}, err
-		}
-		if tailDone && !stored.Through.Equal(end) {
-			// Another rollup moved the checkpoint elsewhere: the tail read
-			// from end does not start where the stored count ends.
-			tailDone = false
+	pl.tailTo = pl.now.Add(abacus.FutureLimit + time.Nanosecond)
+	pl.provisional = ns.Type == abacus.Eventual && st.Behind()
+	if !st.Behind() || !pl.end.After(st.Through) {
+		return pl, false, nil
+	}
+	// The fence closes the window to writes that passed their accept-window
+	// check long ago but have not committed yet; without it such a write
+	// could land behind the new checkpoint and never be counted.
+	if err := s.cfg.Backends.RollupStore(ns).Fence(ctx, ns, counter, pl.end); err != nil {
+		return pl, false, err
+	}
+	return pl, true, nil
+}
+
+// decide sets the checkpoint to write from p, the fold of the window.
+//
+// A window that changes nothing, of a counter with writes after it, is not
+// worth a checkpoint write (the first rollup of a new counter, whose events
+// are all younger than the window): the checkpoint stays, and the tail from
+// end is the tail from it. A counter whose writes are all in the window is
+// always advanced, so that it is caught up.
+func (pl *rollupPlan) decide(p abacus.Partial) {
+	if p != (abacus.Partial{}) || pl.st.LastWrite.Before(pl.end) {
+		pl.advance = true
+		pl.want = abacus.Checkpoint{Count: p.On(pl.st.Count), Through: pl.end}
+	}
+}
+
+// planMany is plan for many counters: the windows (and provisional tails)
+// that span at most two time buckets are read with ScanMany, in chunks on
+// parallel goroutines; longer ones, which gain from plan's concurrent
+// pieces, are planned one by one.
+func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters []string, states []abacus.RollupState, ms abacus.MultiScanner, parallelism int) ([]rollupPlan, []error) {
+	plans := make([]rollupPlan, len(counters))
+	errs := make([]error, len(counters))
+	folds := make([]bool, len(counters))
+	s.parallel(len(counters), parallelism, func(i int) {
+		plans[i], folds[i], errs[i] = s.prepareRollup(ctx, ns, counters[i], states[i])
+	})
+	width := ns.Partition.BucketWidth.Nanoseconds()
+	var short []int
+	var long []int
+	for i, pl := range plans {
+		switch {
+		case errs[i] != nil || !folds[i]:
+		case pl.st.Through.IsZero() || (pl.end.UnixNano()-1)/width-pl.st.Through.UnixNano()/width <= 1:
+			short = append(short, i)
+		default:
+			long = append(long, i)
 		}
 	}
+	s.parallel(len(long), parallelism, func(k int) {
+		i := long[k]
+		plans[i], errs[i] = s.plan(ctx, ns, counters[i], states[i])
+	})
+	before := make([]abacus.Partial, len(counters))
+	after := make([]abacus.Partial, len(counters))
+	chunks := max(1, min(parallelism, (len(short)+15)/16))
+	per := (len(short) + chunks - 1) / max(chunks, 1)
+	s.parallel(chunks, chunks, func(c int) {
+		part := short[min(c*per, len(short)):min((c+1)*per, len(short))]
+		if len(part) == 0 {
+			return
+		}
+		reqs := make([]abacus.ScanRequest, len(part))
+		for k, i := range part {
+			to := plans[i].end
+			if plans[i].provisional {
+				to = plans[i].tailTo
+			}
+			reqs[k] = abacus.ScanRequest{Counter: counters[i], Range: abacus.Range{From: plans[i].st.Through, To: to}}
+		}
+		err := ms.ScanMany(ctx, ns, reqs, func(k int, e abacus.Event) error {
+			i := part[k]
+			if e.Time.Before(plans[i].end) {
+				before[i] = before[i].Apply(e)
+			} else {
+				after[i] = after[i].Apply(e)
+			}
+			return nil
+		})
+		for _, i := range part {
+			if errs[i] = err; err == nil {
+				plans[i].tail, plans[i].tailDone = after[i], plans[i].provisional
+				plans[i].decide(before[i])
+			}
+		}
+	})
+	return plans, errs
+}
+
+// finish caches the count reads will return and reports the outcome.
+func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter string, pl rollupPlan) (RollupOutcome, error) {
+	st, stored := pl.st, pl.stored
 	caughtUp := !st.Behind() || st.LastWrite.Before(stored.Through)
 	cached := stored
 	if ns.Type == abacus.Eventual {
 		// The cached value of an EVENTUAL counter is its count as of now:
 		// reads compare nothing else, and a later rollup always caches a
 		// count at least as complete (events are only ever added).
-		cached.Through = now
+		cached.Through = pl.now
 		if !caughtUp {
-			if !tailDone {
-				if tail, err = s.fold(ctx, ns, counter, stored.Through, tailTo); err != nil {
+			tail := pl.tail
+			if !pl.tailDone {
+				var err error
+				if tail, err = s.fold(ctx, ns, counter, stored.Through, pl.tailTo); err != nil {
 					return RollupOutcome{}, err
 				}
 			}

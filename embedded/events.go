@@ -3,6 +3,7 @@ package embedded
 import (
 	"container/heap"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/abacus-dev/abacus"
@@ -16,6 +17,7 @@ type pendingEvent struct {
 	hash  uint64 // of key, for recentKeys
 	nanos int64
 	nsID  uint64
+	slice int64
 }
 
 // Append implements abacus.EventStore.
@@ -96,6 +98,17 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		s.recent.add(e.hash, e.nanos, now)
 	}
 
+	// Listed before the batch is applied: a scan that can see an event must
+	// also visit its slice.
+	lastNS, lastSlice := uint64(0), int64(0)
+	for i, e := range fresh {
+		x := e.slice
+		if i == 0 || e.nsID != lastNS || x != lastSlice {
+			s.slices.add(e.nsID, x)
+			lastNS, lastSlice = e.nsID, x
+		}
+	}
+
 	// The last write time of each counter, one merge operand per counter: the
 	// max merge operator combines it with what is stored, so no writer reads it.
 	lastWrite := make(map[string]int64)
@@ -157,7 +170,7 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 			continue
 		}
 		seen[string(key)] = len(evs)
-		evs = append(evs, pendingEvent{ev: e, key: key, nanos: nanos, nsID: l.NSID})
+		evs = append(evs, pendingEvent{ev: e, key: key, nanos: nanos, nsID: l.NSID, slice: l.Slice(nanos)})
 	}
 	return evs, nil
 }
@@ -264,46 +277,18 @@ func (s *Store) Counters(ctx context.Context, ns *abacus.Namespace, from, to tim
 // eachSlice calls fn for every slice of the namespace in [first, last] that
 // holds at least one event, in ascending order or descending if reverse. It
 // seeks from slice to slice, so empty slices cost nothing.
-func (s *Store) eachSlice(nsID uint64, first, last int64, reverse bool, fn func(slice int64) error) (err error) {
+func (s *Store) eachSlice(nsID uint64, first, last int64, reverse bool, fn func(slice int64) error) error {
 	if first > last {
 		return nil
 	}
-	it, err := s.iter(sliceKey(nsID, first), sliceKey(nsID, last+1))
-	if err != nil {
-		return err
-	}
-	defer closeIter(it, &err)
+	xs := s.slices.between(nsID, first, last)
 	if reverse {
-		for cur := last; cur >= first; {
-			if !it.SeekLT(sliceKey(nsID, cur+1)) {
-				break
-			}
-			x, ok := parseSlice(it.Key())
-			if !ok {
-				return corrupt("event key", it.Key())
-			}
-			if err := fn(x); err != nil {
-				return err
-			}
-			cur = x - 1
-		}
-	} else {
-		for cur := first; cur <= last; {
-			if !it.SeekGE(sliceKey(nsID, cur)) {
-				break
-			}
-			x, ok := parseSlice(it.Key())
-			if !ok {
-				return corrupt("event key", it.Key())
-			}
-			if err := fn(x); err != nil {
-				return err
-			}
-			cur = x + 1
-		}
+		slices.Reverse(xs)
 	}
-	if err := it.Error(); err != nil {
-		return unavailable(err, "event store")
+	for _, x := range xs {
+		if err := fn(x); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -351,6 +336,7 @@ func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.T
 	if err := s.commit(b, pebble.Sync, "event store: delete slices"); err != nil {
 		return 0, err
 	}
+	s.slices.deleteBelow(l.NSID, end)
 	return count, nil
 }
 
@@ -369,7 +355,11 @@ func (s *Store) DropNamespace(ctx context.Context, ns *abacus.Namespace) error {
 		start := spaceKey(p, ns.ID)
 		_ = b.DeleteRange(start, prefixEnd(start), nil)
 	}
-	return s.commit(b, pebble.Sync, "event store: drop namespace")
+	if err := s.commit(b, pebble.Sync, "event store: drop namespace"); err != nil {
+		return err
+	}
+	s.slices.drop(ns.ID)
+	return nil
 }
 
 // cursor is a slice's position in Counters' merge.

@@ -21,6 +21,10 @@ import (
 type fences struct {
 	mu   [numStripes]paddedRWMutex
 	ends [numStripes]map[string]int64 // counter key → fence or checkpoint, Unix ns; guarded by mu
+	// evictAt is the size of a stripe's map at which evict next sweeps it:
+	// twice what the last sweep left, so that sweeps stay amortised O(1)
+	// per raise even when most fences are too young to go.
+	evictAt [numStripes]int
 	// start: ends holds every fence and checkpoint this process set, so for an
 	// event after start (at or after every checkpoint stored before Open) and
 	// within fenceHorizon of now it is complete.
@@ -74,11 +78,11 @@ func (f *fences) raise(key string, end int64) {
 	f.evict(i, time.Now())
 }
 
-// evict drops, from a stripe whose map has grown, the fences older than
-// fenceHorizon: events that old take the read path in checkFences. The
-// caller holds the stripe exclusively.
+// evict drops, from a stripe whose map has grown (to twice its size after
+// the last sweep), the fences older than fenceHorizon: events that old take
+// the read path in checkFences. The caller holds the stripe exclusively.
 func (f *fences) evict(i uint32, now time.Time) {
-	if len(f.ends[i]) < 1024 {
+	if len(f.ends[i]) < max(1024, f.evictAt[i]) {
 		return
 	}
 	cut := now.Add(-fenceHorizon).UnixNano()
@@ -87,6 +91,7 @@ func (f *fences) evict(i uint32, now time.Time) {
 			delete(f.ends[i], k)
 		}
 	}
+	f.evictAt[i] = 2 * len(f.ends[i])
 }
 
 // Fence implements abacus.RollupStore.

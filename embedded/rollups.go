@@ -187,6 +187,87 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 	return abacus.Checkpoint{Count: cp.Count, Through: nanosTime(through)}, nil
 }
 
+// AdvanceCheckpoints implements abacus.CheckpointsAdvancer: the stripes of
+// every key are held while the stored checkpoints are read, in key order
+// with one iterator, compared and the newer ones written in one batch.
+func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, counters []string, cps []abacus.Checkpoint) (_ []abacus.Checkpoint, err error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	if len(cps) != len(counters) {
+		return nil, abacus.Errorf(abacus.InvalidArgument, "%d checkpoints for %d counters", len(cps), len(counters))
+	}
+	keys := make([][]byte, len(counters))
+	throughs := make([]int64, len(counters))
+	for i, c := range counters {
+		if err := checkNamespaceCounter(ns, c); err != nil {
+			return nil, err
+		}
+		if throughs[i], err = abacus.EventNanos(cps[i].Through, "checkpoint time"); err != nil {
+			return nil, err
+		}
+		keys[i] = counterKey(prefixCheckpoint, ns.ID, c)
+	}
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	unlock := s.cpLocks.lock(keys)
+	defer unlock()
+
+	stored := make([]abacus.Checkpoint, len(keys))
+	space := spaceKey(prefixCheckpoint, ns.ID)
+	it, err := s.iter(space, prefixEnd(space))
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range order {
+		if !it.SeekGE(keys[i]) || !bytes.Equal(it.Key(), keys[i]) {
+			continue
+		}
+		v, verr := it.ValueAndErr()
+		if verr != nil {
+			closeIter(it, &err)
+			return nil, unavailable(verr, "rollup store")
+		}
+		cp, ok := decodeCheckpoint(v)
+		if !ok {
+			closeIter(it, &err)
+			return nil, corrupt("checkpoint", keys[i])
+		}
+		stored[i] = cp
+	}
+	closeIter(it, &err)
+	if err != nil {
+		return nil, err
+	}
+
+	b := s.db.NewBatch()
+	latest := int64(minNanos)
+	for _, i := range order {
+		if !cps[i].Newer(stored[i]) {
+			continue
+		}
+		// As in AdvanceCheckpoint: the fence is raised before the write.
+		s.fences.raise(string(keys[i]), throughs[i])
+		_ = b.Set(keys[i], encodeCheckpoint(cps[i], throughs[i]), nil)
+		latest = max(latest, throughs[i])
+		stored[i] = abacus.Checkpoint{Count: cps[i].Count, Through: nanosTime(throughs[i])}
+	}
+	if b.Empty() {
+		_ = b.Close()
+		return stored, nil
+	}
+	_ = b.Merge(maxThroughKey, encodeTime(latest), nil)
+	if err := s.commit(b, pebble.NoSync, "rollup store"); err != nil {
+		// Nothing was written: report what was stored before.
+		return nil, err
+	}
+	return stored, nil
+}
+
 func (s *Store) checkpoint(key []byte) (abacus.Checkpoint, error) {
 	v, found, err := s.get(key, "rollup store")
 	if err != nil || !found {

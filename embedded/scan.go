@@ -2,8 +2,10 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/abacus-dev/abacus"
 	"github.com/cockroachdb/pebble/v2"
@@ -41,6 +43,76 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 	return s.eachSlice(l.NSID, l.Slice(lo), l.Slice(hi), r.Reverse, sc.slice)
 }
 
+// ScanMany implements abacus.MultiScanner: the requests are taken slice by
+// slice, and within a slice in counter order, with one iterator per slice
+// whose bounds move from counter to counter.
+func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacus.ScanRequest, fn func(i int, e abacus.Event) error) (err error) {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer s.end()
+	l, err := abacus.LayoutOf(ns)
+	if err != nil {
+		return err
+	}
+	type job struct {
+		x  int64
+		sc *scanner
+	}
+	var jobs []job
+	for i, r := range reqs {
+		if r.Range.Reverse {
+			return abacus.Errorf(abacus.InvalidArgument, "ScanMany scans forwards only")
+		}
+		if err := checkCounter(r.Counter); err != nil {
+			return err
+		}
+		lo, hi, ok := abacus.NanoBounds(r.Range.From, r.Range.To)
+		if !ok {
+			continue
+		}
+		sc := &scanner{s: s, ctx: ctx, l: l, counter: r.Counter, lo: lo, hi: hi,
+			fn: func(e abacus.Event) error { return fn(i, e) }}
+		for _, x := range s.slices.between(l.NSID, l.Slice(lo), l.Slice(hi)) {
+			jobs = append(jobs, job{x, sc})
+		}
+	}
+	// Slice by slice, counters ascending within one, and each counter's
+	// slices in time order (a stable sort keeps the order they were added).
+	slices.SortStableFunc(jobs, func(a, b job) int {
+		if a.x != b.x {
+			return cmp.Compare(a.x, b.x)
+		}
+		return strings.Compare(a.sc.counter, b.sc.counter)
+	})
+	var it *pebble.Iterator
+	defer func() {
+		if it != nil {
+			closeIter(it, &err)
+		}
+	}()
+	cur := int64(0)
+	for _, j := range jobs {
+		if it == nil || j.x != cur {
+			if it != nil {
+				if err = it.Close(); err != nil {
+					it = nil
+					return unavailable(err, "event store")
+				}
+			}
+			if it, err = s.iter(sliceKey(l.NSID, j.x), sliceKey(l.NSID, j.x+1)); err != nil {
+				it = nil
+				return err
+			}
+			cur = j.x
+		}
+		if err := j.sc.sliceWith(it, j.x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // scanner is the state of one Scan.
 type scanner struct {
 	s       *Store
@@ -61,19 +133,40 @@ type scanner struct {
 	tmpNanos []int64
 }
 
-// slice scans the counter's events in one slice.
-func (sc *scanner) slice(x int64) (err error) {
+// bounds returns the key range of the counter's time buckets in slice x
+// that hold the scan's range, and the counter's key prefix in x.
+func (sc *scanner) bounds(x int64) (lower, upper, p []byte) {
 	l := sc.l
 	start := x * l.SliceWidth
 	first := l.TimeBucket(max(sc.lo, start))
 	last := l.TimeBucket(min(sc.hi, start+l.SliceWidth-1))
-	p := counterPrefix(l.NSID, x, sc.counter)
-	it, err := sc.s.iter(appendInt64(bytes.Clone(p), first), appendInt64(bytes.Clone(p), last+1))
+	p = counterPrefix(l.NSID, x, sc.counter)
+	return appendInt64(bytes.Clone(p), first), appendInt64(bytes.Clone(p), last+1), p
+}
+
+// slice scans the counter's events in one slice.
+func (sc *scanner) slice(x int64) (err error) {
+	lower, upper, p := sc.bounds(x)
+	it, err := sc.s.iter(lower, upper)
 	if err != nil {
 		return err
 	}
 	defer closeIter(it, &err)
+	return sc.scanIter(it, p)
+}
 
+// sliceWith scans the counter's events in slice x with it, an iterator over
+// the slice that ScanMany moves from counter to counter: new bounds on an
+// open iterator cost much less than a new iterator.
+func (sc *scanner) sliceWith(it *pebble.Iterator, x int64) error {
+	lower, upper, p := sc.bounds(x)
+	it.SetBounds(lower, upper)
+	return sc.scanIter(it, p)
+}
+
+// scanIter reads the counter's events, with key prefix p, from it, whose
+// bounds hold them.
+func (sc *scanner) scanIter(it *pebble.Iterator, p []byte) error {
 	bucketPrefixLen := len(p) + tbLen
 	var valid bool
 	if sc.reverse {
@@ -93,6 +186,7 @@ func (sc *scanner) slice(x int64) (err error) {
 			// Positioned on the bucket's last key; read it forwards.
 			it.SeekGE(tb)
 		}
+		var err error
 		valid, err = sc.readBucket(it, tb, len(p))
 		if err != nil {
 			return err

@@ -79,6 +79,7 @@ type Store struct {
 	cpLocks    stripes     // serialise read-compare-write per checkpoint key
 	fences     fences      // rollup fences, see Fence
 	recent     *recentKeys // spares the idempotency read of new events
+	slices     *sliceIndex // the slices that hold events, per namespace
 	nsMu       sync.Mutex  // serialises namespace writes, which are rare
 
 	inflight atomic.Int64
@@ -131,7 +132,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, abacus.Wrap(abacus.Unavailable, err, "open embedded store "+dir)
 	}
-	s := &Store{db: db, log: log}
+	s := &Store{db: db, log: log, slices: newSliceIndex()}
 	// The in-memory indexes answer only for event times later than every event
 	// and checkpoint an earlier process wrote, whatever the clocks did.
 	start := time.Now()
@@ -148,6 +149,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.recent = newRecentKeys(start)
 	s.fences.start = start.UnixNano()
 	if err := s.checkLayout(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := s.loadSlices(); err != nil {
 		_ = db.Close()
 		return nil, err
 	}

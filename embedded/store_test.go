@@ -2,6 +2,7 @@ package embedded_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -51,4 +52,107 @@ func scan(t testing.TB, s *embedded.Store, ns *abacus.Namespace, counter string)
 		t.Fatal(err)
 	}
 	return out
+}
+
+// AdvanceCheckpoints writes only the checkpoints newer than the stored ones,
+// returns what is stored afterwards in the callers' order, and agrees with
+// RollupStates and AdvanceCheckpoint.
+func TestAdvanceCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), embedded.Options{Logger: testLogger(t)})
+	ns, err := s.CreateNamespace(ctx, nsConfig("ns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := func(n int64, off time.Duration) abacus.Checkpoint {
+		return abacus.Checkpoint{Count: abacus.SumOf(n), Through: t0.Add(off)}
+	}
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "b", cp(7, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	counters := []string{"c", "b", "a"}
+	got, err := s.AdvanceCheckpoints(ctx, ns, counters, []abacus.Checkpoint{cp(3, time.Second), cp(5, time.Second), cp(1, 2*time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []abacus.Checkpoint{cp(3, time.Second), cp(7, time.Minute), cp(1, 2*time.Second)}
+	states, err := s.RollupStates(ctx, ns, counters)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range counters {
+		if got[i].Count != want[i].Count || !got[i].Through.Equal(want[i].Through) {
+			t.Errorf("%s: returned %+v, want %+v", c, got[i], want[i])
+		}
+		st, err := s.RollupState(ctx, ns, c)
+		if err != nil || st.Checkpoint.Count != want[i].Count || !st.Through.Equal(want[i].Through) {
+			t.Errorf("%s: stored %+v, %v; want %+v", c, st, err, want[i])
+		}
+		if states[i] != st {
+			t.Errorf("%s: RollupStates %+v, RollupState %+v", c, states[i], st)
+		}
+	}
+	if _, err := s.AdvanceCheckpoints(ctx, ns, counters, nil); abacus.ErrorCode(err) != abacus.InvalidArgument {
+		t.Errorf("mismatched lengths: %v, want InvalidArgument", err)
+	}
+}
+
+// ScanMany returns, for each request, exactly what Scan returns for it:
+// counters in and out of order, ranges across slices and time buckets,
+// empty ranges, a counter without events, clears.
+func TestScanManyAgreesWithScan(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), embedded.Options{Logger: testLogger(t)})
+	ns, err := s.CreateNamespace(ctx, nsConfig("ns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws []abacus.Write
+	for i, c := range []string{"a", "b", "c", "d"} {
+		for k := range 40 {
+			e := ev(c, time.Duration(k*7+i)*time.Second, fmt.Sprintf("%s%d", c, k), int64(k+1))
+			if k%13 == 5 {
+				e.Delta, e.Clear = 0, true
+			}
+			ws = append(ws, abacus.Write{NS: ns, Event: e})
+		}
+	}
+	if err := s.Append(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	at := func(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
+	reqs := []abacus.ScanRequest{
+		{Counter: "c", Range: abacus.Range{From: at(10), To: at(200)}},
+		{Counter: "a", Range: abacus.Range{To: at(1000)}},
+		{Counter: "zzz", Range: abacus.Range{From: at(0), To: at(100)}},
+		{Counter: "b", Range: abacus.Range{From: at(61), To: at(62)}},
+		{Counter: "d", Range: abacus.Range{From: at(130), To: at(130)}},
+		{Counter: "b", Range: abacus.Range{From: at(119), To: at(241)}},
+	}
+	got := make([][]abacus.Event, len(reqs))
+	if err := s.ScanMany(ctx, ns, reqs, func(i int, e abacus.Event) error {
+		got[i] = append(got[i], e)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range reqs {
+		var want []abacus.Event
+		if err := s.Scan(ctx, ns, r.Counter, r.Range, func(e abacus.Event) error {
+			want = append(want, e)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got[i]) != fmt.Sprint(want) {
+			t.Errorf("request %d (%s): ScanMany %v\nScan %v", i, r.Counter, got[i], want)
+		}
+	}
+	if len(got[1]) != 40 || len(got[2]) != 0 {
+		t.Errorf("a: %d events, zzz: %d; want 40 and 0", len(got[1]), len(got[2]))
+	}
+	err = s.ScanMany(ctx, ns, []abacus.ScanRequest{{Counter: "a", Range: abacus.Range{Reverse: true}}}, func(int, abacus.Event) error { return nil })
+	if abacus.ErrorCode(err) != abacus.InvalidArgument {
+		t.Errorf("reverse ScanMany: %v, want InvalidArgument", err)
+	}
 }

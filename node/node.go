@@ -69,6 +69,12 @@ type Config struct {
 	// once only take it from requests), 256 with PostgreSQL (its rollups
 	// wait on the network and the server).
 	RollupConcurrency int
+	// RollupPause is the back-pressure after a rollup batch, as a multiple
+	// of the batch's duration: a queue waits that long before its next
+	// batch; 0 means the default, 1 (queues roll up at most half of the
+	// time), and a negative value no pause. Lower favours convergence,
+	// higher the latency of requests.
+	RollupPause float64
 	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP port, for
 	// profiling (off by default: profiles expose internals).
 	Pprof bool
@@ -174,6 +180,8 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		// A node-wide bound: validation allows namespaces whose queues times
 		// batch size would otherwise start millions of rollups at once.
 		MaxConcurrency: n.rollupConcurrency(),
+		PauseRatio:     max(n.cfg.RollupPause, 0),
+		MaxPause:       n.rollupMaxPause(),
 	})
 	if err != nil {
 		return err
@@ -238,7 +246,7 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go func() {
 		defer n.wg.Done()
 		if err := n.grpc.Serve(n.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -258,6 +266,10 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 	go func() {
 		defer n.wg.Done()
 		n.refreshNamespaces(bg)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.healRollups(bg)
 	}()
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	n.ready.Store(true)
@@ -358,4 +370,47 @@ func (n *Node) rollupConcurrency() int {
 		return 256
 	}
 	return 8 * runtime.GOMAXPROCS(0)
+}
+
+// healInterval is how often healRollups looks for lost rollup signals.
+const healInterval = 30 * time.Second
+
+// healRollups re-queues every counter whose writes are newer than its
+// checkpoint whenever the pipeline has dropped signals or evicted parked
+// counters since it last looked: without a signal such a counter's
+// checkpoint would wait for its next write or read (its count, cached by the
+// rollup that parked it, is right meanwhile). One pass reads every counter's
+// rollup state, so it runs only after a loss, at most every healInterval.
+func (n *Node) healRollups(ctx context.Context) {
+	t := time.NewTicker(healInterval)
+	defer t.Stop()
+	seen := uint64(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lost := n.pipeline.Lost()
+		if lost == seen {
+			continue
+		}
+		k, err := n.svc.Recover(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("re-queueing rollups lost to full queues failed; will retry", "err", err)
+			}
+			continue
+		}
+		seen = lost
+		n.log.Info("re-queued rollups lost to full queues", "counters", k, "lost_signals", lost)
+	}
+}
+
+// rollupMaxPause turns a negative Config.RollupPause into no pause.
+func (n *Node) rollupMaxPause() time.Duration {
+	if n.cfg.RollupPause < 0 {
+		return -1
+	}
+	return 0
 }

@@ -97,7 +97,7 @@ func (q *queue) sleep(t time.Time) {
 // window has ended, or when it waits for a backoff that has ended.
 func (q *queue) closeSet(now time.Time, all bool) {
 	windowEnded := !q.closeAt.IsZero() && !now.Before(q.closeAt)
-	if q.retrying == 0 && (all || windowEnded) {
+	if q.retrying == 0 && q.evictedIn == 0 && (all || windowEnded) {
 		// The common case: every entry is due. Swapping keeps the lock, which
 		// signals wait for, held for O(1) rather than O(set).
 		q.open, q.closed = q.closed[:0], q.open
@@ -107,7 +107,11 @@ func (q *queue) closeSet(now time.Time, all bool) {
 	keep := q.open[:0]
 	freshLeft := false
 	q.retryAt, q.retrying = time.Time{}, 0
+	q.evictedIn = 0
 	for _, e := range q.open {
+		if e.evicted {
+			continue
+		}
 		fresh := e.notBefore.IsZero()
 		if all || (fresh && windowEnded) || (!fresh && !now.Before(e.notBefore)) {
 			e.notBefore, e.parked = time.Time{}, false
@@ -159,6 +163,7 @@ func (q *queue) resetClosed() {
 func (q *queue) abandonAll() {
 	q.st.Abandoned += uint64(len(q.held))
 	q.held, q.open, q.closed, q.next, q.runStart, q.bytes, q.retrying = nil, nil, nil, 0, 0, 0, 0
+	q.parkedFIFO, q.parkedHead, q.evictedIn = nil, 0, 0
 }
 
 // finish records the outcome of a batch: done counters are let go, the
@@ -210,6 +215,7 @@ func (q *queue) finish(batch []*entry, results []result, d time.Duration) {
 				e.notBefore = now.Add(q.p.backoff(e.attempts))
 			case !again && !draining && r.out.NotBefore.After(now):
 				e.since, e.notBefore, e.parked = now, r.out.NotBefore, true
+				q.park(e)
 			default:
 				e.since = now
 			}

@@ -16,7 +16,7 @@ type metrics struct {
 
 	depth, bytes, lag                    *prometheus.Desc
 	received, dropped, rollups, failures *prometheus.Desc
-	requeued, abandoned                  *prometheus.Desc
+	requeued, abandoned, evicted         *prometheus.Desc
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,6 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		failures:  desc("failures_total", "Rollups that failed."),
 		requeued:  desc("requeues_total", "Counters put back for another window: behind, signalled while running, or failed."),
 		abandoned: desc("abandoned_total", "Counters let go while behind: at drain, at stop, or after a permanent error."),
+		evicted:   desc("evicted_total", "Parked counters (count rolled up, checkpoint waiting for its window) let go to make room in a full queue."),
 	}, nil
 }
 
@@ -61,7 +62,7 @@ func (m *metrics) forget(ns string) {
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.depth, m.bytes, m.lag, m.received, m.dropped, m.rollups, m.failures, m.requeued, m.abandoned} {
+	for _, d := range []*prometheus.Desc{m.depth, m.bytes, m.lag, m.received, m.dropped, m.rollups, m.failures, m.requeued, m.abandoned, m.evicted} {
 		ch <- d
 	}
 	m.batch.Describe(ch)
@@ -98,6 +99,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(m.failures, s.Failures)
 		counter(m.requeued, s.Requeued)
 		counter(m.abandoned, s.Abandoned)
+		counter(m.evicted, s.Evicted)
 	}
 	m.batch.Collect(ch)
 }

@@ -91,6 +91,9 @@ type Stats struct {
 	// Abandoned counts counters let go while still behind: by a drain, by a
 	// cancelled pipeline, or after a permanent error.
 	Abandoned uint64
+	// Evicted counts parked counters let go to make room for a new signal in
+	// a full queue (see Outcome.NotBefore).
+	Evicted uint64
 }
 
 // add folds o into s.
@@ -107,6 +110,7 @@ func (s *Stats) add(o Stats) {
 	s.Failures += o.Failures
 	s.Requeued += o.Requeued
 	s.Abandoned += o.Abandoned
+	s.Evicted += o.Evicted
 }
 
 func (nq *nsQueues) stats() Stats {

@@ -224,6 +224,18 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// Lost returns how many signals were dropped and parked counters evicted,
+// over every namespace, since the pipeline started: counters that may be
+// behind with nothing queued for them (see Pipeline's caller's sweep).
+func (p *Pipeline) Lost() uint64 {
+	var n uint64
+	for _, nq := range *p.spaces.Load() {
+		s := nq.stats()
+		n += s.Dropped + s.Evicted
+	}
+	return n
+}
+
 // Stats returns the state of the queues of the namespace with this id, and
 // false if the namespace has no queues (never signalled, or removed).
 func (p *Pipeline) Stats(id uint64) (Stats, bool) {

@@ -372,10 +372,12 @@ func TestBatchFunc(t *testing.T) {
 	eventually(t, "counters done", func() bool { return stats(t, p, ns).Pending == 0 })
 	mu.Lock()
 	defer mu.Unlock()
-	if calls < 2 || maxKeys < 2 || maxPar > 3 {
-		t.Errorf("%d Batch calls, largest %d keys, parallelism up to %d; want ≥ 2 calls, batches of several, parallelism ≤ 3", calls, maxKeys, maxPar)
+	// The retries after the panic come back after their own jittered
+	// backoffs, so how they batch varies; the first batch held all four.
+	if calls < 1 || maxKeys != 4 || maxPar > 3 {
+		t.Errorf("%d Batch calls, largest %d keys, parallelism up to %d; want batches of 4, parallelism ≤ 3", calls, maxKeys, maxPar)
 	}
-	// b, behind after the second batch, came back alone: a batch of one
+	// Batch never reports b caught up, so b ends alone, and a batch of one
 	// goes to Func.
 	if n := single.count(ns, "b"); n != 1 {
 		t.Errorf("Func rolled b up %d times, want 1", n)

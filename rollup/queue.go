@@ -20,6 +20,7 @@ type entry struct {
 	// its window to close.
 	notBefore time.Time
 	parked    bool // notBefore is from Outcome.NotBefore, not a failure backoff
+	evicted   bool // let go while parked, to make room; still in open until the next closeSet
 	attempts  int  // consecutive failures
 	running   bool // its Func call is running
 	again     bool // signalled while running: roll it up once more
@@ -46,8 +47,13 @@ type queue struct {
 	retryAt        time.Time // earliest backoff end in the open set; zero if none
 	retrying       int       // open entries waiting for a backoff
 	pauseUntil     time.Time // back-pressure: no batch starts before
-	removed        bool
-	st             Stats // counters only; the rest is computed by stats
+	// parkedFIFO lists parked entries in the order they were parked, from
+	// parkedHead on; entries no longer parked are skipped when read.
+	parkedFIFO []*entry
+	parkedHead int
+	evictedIn  int // evicted entries still in open
+	removed    bool
+	st         Stats // counters only; the rest is computed by stats
 }
 
 func newQueue(p *Pipeline, nq *nsQueues) *queue {
@@ -83,9 +89,17 @@ func (q *queue) signal(k Key) bool {
 		return true
 	}
 	size := entrySize(k.Counter)
-	if c := q.nq.config().capacity; c > 0 && q.bytes+size > c {
-		q.st.Dropped++
-		return false
+	if c := q.nq.config().capacity; c > 0 {
+		// A full queue makes room by letting go of parked counters first: a
+		// new signal is a write whose count is not rolled up at all yet,
+		// while a parked counter's count is (only its checkpoint is left to
+		// finish, which a later signal or Pipeline's caller's sweep does).
+		for q.bytes+size > c && q.evictParked() {
+		}
+		if q.bytes+size > c {
+			q.st.Dropped++
+			return false
+		}
 	}
 	now := time.Now()
 	e := &entry{key: k, size: size, since: now}
@@ -109,6 +123,34 @@ func (q *queue) push(e *entry, now time.Time) {
 		q.retryAt = e.notBefore
 		q.poke()
 	}
+}
+
+// park records that e, in the open set, waits for its NotBefore.
+func (q *queue) park(e *entry) {
+	if q.parkedHead > 1024 && q.parkedHead > len(q.parkedFIFO)/2 {
+		q.parkedFIFO = append(q.parkedFIFO[:0], q.parkedFIFO[q.parkedHead:]...)
+		q.parkedHead = 0
+	}
+	q.parkedFIFO = append(q.parkedFIFO, e)
+}
+
+// evictParked lets the longest-parked counter go; false if none is parked.
+func (q *queue) evictParked() bool {
+	for q.parkedHead < len(q.parkedFIFO) {
+		e := q.parkedFIFO[q.parkedHead]
+		q.parkedFIFO[q.parkedHead] = nil
+		q.parkedHead++
+		if !e.parked || e.evicted || e.running {
+			continue
+		}
+		e.parked, e.evicted = false, true
+		q.retrying--
+		q.evictedIn++
+		q.drop(e)
+		q.st.Evicted++
+		return true
+	}
+	return false
 }
 
 // openWindow starts the open set's coalescing window unless it runs. Called
@@ -140,6 +182,7 @@ func (q *queue) remove() {
 	q.mu.Lock()
 	q.removed = true
 	q.held, q.open, q.closed, q.next, q.runStart, q.bytes, q.retrying = nil, nil, nil, 0, 0, 0, 0
+	q.parkedFIFO, q.parkedHead, q.evictedIn = nil, 0, 0
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:

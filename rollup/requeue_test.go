@@ -259,3 +259,46 @@ func TestParkUntilNotBefore(t *testing.T) {
 		})
 	}
 }
+
+// A full queue makes room for a new signal by evicting its longest-parked
+// counter (whose count is rolled up; only its checkpoint waits), rather than
+// dropping the signal; with nothing parked the signal is dropped.
+func TestFullQueueEvictsParked(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	fn := func(ctx context.Context, k Key) (Outcome, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[k.Counter]++
+		if k.Counter == "new" || k.Counter == "extra" {
+			return Outcome{CaughtUp: true}, nil
+		}
+		return Outcome{NotBefore: time.Now().Add(time.Hour)}, nil
+	}
+	p := start(t, fn, quiet())
+	// Room for exactly two counters of one-letter names.
+	ns := namespace(1, 1, time.Millisecond, 2*entrySize("a"), 4)
+	p.Signal(Key{NS: ns, Counter: "a"})
+	p.Signal(Key{NS: ns, Counter: "b"})
+	n := func(c string) int { mu.Lock(); defer mu.Unlock(); return calls[c] }
+	eventually(t, "a and b parked", func() bool { return n("a") == 1 && n("b") == 1 })
+	if !p.Signal(Key{NS: ns, Counter: "c"}) {
+		t.Fatal("signal refused while a parked counter could make room")
+	}
+	s := stats(t, p, ns)
+	if s.Evicted != 1 || s.Dropped != 0 || s.Pending != 2 {
+		t.Fatalf("stats %+v, want 1 evicted, 0 dropped, 2 pending", s)
+	}
+	if p.Lost() != 1 {
+		t.Errorf("Lost() = %d, want 1", p.Lost())
+	}
+	// a was evicted (parked first): a new signal for it is a new entry.
+	eventually(t, "c parked", func() bool { return n("c") == 1 })
+	if !p.Signal(Key{NS: ns, Counter: "a"}) {
+		t.Fatal("signal for the evicted a refused")
+	}
+	eventually(t, "a rolled up again", func() bool { return n("a") == 2 })
+	if n("b") != 1 {
+		t.Errorf("b rolled up %d times, want 1 (evicted, never rolled up again)", n("b"))
+	}
+}

@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +55,17 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving while reporting not ready before closing the listeners")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 30*time.Second, "how long shutdown may spend draining rollup queues")
 	fs.IntVar(&cfg.RollupConcurrency, "rollup-concurrency", 0, "most rollups running at once on the node (0: 8 × GOMAXPROCS with the embedded store, 256 with --postgres)")
+	fs.Func("rollup-pause", "after each rollup batch a queue pauses this many times the batch's duration, 0 for none (back-pressure; lower converges sooner, higher leaves more CPU to requests) (default 1)", func(v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("want a number ≥ 0, not %q", v)
+		}
+		cfg.RollupPause = f
+		if f == 0 {
+			cfg.RollupPause = -1
+		}
+		return nil
+	})
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the HTTP port")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
