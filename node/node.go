@@ -402,7 +402,9 @@ func (n *Node) healRollups(ctx context.Context) {
 			}
 			continue
 		}
-		seen = lost
+		// What the pass itself could not queue does not call for another
+		// pass: only new losses from requests do.
+		seen = n.pipeline.Lost()
 		n.log.Info("re-queued rollups lost to full queues", "counters", k, "lost_signals", lost)
 	}
 }
