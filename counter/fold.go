@@ -88,22 +88,25 @@ func (s *Service) scanPiece(ctx context.Context, ns *abacus.Namespace, counter s
 // window and the provisional tail after it. A zero from means "from the
 // first event". A range over several time buckets is folded as two folds,
 // so a long backlog is still read in concurrent pieces.
-func (s *Service) foldSplit(ctx context.Context, ns *abacus.Namespace, counter string, from, mid, to time.Time) (before, after abacus.Partial, err error) {
+//
+// nBefore is the number of events in [from, mid), or -1 if it was not counted.
+func (s *Service) foldSplit(ctx context.Context, ns *abacus.Namespace, counter string, from, mid, to time.Time) (before, after abacus.Partial, nBefore int, err error) {
 	width := ns.Partition.BucketWidth.Nanoseconds()
 	if !from.IsZero() && (mid.UnixNano()-1)/width-from.UnixNano()/width > 1 {
 		if before, err = s.fold(ctx, ns, counter, from, mid); err != nil {
-			return before, after, err
+			return before, after, -1, err
 		}
 		after, err = s.fold(ctx, ns, counter, mid, to)
-		return before, after, err
+		return before, after, -1, err
 	}
 	err = s.cfg.Backends.EventStore(ns).Scan(ctx, ns, counter, abacus.Range{From: from, To: to}, func(e abacus.Event) error {
 		if e.Time.Before(mid) {
 			before = before.Apply(e)
+			nBefore++
 		} else {
 			after = after.Apply(e)
 		}
 		return nil
 	})
-	return before, after, err
+	return before, after, nBefore, err
 }

@@ -2,6 +2,8 @@ package counter
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,7 +70,7 @@ func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counter
 	if !canRead || len(counters) < 2 {
 		s.parallel(len(counters), parallelism, func(i int) {
 			out[i], errs[i] = s.RollupCounter(ctx, ns, counters[i])
-		})
+		}, setErr(errs))
 		return out, errs
 	}
 	fail := func(err error) ([]RollupOutcome, []error) {
@@ -84,7 +86,7 @@ func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counter
 	if !canAdvance {
 		s.parallel(len(counters), parallelism, func(i int) {
 			out[i], errs[i] = s.rollupFrom(ctx, ns, counters[i], states[i])
-		})
+		}, setErr(errs))
 		return out, errs
 	}
 	var plans []rollupPlan
@@ -94,7 +96,7 @@ func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counter
 		plans = make([]rollupPlan, len(counters))
 		s.parallel(len(counters), parallelism, func(i int) {
 			plans[i], errs[i] = s.plan(ctx, ns, counters[i], states[i])
-		})
+		}, setErr(errs))
 	}
 	var idx []int
 	var names []string
@@ -120,14 +122,30 @@ func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counter
 		if errs[i] == nil {
 			out[i], errs[i] = s.finish(ctx, ns, counters[i], plans[i])
 		}
-	})
+	}, setErr(errs))
 	return out, errs
 }
 
-// parallel calls f(i) for every i in [0, n) on at most parallelism goroutines.
-func (s *Service) parallel(n, parallelism int, f func(i int)) {
+// setErr returns a parallel failure handler that records err as errs[i].
+func setErr(errs []error) func(i int, err error) {
+	return func(i int, err error) { errs[i] = err }
+}
+
+// parallel calls f(i) for every i in [0, n) on at most parallelism
+// goroutines. A panic in f(i) is recovered on its goroutine (where the
+// pipeline's own recover cannot reach) and passed to failed(i, err): one bad
+// counter must fail its rollup, not the node.
+func (s *Service) parallel(n, parallelism int, f func(i int), failed func(i int, err error)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	call := func(i int) {
+		defer func() {
+			if v := recover(); v != nil {
+				failed(i, fmt.Errorf("rollup: panic: %v\n%s", v, debug.Stack()))
+			}
+		}()
+		f(i)
+	}
 	for range max(1, min(parallelism, n)) {
 		wg.Go(func() {
 			for {
@@ -135,7 +153,7 @@ func (s *Service) parallel(n, parallelism int, f func(i int)) {
 				if i >= n {
 					return
 				}
-				f(i)
+				call(i)
 			}
 		})
 	}
@@ -190,8 +208,9 @@ func (s *Service) plan(ctx context.Context, ns *abacus.Namespace, counter string
 		return pl, err
 	}
 	var p abacus.Partial
+	n := -1 // events in the window, if counted
 	if pl.provisional {
-		p, pl.tail, err = s.foldSplit(ctx, ns, counter, st.Through, pl.end, pl.tailTo)
+		p, pl.tail, n, err = s.foldSplit(ctx, ns, counter, st.Through, pl.end, pl.tailTo)
 		pl.tailDone = true
 	} else {
 		p, err = s.fold(ctx, ns, counter, st.Through, pl.end)
@@ -199,7 +218,7 @@ func (s *Service) plan(ctx context.Context, ns *abacus.Namespace, counter string
 	if err != nil {
 		return pl, err
 	}
-	pl.decide(p)
+	pl.decide(p, n == 0)
 	return pl, nil
 }
 
@@ -225,15 +244,18 @@ func (s *Service) prepareRollup(ctx context.Context, ns *abacus.Namespace, count
 	return pl, true, nil
 }
 
-// decide sets the checkpoint to write from p, the fold of the window.
+// decide sets the checkpoint to write from p, the fold of the window, and
+// empty, whether the window is known to hold no event.
 //
-// A window that changes nothing, of a counter with writes after it, is not
-// worth a checkpoint write (the first rollup of a new counter, whose events
-// are all younger than the window): the checkpoint stays, and the tail from
-// end is the tail from it. A counter whose writes are all in the window is
-// always advanced, so that it is caught up.
-func (pl *rollupPlan) decide(p abacus.Partial) {
-	if p != (abacus.Partial{}) || pl.st.LastWrite.Before(pl.end) {
+// An empty window, of a counter with writes after it, is not worth a
+// checkpoint write (the first rollup of a new counter, whose events are all
+// younger than the window): the checkpoint stays, and the tail from end is
+// the tail from it. A window with events is always written, even one whose
+// events sum to nothing: retention deletes the events a checkpoint covers,
+// and those must then be covered. A counter whose writes are all in the
+// window is always advanced, so that it is caught up.
+func (pl *rollupPlan) decide(p abacus.Partial, empty bool) {
+	if !empty || pl.st.LastWrite.Before(pl.end) {
 		pl.advance = true
 		pl.want = abacus.Checkpoint{Count: p.On(pl.st.Count), Through: pl.end}
 	}
@@ -249,7 +271,7 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 	folds := make([]bool, len(counters))
 	s.parallel(len(counters), parallelism, func(i int) {
 		plans[i], folds[i], errs[i] = s.prepareRollup(ctx, ns, counters[i], states[i])
-	})
+	}, setErr(errs))
 	width := ns.Partition.BucketWidth.Nanoseconds()
 	var short []int
 	var long []int
@@ -265,13 +287,15 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 	s.parallel(len(long), parallelism, func(k int) {
 		i := long[k]
 		plans[i], errs[i] = s.plan(ctx, ns, counters[i], states[i])
-	})
+	}, func(k int, err error) { errs[long[k]] = err })
 	before := make([]abacus.Partial, len(counters))
 	after := make([]abacus.Partial, len(counters))
+	inWindow := make([]int, len(counters))
 	chunks := max(1, min(parallelism, (len(short)+15)/16))
 	per := (len(short) + chunks - 1) / max(chunks, 1)
+	chunk := func(c int) []int { return short[min(c*per, len(short)):min((c+1)*per, len(short))] }
 	s.parallel(chunks, chunks, func(c int) {
-		part := short[min(c*per, len(short)):min((c+1)*per, len(short))]
+		part := chunk(c)
 		if len(part) == 0 {
 			return
 		}
@@ -287,6 +311,7 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 			i := part[k]
 			if e.Time.Before(plans[i].end) {
 				before[i] = before[i].Apply(e)
+				inWindow[i]++
 			} else {
 				after[i] = after[i].Apply(e)
 			}
@@ -295,8 +320,12 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 		for _, i := range part {
 			if errs[i] = err; err == nil {
 				plans[i].tail, plans[i].tailDone = after[i], plans[i].provisional
-				plans[i].decide(before[i])
+				plans[i].decide(before[i], inWindow[i] == 0)
 			}
+		}
+	}, func(c int, err error) {
+		for _, i := range chunk(c) {
+			errs[i] = err
 		}
 	})
 	return plans, errs

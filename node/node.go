@@ -395,6 +395,9 @@ func (n *Node) healRollups(ctx context.Context) {
 		if lost == seen {
 			continue
 		}
+		// Losses from here on, the pass's own included, call for another
+		// pass: one that happens while the pass reads the store may be of a
+		// counter the pass has already gone by.
 		k, err := n.svc.Recover(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -402,9 +405,7 @@ func (n *Node) healRollups(ctx context.Context) {
 			}
 			continue
 		}
-		// What the pass itself could not queue does not call for another
-		// pass: only new losses from requests do.
-		seen = n.pipeline.Lost()
+		seen = lost
 		n.log.Info("re-queued rollups lost to full queues", "counters", k, "lost_signals", lost)
 	}
 }

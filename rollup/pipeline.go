@@ -70,6 +70,10 @@ type Pipeline struct {
 	drainCh  chan struct{}
 	done     chan struct{} // closed when every queue goroutine has returned
 
+	// lost counts dropped signals and evicted counters, over every
+	// namespace ever; unlike Stats it never goes down (see Lost).
+	lost atomic.Uint64
+
 	mu      sync.Mutex
 	removed map[uint64]struct{} // IDs of removed namespaces; IDs are never reused
 	wg      sync.WaitGroup      // queue goroutines
@@ -227,14 +231,8 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 // Lost returns how many signals were dropped and parked counters evicted,
 // over every namespace, since the pipeline started: counters that may be
 // behind with nothing queued for them (see Pipeline's caller's sweep).
-func (p *Pipeline) Lost() uint64 {
-	var n uint64
-	for _, nq := range *p.spaces.Load() {
-		s := nq.stats()
-		n += s.Dropped + s.Evicted
-	}
-	return n
-}
+// The count only grows, so a caller can compare two readings.
+func (p *Pipeline) Lost() uint64 { return p.lost.Load() }
 
 // Stats returns the state of the queues of the namespace with this id, and
 // false if the namespace has no queues (never signalled, or removed).

@@ -20,6 +20,7 @@ type entry struct {
 	// its window to close.
 	notBefore time.Time
 	parked    bool // notBefore is from Outcome.NotBefore, not a failure backoff
+	parks     int  // times parked: a parkedFIFO item is current if its park matches
 	evicted   bool // let go while parked, to make room; still in open until the next closeSet
 	attempts  int  // consecutive failures
 	running   bool // its Func call is running
@@ -48,9 +49,13 @@ type queue struct {
 	retrying       int       // open entries waiting for a backoff
 	pauseUntil     time.Time // back-pressure: no batch starts before
 	// parkedFIFO lists parked entries in the order they were parked, from
-	// parkedHead on; entries no longer parked are skipped when read.
-	parkedFIFO []*entry
+	// parkedHead on; items no longer current (un-parked, parked again
+	// later, evicted) are skipped when read, and dropped when they
+	// outnumber the parked entries, so the list stays within a small
+	// multiple of parkedN.
+	parkedFIFO []parkedItem
 	parkedHead int
+	parkedN    int // entries parked now
 	evictedIn  int // evicted entries still in open
 	removed    bool
 	st         Stats // counters only; the rest is computed by stats
@@ -83,6 +88,7 @@ func (q *queue) signal(k Key) bool {
 				// fresh (provisional) count: back to the next window.
 				e.notBefore, e.parked = time.Time{}, false
 				q.retrying--
+				q.parkedN--
 				q.openWindow(time.Now())
 			}
 		}
@@ -98,6 +104,7 @@ func (q *queue) signal(k Key) bool {
 		}
 		if q.bytes+size > c {
 			q.st.Dropped++
+			q.p.lost.Add(1)
 			return false
 		}
 	}
@@ -125,29 +132,49 @@ func (q *queue) push(e *entry, now time.Time) {
 	}
 }
 
-// park records that e, in the open set, waits for its NotBefore.
+// parkedItem is one park of an entry, current while e.parks == parks.
+type parkedItem struct {
+	e     *entry
+	parks int
+}
+
+func (it parkedItem) current() bool { return it.e.parked && it.e.parks == it.parks }
+
+// park marks e, in the open set, as waiting for its NotBefore (set by the
+// caller) and lists it for eviction.
 func (q *queue) park(e *entry) {
-	if q.parkedHead > 1024 && q.parkedHead > len(q.parkedFIFO)/2 {
-		q.parkedFIFO = append(q.parkedFIFO[:0], q.parkedFIFO[q.parkedHead:]...)
-		q.parkedHead = 0
+	e.parked = true
+	e.parks++
+	q.parkedN++
+	if n := len(q.parkedFIFO) - q.parkedHead; n > 1024 && n > 2*q.parkedN {
+		live := make([]parkedItem, 0, 2*q.parkedN)
+		for _, it := range q.parkedFIFO[q.parkedHead:] {
+			if it.current() {
+				live = append(live, it)
+			}
+		}
+		q.parkedFIFO, q.parkedHead = live, 0
 	}
-	q.parkedFIFO = append(q.parkedFIFO, e)
+	q.parkedFIFO = append(q.parkedFIFO, parkedItem{e, e.parks})
 }
 
 // evictParked lets the longest-parked counter go; false if none is parked.
 func (q *queue) evictParked() bool {
 	for q.parkedHead < len(q.parkedFIFO) {
-		e := q.parkedFIFO[q.parkedHead]
-		q.parkedFIFO[q.parkedHead] = nil
+		it := q.parkedFIFO[q.parkedHead]
+		q.parkedFIFO[q.parkedHead] = parkedItem{}
 		q.parkedHead++
-		if !e.parked || e.evicted || e.running {
+		e := it.e
+		if !it.current() || e.running {
 			continue
 		}
 		e.parked, e.evicted = false, true
+		q.parkedN--
 		q.retrying--
 		q.evictedIn++
 		q.drop(e)
 		q.st.Evicted++
+		q.p.lost.Add(1)
 		return true
 	}
 	return false
@@ -182,7 +209,7 @@ func (q *queue) remove() {
 	q.mu.Lock()
 	q.removed = true
 	q.held, q.open, q.closed, q.next, q.runStart, q.bytes, q.retrying = nil, nil, nil, 0, 0, 0, 0
-	q.parkedFIFO, q.parkedHead, q.evictedIn = nil, 0, 0
+	q.parkedFIFO, q.parkedHead, q.parkedN, q.evictedIn = nil, 0, 0, 0
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -199,8 +226,11 @@ func (q *queue) stats() Stats {
 	s.Pending = len(q.held)
 	s.Bytes = q.bytes
 	// Both slices are in arrival order, so their first entries are the oldest.
-	if len(q.open) > 0 {
-		s.OldestPending = q.open[0].since
+	for _, e := range q.open {
+		if !e.evicted {
+			s.OldestPending = e.since
+			break
+		}
 	}
 	if q.runStart < len(q.closed) {
 		if t := q.closed[q.runStart].since; s.OldestPending.IsZero() || t.Before(s.OldestPending) {

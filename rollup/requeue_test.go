@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -300,5 +301,36 @@ func TestFullQueueEvictsParked(t *testing.T) {
 	eventually(t, "a rolled up again", func() bool { return n("a") == 2 })
 	if n("b") != 1 {
 		t.Errorf("b rolled up %d times, want 1 (evicted, never rolled up again)", n("b"))
+	}
+}
+
+// The list of parked counters kept for eviction stays within a small
+// multiple of the counters parked now, in a queue that never fills (found in
+// review: it used to grow with every park).
+func TestParkedListBounded(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	fn := func(ctx context.Context, k Key) (Outcome, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[k.Counter]++
+		if calls[k.Counter] == 1 {
+			return Outcome{NotBefore: time.Now().Add(time.Millisecond)}, nil
+		}
+		return Outcome{CaughtUp: true}, nil
+	}
+	p := start(t, fn, quiet())
+	ns := namespace(1, 1, time.Millisecond, 1<<30, 64)
+	for round := range 10 {
+		for i := range 500 {
+			p.Signal(Key{NS: ns, Counter: strconv.Itoa(round*1000 + i)})
+		}
+		eventually(t, "round done", func() bool { return stats(t, p, ns).Pending == 0 })
+	}
+	q := (*p.spaces.Load())[ns.ID].queues[0]
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if n := len(q.parkedFIFO) - q.parkedHead; n > 1025 || q.parkedN != 0 {
+		t.Errorf("%d items listed, %d parked; want at most 1025 and 0 after 5000 parks", n, q.parkedN)
 	}
 }
