@@ -219,6 +219,10 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		Logger:   n.log,
 	})
 	if n.cfg.Pprof {
+		// The mutex and block profiles are empty unless sampled; a fraction
+		// of events keeps the cost small while a profile is useful.
+		runtime.SetMutexProfileFraction(100)
+		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
 		mux := http.NewServeMux()
 		mux.Handle("/", httpHandler)
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
