@@ -93,6 +93,29 @@ type ConvergeResult struct {
 	Overcounted int64 `json:"overcounted"`
 	// Met reports ExactAfterSec ≤ TargetSec.
 	Met bool `json:"met"`
+	// Progress has one point per sweep: by the end of the sweep, AfterSec
+	// after the last write, Exact counters had been read exact. It shows
+	// the tail: how long the last few counters took after most were exact.
+	Progress []ConvergePoint `json:"progress"`
+}
+
+// ConvergePoint is the state at the end of one sweep of a convergence run.
+type ConvergePoint struct {
+	AfterSec float64 `json:"after_sec"`
+	Exact    int64   `json:"exact"`
+}
+
+// ExactFraction returns when (seconds after the last write, at the end of
+// a sweep) at least fraction of the counters had been read exact, and
+// false if that never happened.
+func (r *ConvergeResult) ExactFraction(fraction float64) (float64, bool) {
+	need := int64(fraction * float64(r.Counters))
+	for _, p := range r.Progress {
+		if p.Exact >= need {
+			return p.AfterSec, true
+		}
+	}
+	return 0, false
 }
 
 func (c ConvergeConfig) withDefaults() ConvergeConfig {
@@ -342,6 +365,7 @@ func (r *converger) check(ctx context.Context, last time.Time, res *ConvergeResu
 		if res.Sweeps == 1 {
 			res.ExactAtFirstSweep = int64(c.Counters - len(left))
 		}
+		res.Progress = append(res.Progress, ConvergePoint{AfterSec: time.Since(last).Seconds(), Exact: int64(c.Counters - len(left))})
 		pending = left
 	}
 	res.Inexact = int64(len(pending))

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -121,6 +122,15 @@ func (a *app) runConverge(ctx context.Context, cfg bench.ConvergeConfig, noProgr
 				res.ExactAfterSec, res.AcceptLimitSec, res.TargetSec, verdict)
 		} else {
 			fmt.Fprintf(tw, "exact after:\tnever within --max-wait: %s counters still inexact\n", count(res.Inexact))
+		}
+		var parts []string
+		for _, f := range []float64{0.5, 0.9, 0.99, 0.999} {
+			if at, ok := res.ExactFraction(f); ok {
+				parts = append(parts, fmt.Sprintf("%g%% by %.2fs", f*100, at))
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(tw, "exact share:\t%s (at the end of a sweep, after the last write)\n", strings.Join(parts, ", "))
 		}
 		if res.Overcounted > 0 {
 			fmt.Fprintf(tw, "overcounted:\t%s counters read above --adds\n", count(res.Overcounted))

@@ -234,6 +234,9 @@ func TestBenchConverge(t *testing.T) {
 			if rep.Schema != bench.SchemaConverge || res.Inexact != 0 || res.Overcounted != 0 || res.ExactAfterSec < 0 || res.Sweeps < 1 {
 				t.Fatalf("report = %+v", rep)
 			}
+			if at, ok := res.ExactFraction(1); !ok || len(res.Progress) != res.Sweeps || at < 0 {
+				t.Errorf("progress %+v over %d sweeps: want one point per sweep, all exact at the end", res.Progress, res.Sweeps)
+			}
 			if res.Adds != int64(res.Counters)*map[string]int64{"eventual": 2, "accurate": 1}[tt.name] {
 				t.Errorf("%d adds to %d counters", res.Adds, res.Counters)
 			}

@@ -41,7 +41,7 @@ func (q *queue) nextBatch() []*entry {
 				q.sleep(q.pauseUntil)
 				continue
 			}
-			return q.take(q.nq.config().batch, draining)
+			return q.take(q.batchSize(), draining)
 		}
 		q.resetClosed()
 		switch {
@@ -136,6 +136,19 @@ func (q *queue) closeSet(now time.Time, all bool) {
 	if !freshLeft {
 		q.closeAt = time.Time{}
 	}
+}
+
+// batchSize is how many counters the next batch takes: the namespace's
+// rollup_batch_count, or with Options.Batch up to BatchGrowth times that
+// while the closed set has that many waiting. A batch call's fixed cost
+// (its store passes, its goroutines) then spreads over more counters when
+// there is a backlog, and a single counter is not held back by it.
+func (q *queue) batchSize() int {
+	n := q.nq.config().batch
+	if q.p.opts.Batch == nil || q.p.opts.BatchGrowth <= 1 {
+		return n
+	}
+	return max(n, min(len(q.closed)-q.next, n*q.p.opts.BatchGrowth))
 }
 
 // take starts the next batch of at most n entries of the closed set.

@@ -23,6 +23,12 @@ type Options struct {
 	// batch must agree with, and tests use it. Default nil.
 	Batch BatchFunc
 
+	// BatchGrowth, with Batch, lets a queue with a backlog take up to
+	// BatchGrowth × rollup_batch_count counters in one Batch call (still run
+	// on at most the slots it gets); default 0 or 1: batches of
+	// rollup_batch_count.
+	BatchGrowth int
+
 	// MaxConcurrency bounds the rollups running at once on the node, across
 	// every queue of every namespace. Default 0: no bound beyond
 	// NumQueues × RollupBatchCount per namespace.

@@ -3,6 +3,7 @@ package rollup
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -418,5 +419,36 @@ func TestBatchFuncSlotsNoDeadlock(t *testing.T) {
 	eventually(t, "every counter rolled up", func() bool { return stats(t, p, ns).Pending == 0 })
 	if m := most.Load(); m > 4 {
 		t.Errorf("%d slots in use at once, want ≤ MaxConcurrency 4", m)
+	}
+}
+
+// With BatchGrowth, a queue with a backlog hands Batch up to BatchGrowth ×
+// rollup_batch_count counters at once, and never fewer than the batch count
+// it has.
+func TestBatchGrowth(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	opts := quiet()
+	opts.BatchGrowth = 4
+	opts.Batch = func(ctx context.Context, keys []Key, parallelism int) ([]Outcome, []error) {
+		mu.Lock()
+		sizes = append(sizes, len(keys))
+		mu.Unlock()
+		outs := make([]Outcome, len(keys))
+		for i := range outs {
+			outs[i].CaughtUp = true
+		}
+		return outs, make([]error, len(keys))
+	}
+	p := start(t, newRecorder(t).fn, opts)
+	ns := namespace(1, 1, 20*time.Millisecond, 1<<20, 2)
+	for i := range 20 {
+		p.Signal(Key{NS: ns, Counter: strconv.Itoa(i)})
+	}
+	eventually(t, "counters done", func() bool { return stats(t, p, ns).Pending == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) == 0 || slices.Max(sizes) != 8 {
+		t.Errorf("batch sizes %v, want batches of up to 8 (4 × 2)", sizes)
 	}
 }
