@@ -40,12 +40,13 @@ func (s *Service) Rollup(ctx context.Context, ns *abacus.Namespace, counter stri
 //
 // For an EVENTUAL namespace it also caches the provisional count: the new
 // checkpoint plus the events after it that the window does not cover yet
-// (late events may still join them). EVENTUAL reads answer from the cache,
-// so a count is exact as soon as a rollup ran after the last write, instead
-// of only once the accept window has passed it; every write signals a
-// rollup, so a late event refreshes the provisional count too. The
-// checkpoint itself, which ACCURATE reads and retention rely on, only ever
-// covers the immutable window.
+// (late events may still join them), once the counter has been quiet for
+// half a coalesce window. EVENTUAL reads answer from the cache, so a count
+// is usually exact as soon as a rollup ran after the last write, instead of
+// only once the accept window has passed it; every write signals a rollup,
+// so a late event refreshes the provisional count too. The checkpoint
+// itself, which ACCURATE reads and retention rely on, only ever covers the
+// immutable window.
 func (s *Service) RollupCounter(ctx context.Context, ns *abacus.Namespace, counter string) (RollupOutcome, error) {
 	st, err := s.cfg.Backends.RollupStore(ns).RollupState(ctx, ns, counter)
 	if err != nil {
@@ -231,7 +232,15 @@ func (s *Service) prepareRollup(ctx context.Context, ns *abacus.Namespace, count
 	// The provisional tail of an EVENTUAL count: every event after the
 	// window (none is accepted later than the future limit).
 	pl.tailTo = pl.now.Add(abacus.FutureLimit + time.Nanosecond)
-	pl.provisional = ns.Type == abacus.Eventual && st.Behind()
+	// The provisional count needs the events after the window read again at
+	// every rollup; for a counter written without pause (rolled up every
+	// coalesce window) that would read each event about (accept limit +
+	// skew) / coalesce times. So it is computed only once the counter has
+	// been quiet for half a coalesce window — which the rollup after its
+	// last write usually finds; a counter that never pauses is exact once
+	// the window passes its last write, as checkpoints alone are.
+	pl.provisional = ns.Type == abacus.Eventual && st.Behind() &&
+		st.LastWrite.Before(pl.now.Add(-ns.Queue.Coalesce/2))
 	if !st.Behind() || !pl.end.After(st.Through) {
 		return pl, false, nil
 	}
@@ -336,10 +345,12 @@ func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter stri
 	st, stored := pl.st, pl.stored
 	caughtUp := !st.Behind() || st.LastWrite.Before(stored.Through)
 	cached := stored
-	if ns.Type == abacus.Eventual {
+	if ns.Type == abacus.Eventual && (caughtUp || pl.provisional) {
 		// The cached value of an EVENTUAL counter is its count as of now:
 		// reads compare nothing else, and a later rollup always caches a
-		// count at least as complete (events are only ever added).
+		// count at least as complete (events are only ever added). Without
+		// a provisional count the checkpoint is cached as it is, with its
+		// own time, so it never displaces a newer provisional count.
 		cached.Through = pl.now
 		if !caughtUp {
 			tail := pl.tail
