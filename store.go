@@ -93,14 +93,19 @@ type RollupStore interface {
 	BehindCounters(ctx context.Context, fn func(nsID uint64, counter string) error) error
 }
 
-// RollupStatesReader is implemented by rollup stores that read the states of
-// many counters of one namespace at once for less than one RollupState each
-// (one snapshot, one pass in key order). Callers type-assert a RollupStore
-// for it and fall back to RollupState.
-type RollupStatesReader interface {
+// BatchRollupStore is implemented by rollup stores that read and advance
+// the checkpoints of many counters of one namespace at once for less than
+// one call each (one snapshot and one pass in key order, one write).
+// Callers type-assert a RollupStore for it and fall back to RollupState and
+// AdvanceCheckpoint.
+type BatchRollupStore interface {
 	// RollupStates returns the state of each of counters, in their order, as
 	// RollupState would.
 	RollupStates(ctx context.Context, ns *Namespace, counters []string) ([]RollupState, error)
+	// AdvanceCheckpoints is AdvanceCheckpoint of cps[i] for each counters[i]
+	// (distinct counters), in one write; it returns the checkpoints stored
+	// afterwards, in order.
+	AdvanceCheckpoints(ctx context.Context, ns *Namespace, counters []string, cps []Checkpoint) ([]Checkpoint, error)
 }
 
 // ScanRequest is one counter's part of a MultiScanner.ScanMany.
@@ -119,16 +124,6 @@ type MultiScanner interface {
 	// requests' events may interleave. An error from fn stops the scan and
 	// is returned.
 	ScanMany(ctx context.Context, ns *Namespace, reqs []ScanRequest, fn func(i int, e Event) error) error
-}
-
-// CheckpointsAdvancer is implemented by rollup stores that advance the
-// checkpoints of many counters of one namespace in one write. Callers
-// type-assert a RollupStore for it and fall back to AdvanceCheckpoint.
-type CheckpointsAdvancer interface {
-	// AdvanceCheckpoints is AdvanceCheckpoint of cps[i] for each counters[i]
-	// (distinct counters), in one write; it returns the checkpoints stored
-	// afterwards, in order.
-	AdvanceCheckpoints(ctx context.Context, ns *Namespace, counters []string, cps []Checkpoint) ([]Checkpoint, error)
 }
 
 // NamespaceStore persists namespace configurations [API-1].

@@ -290,7 +290,7 @@ func (r *converger) check(ctx context.Context, last time.Time, res *ConvergeResu
 	var found atomic.Int64
 	stop := r.progress("check", &found, int64(c.Counters))
 	defer stop()
-	var over sync.Map
+	over := make([]bool, c.Counters) // each index is written by one caller at a time
 	var sweep time.Duration
 	for len(pending) > 0 && time.Since(last) < c.MaxWait {
 		if res.Sweeps > 0 {
@@ -334,7 +334,7 @@ func (r *converger) check(ctx context.Context, last time.Time, res *ConvergeResu
 				n := int64(0)
 				for k, got := range counts {
 					if got.GetCount() > want {
-						over.Store(pending[lo+k], true)
+						over[pending[lo+k]] = true
 					}
 					if got.GetCount() == want {
 						exact[lo+k] = true
@@ -369,7 +369,11 @@ func (r *converger) check(ctx context.Context, last time.Time, res *ConvergeResu
 		pending = left
 	}
 	res.Inexact = int64(len(pending))
-	over.Range(func(any, any) bool { res.Overcounted++; return true })
+	for _, o := range over {
+		if o {
+			res.Overcounted++
+		}
+	}
 	return exactAt, nil
 }
 
@@ -428,23 +432,7 @@ func (r *converger) progress(phase string, done *atomic.Int64, total int64) (sto
 		return func() {}
 	}
 	start := time.Now()
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-				r.cfg.Progress(ConvergeProgress{Phase: phase, Done: done.Load(), Total: total, Elapsed: time.Since(start)})
-			}
-		}
-	})
-	return func() {
-		close(quit)
-		wg.Wait()
+	return every100ms(func(bool) {
 		r.cfg.Progress(ConvergeProgress{Phase: phase, Done: done.Load(), Total: total, Elapsed: time.Since(start)})
-	}
+	})
 }

@@ -243,6 +243,12 @@ func (r *runner) progress(p phase, start time.Time, tl *tally) (stop func()) {
 		return Progress{Phase: p.name, Done: tl.done(), Elapsed: time.Since(start), Duration: p.duration, Count: p.count, Final: final}
 	}
 	report(snap(false))
+	return every100ms(func(final bool) { report(snap(final)) })
+}
+
+// every100ms calls f(false) about every 100ms, from one goroutine, until the
+// returned stop function is called, which waits for it and calls f(true).
+func every100ms(f func(final bool)) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -253,14 +259,14 @@ func (r *runner) progress(p phase, start time.Time, tl *tally) (stop func()) {
 			case <-done:
 				return
 			case <-tick.C:
-				report(snap(false))
+				f(false)
 			}
 		}
 	})
 	return func() {
 		close(done)
 		wg.Wait()
-		report(snap(true))
+		f(true)
 	}
 }
 

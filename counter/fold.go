@@ -83,6 +83,14 @@ func (s *Service) scanPiece(ctx context.Context, ns *abacus.Namespace, counter s
 	return p, err
 }
 
+// oneScan reports whether a rollup window [from, mid) is read in one scan
+// (from the first event, or over at most two time buckets) rather than in
+// fold's concurrent pieces.
+func oneScan(ns *abacus.Namespace, from, mid time.Time) bool {
+	width := ns.Partition.BucketWidth.Nanoseconds()
+	return from.IsZero() || (mid.UnixNano()-1)/width-from.UnixNano()/width <= 1
+}
+
 // foldSplit returns the partial folds of one counter's events in [from, mid)
 // and [mid, to) from one scan, for a rollup that needs both the immutable
 // window and the provisional tail after it. A zero from means "from the
@@ -91,8 +99,7 @@ func (s *Service) scanPiece(ctx context.Context, ns *abacus.Namespace, counter s
 //
 // nBefore is the number of events in [from, mid), or -1 if it was not counted.
 func (s *Service) foldSplit(ctx context.Context, ns *abacus.Namespace, counter string, from, mid, to time.Time) (before, after abacus.Partial, nBefore int, err error) {
-	width := ns.Partition.BucketWidth.Nanoseconds()
-	if !from.IsZero() && (mid.UnixNano()-1)/width-from.UnixNano()/width > 1 {
+	if !oneScan(ns, from, mid) {
 		if before, err = s.fold(ctx, ns, counter, from, mid); err != nil {
 			return before, after, -1, err
 		}

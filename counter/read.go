@@ -67,21 +67,26 @@ func (s *Service) GetBatch(ctx context.Context, rs []Ref) ([]int64, error) {
 // checkpoint returns the counter's last checkpoint, from the rollup cache when
 // it has it.
 func (s *Service) checkpoint(ctx context.Context, ns *abacus.Namespace, counter string) (abacus.Checkpoint, error) {
-	key := cacheKey(ns, counter)
-	if cp, ok, err := s.cfg.Backends.RollupCache(ns).GetCheckpoint(ctx, key); err == nil && ok {
+	if cp, ok, err := s.cfg.Backends.RollupCache(ns).GetCheckpoint(ctx, cacheKey(ns, counter)); err == nil && ok {
 		return cp, nil
 	}
+	return s.storedCheckpoint(ctx, ns, counter)
+}
+
+// storedCheckpoint reads a counter's checkpoint from the rollup store and
+// caches it.
+func (s *Service) storedCheckpoint(ctx context.Context, ns *abacus.Namespace, counter string) (abacus.Checkpoint, error) {
 	st, err := s.cfg.Backends.RollupStore(ns).RollupState(ctx, ns, counter)
 	if err != nil {
 		return abacus.Checkpoint{}, err
 	}
 	// A failed cache write only costs a later store read.
-	_ = s.cfg.Backends.RollupCache(ns).PutCheckpoint(ctx, key, st.Checkpoint, ns.TTL)
+	_ = s.cfg.Backends.RollupCache(ns).PutCheckpoint(ctx, cacheKey(ns, counter), st.Checkpoint, ns.TTL)
 	return st.Checkpoint, nil
 }
 
 // checkpoints is checkpoint for many counters of ns: the cache misses are
-// read from the rollup store together when it can (abacus.RollupStatesReader).
+// read from the rollup store together when it can (abacus.BatchRollupStore).
 func (s *Service) checkpoints(ctx context.Context, ns *abacus.Namespace, counters []string) ([]abacus.Checkpoint, error) {
 	cache := s.cfg.Backends.RollupCache(ns)
 	out := make([]abacus.Checkpoint, len(counters))
@@ -98,11 +103,10 @@ func (s *Service) checkpoints(ctx context.Context, ns *abacus.Namespace, counter
 	if len(miss) == 0 {
 		return out, nil
 	}
-	rs := s.cfg.Backends.RollupStore(ns)
-	r, batched := rs.(abacus.RollupStatesReader)
+	bs, batched := s.cfg.Backends.RollupStore(ns).(abacus.BatchRollupStore)
 	if !batched || len(miss) == 1 {
 		for _, i := range miss {
-			cp, err := s.checkpoint(ctx, ns, counters[i])
+			cp, err := s.storedCheckpoint(ctx, ns, counters[i])
 			if err != nil {
 				return nil, err
 			}
@@ -110,7 +114,7 @@ func (s *Service) checkpoints(ctx context.Context, ns *abacus.Namespace, counter
 		}
 		return out, nil
 	}
-	states, err := r.RollupStates(ctx, ns, names)
+	states, err := bs.RollupStates(ctx, ns, names)
 	if err != nil {
 		return nil, err
 	}

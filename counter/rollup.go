@@ -9,19 +9,8 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/rollup"
 )
-
-// RollupOutcome is what one rollup of a counter reports to its scheduler.
-type RollupOutcome struct {
-	// CaughtUp is true when the checkpoint covers every write of the counter:
-	// nothing is left to roll up until the next write.
-	CaughtUp bool
-	// NotBefore, when the counter is not caught up, is when the immutable
-	// window will have passed its last write: a rollup before then cannot
-	// finish the checkpoint, so the scheduler may wait until then (unless a
-	// new write comes).
-	NotBefore time.Time
-}
 
 // Rollup aggregates one counter's immutable window into its checkpoint
 // [ROLL-1]: it reads the checkpoint, folds the events in [checkpoint,
@@ -36,7 +25,8 @@ func (s *Service) Rollup(ctx context.Context, ns *abacus.Namespace, counter stri
 }
 
 // RollupCounter is Rollup, and says when a further rollup can finish a
-// counter that is not caught up.
+// counter that is not caught up (rollup.Outcome.NotBefore: when the window
+// will have passed its last write).
 //
 // For an EVENTUAL namespace it also caches the provisional count: the new
 // checkpoint plus the events after it that the window does not cover yet
@@ -47,47 +37,36 @@ func (s *Service) Rollup(ctx context.Context, ns *abacus.Namespace, counter stri
 // so a late event refreshes the provisional count too. The checkpoint
 // itself, which ACCURATE reads and retention rely on, only ever covers the
 // immutable window.
-func (s *Service) RollupCounter(ctx context.Context, ns *abacus.Namespace, counter string) (RollupOutcome, error) {
+func (s *Service) RollupCounter(ctx context.Context, ns *abacus.Namespace, counter string) (rollup.Outcome, error) {
 	st, err := s.cfg.Backends.RollupStore(ns).RollupState(ctx, ns, counter)
 	if err != nil {
-		return RollupOutcome{}, err
+		return rollup.Outcome{}, err
 	}
 	return s.rollupFrom(ctx, ns, counter, st)
 }
 
 // RollupBatch is RollupCounter for many counters of ns, on at most
-// parallelism goroutines. When the rollup store reads many states at once
-// (abacus.RollupStatesReader) it reads the batch's states together first,
-// and when it advances many checkpoints at once (abacus.CheckpointsAdvancer)
-// it writes the batch's new checkpoints together, which spares each rollup
-// its point reads and its own write. It returns an outcome and an error per
-// counter, in order.
-func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counters []string, parallelism int) ([]RollupOutcome, []error) {
-	out := make([]RollupOutcome, len(counters))
+// parallelism goroutines. When the rollup store reads and writes many
+// checkpoints at once (abacus.BatchRollupStore), the batch's states are read
+// together first and its new checkpoints written together, which spares
+// each rollup its point reads and its own write; when the event store scans
+// many counters at once (abacus.MultiScanner), their windows are read
+// together too. It returns an outcome and an error per counter, in order.
+func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counters []string, parallelism int) ([]rollup.Outcome, []error) {
+	out := make([]rollup.Outcome, len(counters))
 	errs := make([]error, len(counters))
-	rs := s.cfg.Backends.RollupStore(ns)
-	reader, canRead := rs.(abacus.RollupStatesReader)
-	advancer, canAdvance := rs.(abacus.CheckpointsAdvancer)
-	if !canRead || len(counters) < 2 {
+	bs, batched := s.cfg.Backends.RollupStore(ns).(abacus.BatchRollupStore)
+	if !batched || len(counters) < 2 {
 		s.parallel(len(counters), parallelism, func(i int) {
 			out[i], errs[i] = s.RollupCounter(ctx, ns, counters[i])
 		}, setErr(errs))
 		return out, errs
 	}
-	fail := func(err error) ([]RollupOutcome, []error) {
+	states, err := bs.RollupStates(ctx, ns, counters)
+	if err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
-		return out, errs
-	}
-	states, err := reader.RollupStates(ctx, ns, counters)
-	if err != nil {
-		return fail(err)
-	}
-	if !canAdvance {
-		s.parallel(len(counters), parallelism, func(i int) {
-			out[i], errs[i] = s.rollupFrom(ctx, ns, counters[i], states[i])
-		}, setErr(errs))
 		return out, errs
 	}
 	var plans []rollupPlan
@@ -108,7 +87,7 @@ func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counter
 		}
 	}
 	if len(idx) > 0 {
-		stored, err := advancer.AdvanceCheckpoints(ctx, ns, names, cps)
+		stored, err := bs.AdvanceCheckpoints(ctx, ns, names, cps)
 		if err != nil {
 			for _, i := range idx {
 				errs[i] = err
@@ -185,15 +164,15 @@ func (p *rollupPlan) advanced(stored abacus.Checkpoint) {
 }
 
 // rollupFrom is RollupCounter from a state already read.
-func (s *Service) rollupFrom(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (RollupOutcome, error) {
+func (s *Service) rollupFrom(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (rollup.Outcome, error) {
 	pl, err := s.plan(ctx, ns, counter, st)
 	if err != nil {
-		return RollupOutcome{}, err
+		return rollup.Outcome{}, err
 	}
 	if pl.advance {
 		stored, err := s.cfg.Backends.RollupStore(ns).AdvanceCheckpoint(ctx, ns, counter, pl.want)
 		if err != nil {
-			return RollupOutcome{}, err
+			return rollup.Outcome{}, err
 		}
 		pl.advanced(stored)
 	}
@@ -208,19 +187,25 @@ func (s *Service) plan(ctx context.Context, ns *abacus.Namespace, counter string
 	if err != nil || !fold {
 		return pl, err
 	}
+	return pl, s.foldPlan(ctx, ns, counter, &pl)
+}
+
+// foldPlan folds a prepared plan's window (and provisional tail) and
+// decides its checkpoint.
+func (s *Service) foldPlan(ctx context.Context, ns *abacus.Namespace, counter string, pl *rollupPlan) (err error) {
 	var p abacus.Partial
 	n := -1 // events in the window, if counted
 	if pl.provisional {
-		p, pl.tail, n, err = s.foldSplit(ctx, ns, counter, st.Through, pl.end, pl.tailTo)
+		p, pl.tail, n, err = s.foldSplit(ctx, ns, counter, pl.st.Through, pl.end, pl.tailTo)
 		pl.tailDone = true
 	} else {
-		p, err = s.fold(ctx, ns, counter, st.Through, pl.end)
+		p, err = s.fold(ctx, ns, counter, pl.st.Through, pl.end)
 	}
 	if err != nil {
-		return pl, err
+		return err
 	}
 	pl.decide(p, n == 0)
-	return pl, nil
+	return nil
 }
 
 // prepareRollup starts a plan: it reports whether the window has something to
@@ -281,13 +266,12 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 	s.parallel(len(counters), parallelism, func(i int) {
 		plans[i], folds[i], errs[i] = s.prepareRollup(ctx, ns, counters[i], states[i])
 	}, setErr(errs))
-	width := ns.Partition.BucketWidth.Nanoseconds()
 	var short []int
 	var long []int
 	for i, pl := range plans {
 		switch {
 		case errs[i] != nil || !folds[i]:
-		case pl.st.Through.IsZero() || (pl.end.UnixNano()-1)/width-pl.st.Through.UnixNano()/width <= 1:
+		case oneScan(ns, pl.st.Through, pl.end):
 			short = append(short, i)
 		default:
 			long = append(long, i)
@@ -295,7 +279,7 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 	}
 	s.parallel(len(long), parallelism, func(k int) {
 		i := long[k]
-		plans[i], errs[i] = s.plan(ctx, ns, counters[i], states[i])
+		errs[i] = s.foldPlan(ctx, ns, counters[i], &plans[i])
 	}, func(k int, err error) { errs[long[k]] = err })
 	before := make([]abacus.Partial, len(counters))
 	after := make([]abacus.Partial, len(counters))
@@ -341,7 +325,7 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 }
 
 // finish caches the count reads will return and reports the outcome.
-func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter string, pl rollupPlan) (RollupOutcome, error) {
+func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter string, pl rollupPlan) (rollup.Outcome, error) {
 	st, stored := pl.st, pl.stored
 	caughtUp := !st.Behind() || st.LastWrite.Before(stored.Through)
 	cached := stored
@@ -357,7 +341,7 @@ func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter stri
 			if !pl.tailDone {
 				var err error
 				if tail, err = s.fold(ctx, ns, counter, stored.Through, pl.tailTo); err != nil {
-					return RollupOutcome{}, err
+					return rollup.Outcome{}, err
 				}
 			}
 			cached.Count = tail.On(stored.Count)
@@ -366,9 +350,9 @@ func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter stri
 	// A failed cache write only costs a later store read.
 	_ = s.cfg.Backends.RollupCache(ns).PutCheckpoint(ctx, cacheKey(ns, counter), cached, ns.TTL)
 	if caughtUp {
-		return RollupOutcome{CaughtUp: true}, nil
+		return rollup.Outcome{CaughtUp: true}, nil
 	}
-	return RollupOutcome{NotBefore: st.LastWrite.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)}, nil
+	return rollup.Outcome{NotBefore: st.LastWrite.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)}, nil
 }
 
 // Recover signals a rollup for every counter whose writes are newer than its

@@ -12,6 +12,7 @@ import (
 	"github.com/abacus-dev/abacus/counter"
 	"github.com/abacus-dev/abacus/embedded"
 	"github.com/abacus-dev/abacus/memory"
+	"github.com/abacus-dev/abacus/rollup"
 )
 
 // RollupCounter folds only the immutable window into the checkpoint, caches
@@ -90,7 +91,7 @@ func TestRollupCounterProvisional(t *testing.T) {
 func TestRollupBatchAgrees(t *testing.T) {
 	ctx := context.Background()
 	counters := []string{"z", "a", "never", "m", "a2"}
-	run := func(batch bool) (outs []counter.RollupOutcome, counts, checkpoints []int64) {
+	run := func(batch bool) (outs []rollup.Outcome, counts, checkpoints []int64) {
 		f := newFixture(t, t.TempDir())
 		ns, err := f.svc.CreateNamespace(ctx, testNamespace("ns", abacus.Eventual))
 		if err != nil {

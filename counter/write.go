@@ -149,32 +149,29 @@ func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error
 			writes = append(writes, abacus.Write{NS: p.ns, Event: event(r, p.tok, false)})
 		}
 	}
-	// The checkpoints the overflow checks need, read per namespace together:
-	// a batch over many cold counters would otherwise pay one store read each.
+	// The checkpoints the overflow checks need are read per namespace
+	// together: a batch over many cold counters would otherwise pay one
+	// store read each.
 	byNS := map[*abacus.Namespace][]string{}
 	for k := range totals {
 		byNS[k.ns] = append(byNS[k.ns], k.counter)
 	}
-	known := make(map[counterKey]abacus.Checkpoint, len(totals))
 	for ns, counters := range byNS {
 		cps, err := s.checkpoints(ctx, ns, counters)
 		if err != nil {
 			return nil, err
 		}
 		for i, c := range counters {
-			known[counterKey{ns, c}] = cps[i]
-		}
-	}
-	for k, total := range totals {
-		d, ok := total.Int64()
-		err := error(nil)
-		if !ok {
-			err = abacus.Errorf(abacus.OutOfRange, "the adds to %q in namespace %q sum to more than int64 holds", k.counter, k.ns.Name)
-		} else {
-			err = s.checkOverflowFrom(ctx, k.ns, k.counter, d, known[k])
-		}
-		if err != nil {
-			return nil, indexed("adds", firstIndex[k], err)
+			k := counterKey{ns, c}
+			d, ok := totals[k].Int64()
+			if !ok {
+				err = abacus.Errorf(abacus.OutOfRange, "the adds to %q in namespace %q sum to more than int64 holds", c, ns.Name)
+			} else {
+				err = s.checkOverflowFrom(ctx, ns, c, d, cps[i])
+			}
+			if err != nil {
+				return nil, indexed("adds", firstIndex[k], err)
+			}
 		}
 	}
 	var applied []int

@@ -87,10 +87,10 @@ func (s *Store) RollupState(ctx context.Context, ns *abacus.Namespace, counter s
 	return st, nil
 }
 
-// RollupStates implements abacus.RollupStatesReader: the counters, sorted,
+// RollupStates implements abacus.BatchRollupStore: the counters, sorted,
 // are looked up with one iterator per key space (checkpoints, last writes),
 // each seek moving forward from the last, instead of two point reads each.
-func (s *Store) RollupStates(ctx context.Context, ns *abacus.Namespace, counters []string) (_ []abacus.RollupState, err error) {
+func (s *Store) RollupStates(ctx context.Context, ns *abacus.Namespace, counters []string) ([]abacus.RollupState, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -100,51 +100,67 @@ func (s *Store) RollupStates(ctx context.Context, ns *abacus.Namespace, counters
 			return nil, err
 		}
 	}
+	order := sortedOrder(counters)
+	states := make([]abacus.RollupState, len(counters))
+	if err := s.seekEach(prefixCheckpoint, ns.ID, counters, order, func(i int, key, v []byte) error {
+		cp, ok := decodeCheckpoint(v)
+		if !ok {
+			return corrupt("checkpoint", key)
+		}
+		states[i].Checkpoint = cp
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.seekEach(prefixLastWrite, ns.ID, counters, order, func(i int, key, v []byte) error {
+		n, ok := decodeTime(v)
+		if !ok {
+			return corrupt("last write time", key)
+		}
+		states[i].LastWrite = nanosTime(n)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return states, nil
+}
+
+// sortedOrder returns the indexes of counters in counter order, which is
+// also the order of their keys in any per-counter key space.
+func sortedOrder(counters []string) []int {
 	order := make([]int, len(counters))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(counters[a], counters[b]) })
-	states := make([]abacus.RollupState, len(counters))
-	for _, prefix := range []byte{prefixCheckpoint, prefixLastWrite} {
-		space := spaceKey(prefix, ns.ID)
-		it, err := s.iter(space, prefixEnd(space))
-		if err != nil {
-			return nil, err
+	return order
+}
+
+// seekEach calls fn(i, key, value) for each counters[i], visited in order,
+// whose key exists in the key space of prefix and namespace nsID, with one
+// iterator whose seeks only move forward.
+func (s *Store) seekEach(prefix byte, nsID uint64, counters []string, order []int, fn func(i int, key, v []byte) error) (err error) {
+	space := spaceKey(prefix, nsID)
+	it, err := s.iter(space, prefixEnd(space))
+	if err != nil {
+		return err
+	}
+	defer closeIter(it, &err)
+	var key []byte
+	for _, i := range order {
+		key = append(append(key[:0], space...), counters[i]...)
+		if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
+			continue
 		}
-		var key []byte
-		for _, i := range order {
-			key = append(append(key[:0], space...), counters[i]...)
-			if !it.SeekGE(key) || !bytes.Equal(it.Key(), key) {
-				continue
-			}
-			v, err := it.ValueAndErr()
-			if err != nil {
-				closeIter(it, &err)
-				return nil, unavailable(err, "rollup store")
-			}
-			if prefix == prefixCheckpoint {
-				cp, ok := decodeCheckpoint(v)
-				if !ok {
-					closeIter(it, &err)
-					return nil, corrupt("checkpoint", key)
-				}
-				states[i].Checkpoint = cp
-				continue
-			}
-			n, ok := decodeTime(v)
-			if !ok {
-				closeIter(it, &err)
-				return nil, corrupt("last write time", key)
-			}
-			states[i].LastWrite = nanosTime(n)
-		}
-		closeIter(it, &err)
+		v, err := it.ValueAndErr()
 		if err != nil {
-			return nil, err
+			return unavailable(err, "rollup store")
+		}
+		if err := fn(i, key, v); err != nil {
+			return err
 		}
 	}
-	return states, nil
+	return nil
 }
 
 // AdvanceCheckpoint implements abacus.RollupStore. The read, compare and write
@@ -187,10 +203,10 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 	return abacus.Checkpoint{Count: cp.Count, Through: nanosTime(through)}, nil
 }
 
-// AdvanceCheckpoints implements abacus.CheckpointsAdvancer: the stripes of
+// AdvanceCheckpoints implements abacus.BatchRollupStore: the stripes of
 // every key are held while the stored checkpoints are read, in key order
 // with one iterator, compared and the newer ones written in one batch.
-func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, counters []string, cps []abacus.Checkpoint) (_ []abacus.Checkpoint, err error) {
+func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, counters []string, cps []abacus.Checkpoint) ([]abacus.Checkpoint, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -204,43 +220,26 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 		if err := checkNamespaceCounter(ns, c); err != nil {
 			return nil, err
 		}
-		if throughs[i], err = abacus.EventNanos(cps[i].Through, "checkpoint time"); err != nil {
+		n, err := abacus.EventNanos(cps[i].Through, "checkpoint time")
+		if err != nil {
 			return nil, err
 		}
+		throughs[i] = n
 		keys[i] = counterKey(prefixCheckpoint, ns.ID, c)
 	}
-	order := make([]int, len(keys))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	order := sortedOrder(counters)
 	unlock := s.cpLocks.lock(keys)
 	defer unlock()
 
 	stored := make([]abacus.Checkpoint, len(keys))
-	space := spaceKey(prefixCheckpoint, ns.ID)
-	it, err := s.iter(space, prefixEnd(space))
-	if err != nil {
-		return nil, err
-	}
-	for _, i := range order {
-		if !it.SeekGE(keys[i]) || !bytes.Equal(it.Key(), keys[i]) {
-			continue
-		}
-		v, verr := it.ValueAndErr()
-		if verr != nil {
-			closeIter(it, &err)
-			return nil, unavailable(verr, "rollup store")
-		}
+	if err := s.seekEach(prefixCheckpoint, ns.ID, counters, order, func(i int, key, v []byte) error {
 		cp, ok := decodeCheckpoint(v)
 		if !ok {
-			closeIter(it, &err)
-			return nil, corrupt("checkpoint", keys[i])
+			return corrupt("checkpoint", key)
 		}
 		stored[i] = cp
-	}
-	closeIter(it, &err)
-	if err != nil {
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 

@@ -46,7 +46,7 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 // ScanMany implements abacus.MultiScanner: the requests are taken slice by
 // slice, and within a slice in counter order, with one iterator per slice
 // whose bounds move from counter to counter.
-func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacus.ScanRequest, fn func(i int, e abacus.Event) error) (err error) {
+func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacus.ScanRequest, fn func(i int, e abacus.Event) error) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -77,40 +77,42 @@ func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacu
 			jobs = append(jobs, job{x, sc})
 		}
 	}
-	// Slice by slice, counters ascending within one, and each counter's
-	// slices in time order (a stable sort keeps the order they were added).
+	// Slice by slice (so each counter's slices in time order), counters
+	// ascending within one; the sort is stable for a counter asked twice.
 	slices.SortStableFunc(jobs, func(a, b job) int {
 		if a.x != b.x {
 			return cmp.Compare(a.x, b.x)
 		}
 		return strings.Compare(a.sc.counter, b.sc.counter)
 	})
-	var it *pebble.Iterator
-	defer func() {
-		if it != nil {
-			closeIter(it, &err)
+	for start := 0; start < len(jobs); {
+		end := start + 1
+		for end < len(jobs) && jobs[end].x == jobs[start].x {
+			end++
 		}
-	}()
-	cur := int64(0)
-	for _, j := range jobs {
-		if it == nil || j.x != cur {
-			if it != nil {
-				if err = it.Close(); err != nil {
-					it = nil
-					return unavailable(err, "event store")
+		if err := s.scanSlice(l.NSID, jobs[start].x, func(it *pebble.Iterator) error {
+			for _, j := range jobs[start:end] {
+				if err := j.sc.sliceWith(it, j.x); err != nil {
+					return err
 				}
 			}
-			if it, err = s.iter(sliceKey(l.NSID, j.x), sliceKey(l.NSID, j.x+1)); err != nil {
-				it = nil
-				return err
-			}
-			cur = j.x
-		}
-		if err := j.sc.sliceWith(it, j.x); err != nil {
+			return nil
+		}); err != nil {
 			return err
 		}
+		start = end
 	}
 	return nil
+}
+
+// scanSlice calls f with an iterator over slice x of namespace nsID.
+func (s *Store) scanSlice(nsID uint64, x int64, f func(it *pebble.Iterator) error) (err error) {
+	it, err := s.iter(sliceKey(nsID, x), sliceKey(nsID, x+1))
+	if err != nil {
+		return err
+	}
+	defer closeIter(it, &err)
+	return f(it)
 }
 
 // scanner is the state of one Scan.

@@ -89,9 +89,11 @@ type Store struct {
 
 // Compile-time checks that Store implements the store interfaces.
 var (
-	_ abacus.EventStore     = (*Store)(nil)
-	_ abacus.RollupStore    = (*Store)(nil)
-	_ abacus.NamespaceStore = (*Store)(nil)
+	_ abacus.EventStore       = (*Store)(nil)
+	_ abacus.RollupStore      = (*Store)(nil)
+	_ abacus.NamespaceStore   = (*Store)(nil)
+	_ abacus.BatchRollupStore = (*Store)(nil)
+	_ abacus.MultiScanner     = (*Store)(nil)
 )
 
 // Open opens the database in dir, creating it if it does not exist.

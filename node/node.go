@@ -150,8 +150,7 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 	})
 	var err error
 	n.pipeline, err = rollup.New(func(ctx context.Context, k rollup.Key) (rollup.Outcome, error) {
-		o, err := n.svc.RollupCounter(ctx, k.NS, k.Counter)
-		return rollup.Outcome{CaughtUp: o.CaughtUp, NotBefore: o.NotBefore}, err
+		return n.svc.RollupCounter(ctx, k.NS, k.Counter)
 	}, rollup.Options{
 		Logger: n.log, Registerer: reg,
 		Batch: func(ctx context.Context, keys []rollup.Key, parallelism int) ([]rollup.Outcome, []error) {
@@ -169,10 +168,8 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 					counters[i] = k.Counter
 				}
 				os, es := n.svc.RollupBatch(ctx, keys[start].NS, counters, parallelism)
-				for i, o := range os {
-					outs[start+i] = rollup.Outcome{CaughtUp: o.CaughtUp, NotBefore: o.NotBefore}
-					errs[start+i] = es[i]
-				}
+				copy(outs[start:], os)
+				copy(errs[start:], es)
 				start = end
 			}
 			return outs, errs

@@ -37,54 +37,60 @@ func (p *Pipeline) rollupBatch(batch []*entry) []result {
 	return results
 }
 
-// rollup calls Func for k under the node-wide bound and the timeout. A panic
-// in Func fails the rollup instead of the node: one bad counter must not take
-// every other down.
+// rollup calls Func for k under the node-wide bound and the timeout.
 func (p *Pipeline) rollup(k Key) (r result) {
-	if p.sem != nil {
-		select {
-		case p.sem <- struct{}{}:
-			defer func() { <-p.sem }()
-		case <-p.ctx.Done():
-			return result{err: p.ctx.Err()}
-		}
-	}
-	ctx := p.ctx
-	if p.opts.RollupTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.opts.RollupTimeout)
-		defer cancel()
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			r = result{err: fmt.Errorf("rollup: panic: %v\n%s", v, debug.Stack())}
-		}
-	}()
-	out, err := p.fn(ctx, k)
-	return result{out: out, err: err}
+	r.err = p.run(1, func(ctx context.Context, _ int) (err error) {
+		r.out, err = p.fn(ctx, k)
+		return err
+	})
+	return r
 }
 
-// rollupAll calls Options.Batch for the whole batch, holding one node-wide
-// slot per counter it may run at once (at least one, more if free), under
-// the timeout; a panic fails every counter of the batch.
-func (p *Pipeline) rollupAll(batch []*entry) (results []result) {
-	results = make([]result, len(batch))
-	parallelism := len(batch)
+// rollupAll calls Options.Batch for the whole batch, under the node-wide
+// bound and the timeout; an error of the call itself (a panic, the pipeline
+// stopping) fails every counter of the batch.
+func (p *Pipeline) rollupAll(batch []*entry) []result {
+	keys := make([]Key, len(batch))
+	for i, e := range batch {
+		keys[i] = e.key
+	}
+	var outs []Outcome
+	var errs []error
+	err := p.run(len(batch), func(ctx context.Context, parallelism int) error {
+		outs, errs = p.opts.Batch(ctx, keys, parallelism)
+		if len(outs) != len(batch) || len(errs) != len(batch) {
+			return fmt.Errorf("rollup: Batch returned %d outcomes and %d errors for %d keys", len(outs), len(errs), len(batch))
+		}
+		return nil
+	})
+	results := make([]result, len(batch))
+	for i := range results {
+		if err != nil {
+			results[i] = result{err: err}
+		} else {
+			results[i] = result{out: outs[i], err: errs[i]}
+		}
+	}
+	return results
+}
+
+// run calls f holding between one and want node-wide slots (f learns how
+// many: it may run that many rollups at once), under RollupTimeout. It waits
+// for one slot and takes what else is free without waiting: callers that
+// each waited for several slots while holding some could hold them all and
+// wait for each other forever. A panic in f fails the call instead of the
+// node: one bad counter must not take every other down.
+func (p *Pipeline) run(want int, f func(ctx context.Context, parallelism int) error) (err error) {
+	held := want
 	if p.sem != nil {
-		// Wait for one slot, then take what else is free without waiting:
-		// queues that each waited for several slots while holding some
-		// could hold them all and wait for each other forever.
 		select {
 		case p.sem <- struct{}{}:
 		case <-p.ctx.Done():
-			for i := range results {
-				results[i] = result{err: p.ctx.Err()}
-			}
-			return results
+			return p.ctx.Err()
 		}
-		held := 1
+		held = 1
 	more:
-		for held < len(batch) {
+		for held < want {
 			select {
 			case p.sem <- struct{}{}:
 				held++
@@ -92,7 +98,6 @@ func (p *Pipeline) rollupAll(batch []*entry) (results []result) {
 				break more
 			}
 		}
-		parallelism = held
 		defer func() {
 			for range held {
 				<-p.sem
@@ -107,24 +112,10 @@ func (p *Pipeline) rollupAll(batch []*entry) (results []result) {
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			err := fmt.Errorf("rollup: panic: %v\n%s", v, debug.Stack())
-			for i := range results {
-				results[i] = result{err: err}
-			}
+			err = fmt.Errorf("rollup: panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	keys := make([]Key, len(batch))
-	for i, e := range batch {
-		keys[i] = e.key
-	}
-	outs, errs := p.opts.Batch(ctx, keys, parallelism)
-	if len(outs) != len(batch) || len(errs) != len(batch) {
-		panic(fmt.Sprintf("Batch returned %d outcomes and %d errors for %d keys", len(outs), len(errs), len(batch)))
-	}
-	for i := range results {
-		results[i] = result{out: outs[i], err: errs[i]}
-	}
-	return results
+	return f(ctx, held)
 }
 
 // backoff returns the wait before retry number attempts of a failing

@@ -114,9 +114,6 @@ func (q *queue) closeSet(now time.Time, all bool) {
 		}
 		fresh := e.notBefore.IsZero()
 		if all || (fresh && windowEnded) || (!fresh && !now.Before(e.notBefore)) {
-			if e.parked {
-				q.parkedN--
-			}
 			e.notBefore, e.parked = time.Time{}, false
 			q.closed = append(q.closed, e)
 			continue
@@ -179,7 +176,7 @@ func (q *queue) resetClosed() {
 func (q *queue) abandonAll() {
 	q.st.Abandoned += uint64(len(q.held))
 	q.held, q.open, q.closed, q.next, q.runStart, q.bytes, q.retrying = nil, nil, nil, 0, 0, 0, 0
-	q.parkedFIFO, q.parkedHead, q.parkedN, q.evictedIn = nil, 0, 0, 0
+	q.parkedFIFO, q.parkedHead, q.evictedIn = nil, 0, 0
 }
 
 // finish records the outcome of a batch: done counters are let go, the

