@@ -195,8 +195,7 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 	s.fences.raise(string(key), through)
 	b := s.db.NewBatch()
 	_ = b.Set(key, encodeCheckpoint(cp, through), nil)
-	_ = b.Merge(maxThroughKey, encodeTime(through), nil)
-	if err := s.commit(b, pebble.NoSync, "rollup store"); err != nil {
+	if err := s.commitThrough(b, through); err != nil {
 		return stored, err
 	}
 
@@ -259,12 +258,28 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 		_ = b.Close()
 		return stored, nil
 	}
-	_ = b.Merge(maxThroughKey, encodeTime(latest), nil)
-	if err := s.commit(b, pebble.NoSync, "rollup store"); err != nil {
+	if err := s.commitThrough(b, latest); err != nil {
 		// Nothing was written: report what was stored before.
 		return nil, err
 	}
 	return stored, nil
+}
+
+// commitThrough commits a batch of checkpoints whose times reach up to
+// through, with the high-water mark of checkpoint times when it must rise.
+// Not fsynced, as checkpoints are not (see AdvanceCheckpoint).
+func (s *Store) commitThrough(b *pebble.Batch, through int64) error {
+	mark, raise := s.throughMark.need(through)
+	if raise {
+		_ = b.Merge(maxThroughKey, encodeTime(mark), nil)
+	}
+	if err := s.commit(b, pebble.NoSync, "rollup store"); err != nil {
+		return err
+	}
+	if raise {
+		s.throughMark.applied(mark)
+	}
+	return nil
 }
 
 func (s *Store) checkpoint(key []byte) (abacus.Checkpoint, error) {

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configures a Store. The zero value is usable.
@@ -38,11 +40,21 @@ type Options struct {
 	// 32 MiB. Pebble starts small and grows to this size, so short-lived test
 	// stores stay small.
 	MemTableSize uint64
+
+	// WALSyncInterval is the least time between two WAL fsyncs: a sync
+	// requested sooner waits for the rest of it, and so serves every write
+	// that arrives meanwhile. Only a busy store waits; an idle one syncs at
+	// once. Zero means 200µs; negative means no wait. Under 64 concurrent
+	// unary AddCount callers here it made each fsync serve 16 writes
+	// instead of 12 and raised throughput about 15%, the fsync's CPU time
+	// (ext4 journal work) being a tenth of the node's.
+	WALSyncInterval time.Duration
 }
 
 const (
-	defaultCacheSize    = 256 << 20
-	defaultMemTableSize = 32 << 20
+	defaultCacheSize       = 256 << 20
+	defaultMemTableSize    = 32 << 20
+	defaultWALSyncInterval = 200 * time.Microsecond
 )
 
 // layoutVersion is stored under metaKey("layout") when a database is created;
@@ -82,6 +94,10 @@ type Store struct {
 	slices     *sliceIndex // the slices that hold events, per namespace
 	nsMu       sync.Mutex  // serialises namespace writes, which are rare
 
+	// High-water marks of event and checkpoint times (see Open).
+	eventMark, throughMark highMark
+
+	stalls   *stallStats
 	inflight atomic.Int64
 	closed   atomic.Bool
 	failed   atomic.Pointer[error]
@@ -94,6 +110,7 @@ var (
 	_ abacus.NamespaceStore   = (*Store)(nil)
 	_ abacus.BatchRollupStore = (*Store)(nil)
 	_ abacus.MultiScanner     = (*Store)(nil)
+	_ prometheus.Collector    = (*Store)(nil)
 )
 
 // Open opens the database in dir, creating it if it does not exist.
@@ -103,6 +120,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		log = slog.Default()
 	}
 	plog := log.With("component", "pebble", "dir", dir)
+	// The listener is built before the Store it reports to.
+	stalls := &stallStats{}
 	log = log.With("component", "embedded", "dir", dir)
 	po := &pebble.Options{
 		FS:                 opts.FS,
@@ -115,7 +134,15 @@ func Open(dir string, opts Options) (*Store, error) {
 			DiskSlow: func(info pebble.DiskSlowInfo) {
 				plog.Warn("slow disk", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
 			},
+			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+				stalls.begin()
+				plog.Warn("write stall", "reason", info.Reason)
+			},
+			WriteStallEnd: func() { stalls.end() },
 		},
+	}
+	if syncEvery := cmp.Or(opts.WALSyncInterval, defaultWALSyncInterval); syncEvery > 0 {
+		po.WALMinSyncInterval = func() time.Duration { return syncEvery }
 	}
 	if po.MemTableSize == 0 {
 		po.MemTableSize = defaultMemTableSize
@@ -134,17 +161,26 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, abacus.Wrap(abacus.Unavailable, err, "open embedded store "+dir)
 	}
-	s := &Store{db: db, log: log, slices: newSliceIndex()}
+	s := &Store{db: db, log: log, slices: newSliceIndex(), stalls: stalls}
 	// The in-memory indexes answer only for event times later than every event
 	// and checkpoint an earlier process wrote, whatever the clocks did.
 	start := time.Now()
-	for _, k := range [][]byte{maxEventTimeKey, maxThroughKey} {
-		v, found, err := s.get(k, "event store")
+	for _, m := range []struct {
+		key  []byte
+		mark *highMark
+	}{{maxEventTimeKey, &s.eventMark}, {maxThroughKey, &s.throughMark}} {
+		m.mark.stored.Store(minNanos)
+		v, found, err := s.get(m.key, "event store")
 		if err != nil {
 			db.Close()
 			return nil, err
 		}
-		if n, ok := decodeTime(v); found && ok && time.Unix(0, n).After(start) {
+		n, ok := decodeTime(v)
+		if !found || !ok {
+			continue
+		}
+		m.mark.applied(n)
+		if time.Unix(0, n).After(start) {
 			start = time.Unix(0, n)
 		}
 	}

@@ -75,6 +75,10 @@ type Config struct {
 	// time), and a negative value no pause. Lower favours convergence,
 	// higher the latency of requests.
 	RollupPause float64
+	// WALSyncInterval is the embedded store's least time between WAL
+	// fsyncs (embedded.Options.WALSyncInterval): 0 means its default,
+	// negative none.
+	WALSyncInterval time.Duration
 	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP port, for
 	// profiling (off by default: profiles expose internals).
 	Pprof bool
@@ -141,6 +145,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator controlplane.Validator) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if n.stores.embedded != nil {
+		reg.MustRegister(n.stores.embedded)
+	}
 	n.svc = counter.New(counter.Config{
 		Namespaces:  n.stores.namespaces,
 		Backends:    n.stores.router,

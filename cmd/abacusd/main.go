@@ -66,6 +66,17 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return nil
 	})
+	fs.Func("wal-sync-interval", "embedded store: least time between two WAL fsyncs, so that one fsync serves every durable write arriving meanwhile (only a busy store waits); 0 for none (default 200µs)", func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("want a duration ≥ 0, not %q", v)
+		}
+		cfg.WALSyncInterval = d
+		if d == 0 {
+			cfg.WALSyncInterval = -1
+		}
+		return nil
+	})
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the HTTP port")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
