@@ -58,9 +58,18 @@ type EventStore interface {
 // RollupState is what the rollup store knows of one counter [ROLL-1, ROLL-2].
 type RollupState struct {
 	Checkpoint
-	// LastWrite is the latest event time appended for the counter; zero if none.
+	// LastWrite is the latest event time appended for the counter, or later
+	// by less than LastWriteResolution; zero if none.
 	LastWrite time.Time
 }
+
+// LastWriteResolution bounds how much later than a counter's latest event
+// time a store may report its RollupState.LastWrite. A store may round it
+// up (the embedded store does, so that a counter written many times a second
+// needs few writes of it); rollups use it only as an upper bound, so the
+// rounding delays their conclusion that a counter is caught up by at most
+// this much and never moves a checkpoint.
+const LastWriteResolution = 100 * time.Millisecond
 
 // Behind reports whether events may exist past the checkpoint.
 func (s RollupState) Behind() bool {

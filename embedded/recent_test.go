@@ -128,7 +128,7 @@ func TestEventMarkAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base := time.Now().Add(2 * time.Minute)
+	base := time.Now().Add(2 * time.Minute).Truncate(time.Second)
 	ev := func(off time.Duration, id string, d int64) []abacus.Write {
 		return []abacus.Write{{NS: ns, Event: abacus.Event{Counter: "c", Time: base.Add(off), ID: id, Delta: d}}}
 	}
@@ -138,10 +138,25 @@ func TestEventMarkAfterRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Last-write times are stored rounded up to a grid, and a write within
+	// a step already stored carries none: the stored time must still cover
+	// the latest of them after the restart.
+	hot := base.Add(10 * time.Second)
+	for i := range 5 {
+		w := []abacus.Write{{NS: ns, Event: abacus.Event{Counter: "hot", Time: hot.Add(time.Duration(i) * 10 * time.Millisecond), ID: fmt.Sprint(i), Delta: 1}}}
+		if err := s.Append(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s2 := open(t, dir, embedded.Options{Logger: testLogger(t)})
+	st, err := s2.RollupState(ctx, ns, "hot")
+	latestHot := hot.Add(40 * time.Millisecond)
+	if err != nil || st.LastWrite.Before(latestHot) || !st.LastWrite.Before(latestHot.Add(abacus.LastWriteResolution)) {
+		t.Fatalf("LastWrite after restart = %v, %v; want in [%v, +%v)", st.LastWrite, err, latestHot, abacus.LastWriteResolution)
+	}
 	for i, off := range offsets {
 		if got := abacus.ErrorCode(s2.Append(ctx, ev(off, fmt.Sprint(i), 2))); got != abacus.AlreadyExists {
 			t.Errorf("token of the event at +%v reused after restart: code %v, want AlreadyExists", off, got)
