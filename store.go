@@ -66,9 +66,10 @@ type RollupState struct {
 // LastWriteResolution bounds how much later than a counter's latest event
 // time a store may report its RollupState.LastWrite. A store may round it
 // up (the embedded store does, so that a counter written many times a second
-// needs few writes of it); rollups use it only as an upper bound, so the
-// rounding delays their conclusion that a counter is caught up by at most
-// this much and never moves a checkpoint.
+// needs few writes of it). Rollups use it as an upper bound, which delays
+// their conclusion that a counter is caught up by at most this much and never
+// moves a checkpoint, and subtract it where they need the earliest the last
+// write can have been (the quiet rule for provisional counts).
 const LastWriteResolution = 100 * time.Millisecond
 
 // Behind reports whether events may exist past the checkpoint.

@@ -224,8 +224,10 @@ func (s *Service) prepareRollup(ctx context.Context, ns *abacus.Namespace, count
 	// been quiet for half a coalesce window — which the rollup after its
 	// last write usually finds; a counter that never pauses is exact once
 	// the window passes its last write, as checkpoints alone are.
+	// LastWrite may be late by up to abacus.LastWriteResolution; the rule is
+	// a heuristic, so it takes the earliest the last write can have been.
 	pl.provisional = ns.Type == abacus.Eventual && st.Behind() &&
-		st.LastWrite.Before(pl.now.Add(-ns.Queue.Coalesce/2))
+		st.LastWrite.Add(-abacus.LastWriteResolution).Before(pl.now.Add(-ns.Queue.Coalesce/2))
 	if !st.Behind() || !pl.end.After(st.Through) {
 		return pl, false, nil
 	}

@@ -32,7 +32,12 @@ func TestRollupCounterProvisional(t *testing.T) {
 		t.Run(tt.typ.String(), func(t *testing.T) {
 			ctx := context.Background()
 			f := newFixture(t, t.TempDir())
-			ns, err := f.svc.CreateNamespace(ctx, testNamespace("ns", tt.typ))
+			// The default coalesce window: "quiet" (half of it) must be
+			// longer than the store's last-write resolution to be told
+			// from "just written".
+			cfg := testNamespace("ns", tt.typ)
+			cfg.Queue.Coalesce = time.Second
+			ns, err := f.svc.CreateNamespace(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

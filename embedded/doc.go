@@ -10,7 +10,7 @@
 //
 //	'e' | nsID u64 | slice i64 | counter | 0x00 | time_bucket i64 | event_bucket u16 | event_time i64 | event_id
 //	    → varint(delta) | clear flag (1 byte)                              one event [TS-1]
-//	'w' | nsID u64 | counter → event_time i64     last write time, merged as a max [ROLL-2]
+//	'w' | nsID u64 | counter → event_time i64     last write time rounded up to 100ms, merged as a max [ROLL-2]
 //	'c' | nsID u64 | counter → count hi i64 | count lo u64 | through i64        checkpoint [ROLL-1]
 //	'n' | name               → JSON of abacus.Namespace                        [API-1]
 //	'm' | name               → store metadata: layout version, namespace ID sequence

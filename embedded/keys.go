@@ -115,13 +115,14 @@ func namespaceKey(name string) []byte { return append([]byte{prefixNamespace}, n
 
 func metaKey(name string) []byte { return append([]byte{prefixMeta}, name...) }
 
-// maxEventTimeKey holds the latest event time ever appended (merged as a max,
-// like the 'w' keys): a restarted store's in-memory indexes answer only for
-// later event times.
+// maxEventTimeKey holds an upper bound of every event time ever appended
+// (merged as a max, like the 'w' keys, and written up to markAhead past the
+// latest): a restarted store's in-memory indexes answer only for later event
+// times.
 var maxEventTimeKey = metaKey("max_event_time")
 
-// maxThroughKey holds the latest checkpoint time ever written, for the same
-// reason: fences only answer alone for later event times.
+// maxThroughKey holds an upper bound of every checkpoint time ever written,
+// for the same reason: fences only answer alone for later event times.
 var maxThroughKey = metaKey("max_through")
 
 // prefixEnd returns the smallest key greater than every key with prefix p, or

@@ -1,11 +1,10 @@
 package embedded
 
 import (
+	"hash/maphash"
 	"sync"
 
 	"github.com/abacus-dev/abacus"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // lastWriteGrid is the resolution of stored last-write times
@@ -16,28 +15,33 @@ import (
 const lastWriteGrid = int64(abacus.LastWriteResolution)
 
 // lastWriteSlots is the size of lastWrites' table: the counters written in
-// the last grid step that it can remember at once (16 bytes each).
+// the last grid step that it can remember at once.
 const lastWriteSlots = 1 << 16
 
 // lastWrites remembers, for recently written counters, the last-write time
 // that an applied batch carries for them, so that Append can leave out a
 // merge that would not raise the stored value. It is a direct-mapped table
-// keyed by a 64-bit hash of the 'w' key: a counter whose slot another one
-// took merges again, which is only a lost saving; two counters with the
-// same 64-bit hash would make one skip a merge it needs (delaying, not
-// losing, its EVENTUAL count), at odds of about 2^-64 per lookup.
+// indexed by a seeded hash of the 'w' key and holding the key itself, so a
+// hit is exact: a counter whose slot another one took merges again, which
+// is only a lost saving. It relies on 'w' keys never being deleted while
+// the table may hold them: only DropNamespace deletes them, and namespace
+// IDs, part of the key, are never reused.
 type lastWrites struct {
+	seed  maphash.Seed
 	mu    sync.Mutex
 	slots [lastWriteSlots]struct {
-		hash  uint64
+		key   string
 		nanos int64
 	}
 }
 
-// lastWriteUpdate is one merge a batch carries.
+func newLastWrites() *lastWrites { return &lastWrites{seed: maphash.MakeSeed()} }
+
+// lastWriteUpdate is one merge a batch may carry.
 type lastWriteUpdate struct {
-	hash  uint64
-	nanos int64
+	slot  uint64
+	key   string
+	nanos int64 // the value to store, rounded up to the grid
 }
 
 // ceilGrid rounds nanos up to the grid.
@@ -61,12 +65,12 @@ func (lw *lastWrites) plan(keys []string, nanos []int64) (ups []lastWriteUpdate,
 	ups = make([]lastWriteUpdate, len(keys))
 	need = make([]bool, len(keys))
 	for i, k := range keys {
-		ups[i] = lastWriteUpdate{hash: xxhash.Sum64String(k), nanos: ceilGrid(nanos[i])}
+		ups[i] = lastWriteUpdate{slot: maphash.String(lw.seed, k) % lastWriteSlots, key: k, nanos: ceilGrid(nanos[i])}
 	}
 	lw.mu.Lock()
 	for i, u := range ups {
-		sl := &lw.slots[u.hash%lastWriteSlots]
-		need[i] = sl.hash != u.hash || sl.nanos < nanos[i]
+		sl := &lw.slots[u.slot]
+		need[i] = sl.key != u.key || sl.nanos < nanos[i]
 	}
 	lw.mu.Unlock()
 	return ups, need
@@ -81,9 +85,9 @@ func (lw *lastWrites) applied(ups []lastWriteUpdate, need []bool) {
 		if !need[i] {
 			continue
 		}
-		sl := &lw.slots[u.hash%lastWriteSlots]
-		if sl.hash != u.hash || sl.nanos < u.nanos {
-			sl.hash, sl.nanos = u.hash, u.nanos
+		sl := &lw.slots[u.slot]
+		if sl.key != u.key || sl.nanos < u.nanos {
+			sl.key, sl.nanos = u.key, u.nanos
 		}
 	}
 	lw.mu.Unlock()

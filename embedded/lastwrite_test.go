@@ -29,7 +29,7 @@ func TestCeilGrid(t *testing.T) {
 // carries at least the time needed for the same key.
 func TestLastWritesPlan(t *testing.T) {
 	g := lastWriteGrid
-	lw := &lastWrites{}
+	lw := newLastWrites()
 	steps := []struct {
 		name    string
 		key     string
@@ -60,12 +60,11 @@ func TestLastWritesPlan(t *testing.T) {
 // TestLastWritesSlotCollision: a key whose slot another key took merges
 // again instead of trusting the other key's time.
 func TestLastWritesSlotCollision(t *testing.T) {
-	lw := &lastWrites{}
+	lw := newLastWrites()
 	ups, need := lw.plan([]string{"a"}, []int64{10})
 	lw.applied(ups, need)
-	// Take a's slot with a fake key hash that differs from a's.
-	sl := &lw.slots[ups[0].hash%lastWriteSlots]
-	sl.hash ^= 1 << 63
+	// Another key takes a's slot.
+	lw.slots[ups[0].slot].key = "b"
 	if _, need := lw.plan([]string{"a"}, []int64{10}); !need[0] {
 		t.Fatal("a merge was left out although the slot holds another key")
 	}

@@ -12,7 +12,8 @@ const markAhead = int64(1e9)
 
 // highMark is a persisted upper bound of the times in a key space (the
 // latest event time, or checkpoint time, ever written), kept in a merged
-// meta key. Open starts the in-memory indexes after it.
+// meta key. Open starts the in-memory indexes after it. Its zero value is
+// not ready: Open sets stored to the mark it reads, or to minNanos.
 type highMark struct {
 	// stored is the largest mark carried by a batch already applied: in
 	// Pebble's commit order every later batch follows it in the WAL, so

@@ -29,7 +29,7 @@ var (
 	descFsync = prometheus.NewDesc("abacus_embedded_wal_fsync_seconds",
 		"Latency of the embedded store's WAL fsyncs; a durable write waits for one.", nil, nil)
 	descL0Sublevels = prometheus.NewDesc("abacus_embedded_l0_sublevels",
-		"L0 sublevels of the embedded store: every read merges one iterator per sublevel, and writes stall at 20.", nil, nil)
+		"L0 sublevels of the embedded store: every read merges one iterator per sublevel, and writes stall when there are too many.", nil, nil)
 	descL0Tables = prometheus.NewDesc("abacus_embedded_l0_tables",
 		"Tables in L0 of the embedded store.", nil, nil)
 	descDebt = prometheus.NewDesc("abacus_embedded_compaction_debt_bytes",
@@ -52,6 +52,10 @@ func (s *Store) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector: the store's health as the
 // latency of a durable write sees it (fsyncs, stalls, the L0 backlog).
 func (s *Store) Collect(ch chan<- prometheus.Metric) {
+	// Counted in flight, as calls are, so that Close waits for it; not
+	// through begin, so that a failed store still reports.
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
 	if s.closed.Load() {
 		return
 	}

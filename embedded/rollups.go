@@ -13,9 +13,10 @@ import (
 )
 
 // maxTimeMerger keeps the greatest of the 8-byte time values merged into a
-// 'w' key, so Append records a counter's last write time with a blind Merge
-// in its batch: no read-modify-write, no lock, and the max is commutative, so
-// the order in which concurrent appends commit does not matter.
+// 'w' key, so Append records a counter's last write time (rounded up, and
+// only when it rises: see lastWrites) with a blind Merge in its batch: no
+// read-modify-write, no lock, and the max is commutative, so the order in
+// which concurrent appends commit does not matter.
 //
 // Pebble has one merger per database and stores its name on disk: the name is
 // part of the format and must not change. Only 'w' keys and the meta keys

@@ -162,7 +162,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, abacus.Wrap(abacus.Unavailable, err, "open embedded store "+dir)
 	}
-	s := &Store{db: db, log: log, slices: newSliceIndex(), stalls: stalls, lastWrites: &lastWrites{}}
+	s := &Store{db: db, log: log, slices: newSliceIndex(), stalls: stalls, lastWrites: newLastWrites()}
 	// The in-memory indexes answer only for event times later than every event
 	// and checkpoint an earlier process wrote, whatever the clocks did.
 	start := time.Now()

@@ -1,0 +1,113 @@
+package embedded_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/embedded"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// TestSkippedWritesSurviveCrash: an append that leaves out its counter's
+// last-write merge and the event-time mark (an earlier batch carries as
+// much), and a checkpoint that leaves out the checkpoint-time mark, must be
+// covered after a crash that keeps only what was synced: the batches that
+// carried them come first in the WAL.
+func TestSkippedWritesSurviveCrash(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewCrashableMem()
+	s, err := embedded.Open("db", embedded.Options{FS: fs, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := s.CreateNamespace(ctx, nsConfig("crash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(2 * time.Minute).Truncate(time.Second)
+	ev := func(counter string, off time.Duration, id string, d int64) []abacus.Write {
+		return []abacus.Write{{NS: ns, Event: abacus.Event{Counter: counter, Time: base.Add(off), ID: id, Delta: d}}}
+	}
+	mustOK := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Carries the merge (rounded up to base+100ms) and the mark; the second
+	// append, within the same 100ms step and under the mark, carries neither.
+	mustOK(s.Append(ctx, ev("c", 10*time.Millisecond, "first", 1)))
+	mustOK(s.Append(ctx, ev("c", 50*time.Millisecond, "second", 1)))
+	// The first checkpoint carries the checkpoint-time mark (1 s ahead),
+	// the second, earlier one does not. Checkpoints are not synced: the
+	// append after them syncs the WAL up to them.
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{Through: base.Add(30 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "e", abacus.Checkpoint{Through: base.Add(30*time.Second + 500*time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(s.Append(ctx, ev("f", 0, "sync", 1)))
+
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{})
+	_ = s.Close()
+	s2, err := embedded.Open("db", embedded.Options{FS: crashed, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	st, err := s2.RollupState(ctx, ns, "c")
+	if err != nil || st.LastWrite.Before(base.Add(50*time.Millisecond)) {
+		t.Fatalf("LastWrite of c after the crash = %v, %v; want at or after %v", st.LastWrite, err, base.Add(50*time.Millisecond))
+	}
+	for _, id := range []string{"first", "second"} {
+		off := map[string]time.Duration{"first": 10 * time.Millisecond, "second": 50 * time.Millisecond}[id]
+		if got := abacus.ErrorCode(s2.Append(ctx, ev("c", off, id, 5))); got != abacus.AlreadyExists {
+			t.Errorf("token %q reused after the crash: code %v, want AlreadyExists", id, got)
+		}
+	}
+	if got := abacus.ErrorCode(s2.Append(ctx, ev("e", 30*time.Second, "late", 1))); got != abacus.FailedPrecondition {
+		t.Errorf("append behind e's checkpoint after the crash: code %v, want FailedPrecondition", got)
+	}
+}
+
+// TestConcurrentAppendsOneCounter: many goroutines appending to one counter
+// (so sharing its last-write slot and the marks) leave every event and a
+// last write that covers the latest; run it with -race.
+func TestConcurrentAppendsOneCounter(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), embedded.Options{Logger: testLogger(t)})
+	ns, err := s.CreateNamespace(ctx, nsConfig("conc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(2 * time.Minute)
+	const goroutines, each = 8, 50
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range each {
+				at := base.Add(time.Duration(g*each+i) * 3 * time.Millisecond)
+				w := []abacus.Write{{NS: ns, Event: abacus.Event{Counter: "c", Time: at, ID: fmt.Sprint(g, "-", i), Delta: 1}}}
+				if err := s.Append(ctx, w); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	if err := s.Scan(ctx, ns, "c", abacus.Range{}, func(abacus.Event) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	latest := base.Add(time.Duration(goroutines*each-1) * 3 * time.Millisecond)
+	st, err := s.RollupState(ctx, ns, "c")
+	if n != goroutines*each || err != nil || st.LastWrite.Before(latest) || !st.LastWrite.Before(latest.Add(abacus.LastWriteResolution)) {
+		t.Fatalf("%d events, LastWrite %v (%v); want %d and [%v, +%v)", n, st.LastWrite, err, goroutines*each, latest, abacus.LastWriteResolution)
+	}
+}
