@@ -16,6 +16,7 @@ type pendingEvent struct {
 	ev    abacus.Event
 	key   []byte
 	hash  uint64 // of key, for recentKeys
+	fence uint64 // the counter's fence id
 	nanos int64
 	nsID  uint64
 	slice int64
@@ -79,11 +80,12 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		// waiting for its fsync, so make it durable before acknowledging.
 		return s.syncWAL("event store")
 	}
-	counters := make([]string, 0, len(fresh))
-	for _, e := range fresh {
-		counters = append(counters, string(counterKey(prefixCheckpoint, e.nsID, e.ev.Counter)))
+	ids := make([]uint64, len(fresh))
+	for i, e := range fresh {
+		e.fence = s.fences.id(counterKey(prefixCheckpoint, e.nsID, e.ev.Counter))
+		ids[i] = e.fence
 	}
-	held := s.fences.rlock(counters)
+	held := s.fences.rlock(ids)
 	fenced := true
 	defer func() {
 		if fenced {

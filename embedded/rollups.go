@@ -193,7 +193,7 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 	// The checkpoint fences appends like a fence does; keeping it in memory
 	// spares Append the read of the stored checkpoint. It is raised before the
 	// write, so no append slips in between.
-	s.fences.raise(string(key), through)
+	s.fences.raise(s.fences.id(key), through)
 	b := s.db.NewBatch()
 	_ = b.Set(key, encodeCheckpoint(cp, through), nil)
 	if err := s.commitThrough(b, through); err != nil {
@@ -250,7 +250,7 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 			continue
 		}
 		// As in AdvanceCheckpoint: the fence is raised before the write.
-		s.fences.raise(string(keys[i]), throughs[i])
+		s.fences.raise(s.fences.id(keys[i]), throughs[i])
 		_ = b.Set(keys[i], encodeCheckpoint(cps[i], throughs[i]), nil)
 		latest = max(latest, throughs[i])
 		stored[i] = abacus.Checkpoint{Count: cps[i].Count, Through: nanosTime(throughs[i])}

@@ -89,7 +89,7 @@ type Store struct {
 
 	eventLocks stripes     // serialise idempotency check and commit per event key
 	cpLocks    stripes     // serialise read-compare-write per checkpoint key
-	fences     fences      // rollup fences, see Fence
+	fences     *fences     // rollup fences, see Fence
 	recent     *recentKeys // spares the idempotency read of new events
 	slices     *sliceIndex // the slices that hold events, per namespace
 	nsMu       sync.Mutex  // serialises namespace writes, which are rare
@@ -186,7 +186,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 	}
 	s.recent = newRecentKeys(start)
-	s.fences.start = start.UnixNano()
+	s.fences = newFences(start.UnixNano())
 	if err := s.checkLayout(); err != nil {
 		_ = db.Close()
 		return nil, err
