@@ -80,11 +80,7 @@ func TestSkippedWritesSurviveCrash(t *testing.T) {
 // last write that covers the latest; run it with -race.
 func TestConcurrentAppendsOneCounter(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, t.TempDir(), embedded.Options{Logger: testLogger(t)})
-	ns, err := s.CreateNamespace(ctx, nsConfig("conc"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ns := newStoreNS(t, "conc")
 	base := time.Now().Add(2 * time.Minute)
 	const goroutines, each = 8, 50
 	var wg sync.WaitGroup

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/embedded"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -18,11 +17,7 @@ import (
 // names, and Collect after Close exports nothing instead of failing.
 func TestMetrics(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, t.TempDir(), embedded.Options{Logger: testLogger(t)})
-	ns, err := s.CreateNamespace(ctx, nsConfig("metrics"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ns := newStoreNS(t, "metrics")
 	const appends = 5
 	for i := range appends {
 		ev := abacus.Event{Counter: "c", Time: time.Now(), ID: fmt.Sprint(i), Delta: 1}

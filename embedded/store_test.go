@@ -30,6 +30,17 @@ func TestConformance(t *testing.T) {
 
 var t0 = time.Date(2024, 10, 5, 14, 48, 0, 0, time.UTC)
 
+// newStoreNS opens a store in a fresh temp dir with namespace name in it.
+func newStoreNS(t *testing.T, name string) (*embedded.Store, *abacus.Namespace) {
+	t.Helper()
+	s := open(t, t.TempDir(), embedded.Options{Logger: testLogger(t)})
+	ns, err := s.CreateNamespace(context.Background(), nsConfig(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ns
+}
+
 func nsConfig(name string) *abacus.Namespace {
 	return &abacus.Namespace{
 		Name:      name,
@@ -59,11 +70,7 @@ func scan(t testing.TB, s *embedded.Store, ns *abacus.Namespace, counter string)
 // RollupStates and AdvanceCheckpoint.
 func TestAdvanceCheckpoints(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, t.TempDir(), embedded.Options{Logger: testLogger(t)})
-	ns, err := s.CreateNamespace(ctx, nsConfig("ns"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ns := newStoreNS(t, "ns")
 	cp := func(n int64, off time.Duration) abacus.Checkpoint {
 		return abacus.Checkpoint{Count: abacus.SumOf(n), Through: t0.Add(off)}
 	}
@@ -102,11 +109,7 @@ func TestAdvanceCheckpoints(t *testing.T) {
 // empty ranges, a counter without events, clears.
 func TestScanManyAgreesWithScan(t *testing.T) {
 	ctx := context.Background()
-	s := open(t, t.TempDir(), embedded.Options{Logger: testLogger(t)})
-	ns, err := s.CreateNamespace(ctx, nsConfig("ns"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ns := newStoreNS(t, "ns")
 	var ws []abacus.Write
 	for i, c := range []string{"a", "b", "c", "d"} {
 		for k := range 40 {
@@ -151,7 +154,7 @@ func TestScanManyAgreesWithScan(t *testing.T) {
 	if len(got[1]) != 40 || len(got[2]) != 0 {
 		t.Errorf("a: %d events, zzz: %d; want 40 and 0", len(got[1]), len(got[2]))
 	}
-	err = s.ScanMany(ctx, ns, []abacus.ScanRequest{{Counter: "a", Range: abacus.Range{Reverse: true}}}, func(int, abacus.Event) error { return nil })
+	err := s.ScanMany(ctx, ns, []abacus.ScanRequest{{Counter: "a", Range: abacus.Range{Reverse: true}}}, func(int, abacus.Event) error { return nil })
 	if abacus.ErrorCode(err) != abacus.InvalidArgument {
 		t.Errorf("reverse ScanMany: %v, want InvalidArgument", err)
 	}
