@@ -381,10 +381,7 @@ func (s *Store) DropNamespace(ctx context.Context, ns *abacus.Namespace) error {
 		return abacus.Errorf(abacus.InvalidArgument, "namespace is required")
 	}
 	b := s.db.NewBatch()
-	for _, p := range []byte{prefixEvent, prefixLastWrite, prefixCheckpoint} {
-		start := spaceKey(p, ns.ID)
-		_ = b.DeleteRange(start, prefixEnd(start), nil)
-	}
+	deleteNamespaceData(b, ns.ID)
 	if err := s.commit(b, pebble.Sync, "event store: drop namespace"); err != nil {
 		return err
 	}

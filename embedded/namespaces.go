@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/abacus-dev/abacus"
@@ -155,7 +156,11 @@ func (s *Store) UpdateNamespace(ctx context.Context, ns *abacus.Namespace) (*aba
 	return &out, nil
 }
 
-// DeleteNamespace implements abacus.NamespaceStore.
+// DeleteNamespace implements abacus.NamespaceStore. The namespace's events,
+// last writes and checkpoints, which this store holds, go in the same
+// atomic batch: deleted in a second step, as EventStore.DropNamespace does, a
+// crash in between left them unreachable for good. (DropNamespace, which the
+// service calls next, then finds nothing.)
 func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Namespace, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
@@ -169,10 +174,89 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Names
 	}
 	b := s.db.NewBatch()
 	_ = b.Delete(namespaceKey(name), nil)
+	deleteNamespaceData(b, old.ID)
 	if err := s.commit(b, pebble.Sync, "namespace store"); err != nil {
 		return nil, err
 	}
+	s.slices.drop(old.ID)
 	return old, nil
+}
+
+// deleteNamespaceData adds to b one range deletion per key space that holds a
+// namespace's data.
+func deleteNamespaceData(b *pebble.Batch, nsID uint64) {
+	for _, p := range []byte{prefixEvent, prefixLastWrite, prefixCheckpoint} {
+		start := spaceKey(p, nsID)
+		_ = b.DeleteRange(start, prefixEnd(start), nil)
+	}
+}
+
+// dropOrphans deletes, at Open, the data of namespace IDs that no namespace
+// has: left by a crash between the two steps of a namespace deletion before
+// DeleteNamespace did both at once, or by an append that committed after
+// its namespace was deleted. Namespace IDs are never reused, so such data can
+// never be read again. It costs one seek per namespace ID per key space.
+func (s *Store) dropOrphans() (err error) {
+	live := map[uint64]bool{}
+	list, err := s.ListNamespaces(context.Background())
+	if err != nil {
+		return err
+	}
+	for _, ns := range list {
+		live[ns.ID] = true
+	}
+	orphans := map[uint64]bool{}
+	for _, p := range []byte{prefixEvent, prefixLastWrite, prefixCheckpoint} {
+		if err := s.eachNamespaceID(p, func(id uint64) {
+			if !live[id] {
+				orphans[id] = true
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	ids := make([]uint64, 0, len(orphans))
+	for id := range orphans {
+		deleteNamespaceData(b, id)
+		ids = append(ids, id)
+	}
+	if err := s.commit(b, pebble.Sync, "embedded store: drop data of deleted namespaces"); err != nil {
+		return err
+	}
+	slices.Sort(ids)
+	s.log.Info("dropped the data of deleted namespaces", "namespace_ids", ids)
+	return nil
+}
+
+// eachNamespaceID calls fn with every namespace ID that has a key in the key
+// space of prefix, seeking from one ID to the next.
+func (s *Store) eachNamespaceID(prefix byte, fn func(id uint64)) (err error) {
+	it, err := s.iter([]byte{prefix}, []byte{prefix + 1})
+	if err != nil {
+		return err
+	}
+	defer closeIter(it, &err)
+	for valid := it.First(); valid; {
+		key := it.Key()
+		if len(key) < 9 {
+			return corrupt("key", key)
+		}
+		id := binary.BigEndian.Uint64(key[1:9])
+		fn(id)
+		next := prefixEnd(spaceKey(prefix, id))
+		if next == nil || next[0] != prefix {
+			break
+		}
+		valid = it.SeekGE(next)
+	}
+	if err := it.Error(); err != nil {
+		return unavailable(err, "embedded store")
+	}
+	return nil
 }
 
 func checkNamespace(ns *abacus.Namespace) error {

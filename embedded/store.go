@@ -191,6 +191,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if err := s.dropOrphans(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	if err := s.loadSlices(); err != nil {
 		_ = db.Close()
 		return nil, err
