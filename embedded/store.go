@@ -63,6 +63,8 @@ const layoutVersion = "abacus.embedded.v1"
 
 // Store is the embedded Pebble store. It implements abacus.EventStore,
 // abacus.RollupStore and abacus.NamespaceStore and is safe for concurrent use.
+// It must be the namespace store of every namespace whose events it holds, as
+// in abacusd: Open drops the data of namespace IDs it has no namespace for.
 //
 // Durability: events and namespaces are committed with pebble.Sync, so they
 // are in the fsynced WAL before a method returns nil. Pebble's commit pipeline
