@@ -143,14 +143,25 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Names
 	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	rows, _ := s.pool.Query(octx, s.sql(`DELETE FROM {{S}}.namespaces WHERE name = $1 RETURNING name, `+nsColumns), name)
-	ns, err := pgx.CollectExactlyOneRow(rows, scanNamespace)
+	// The namespace's data goes in the same transaction: dropped in a second
+	// step (EventStore.DropNamespace, which the service calls next and which
+	// then finds nothing), a crash in between left it unreachable for good.
+	var ns *abacus.Namespace
+	err := pgx.BeginFunc(octx, s.pool, func(tx pgx.Tx) error {
+		rows, _ := tx.Query(octx, s.sql(`DELETE FROM {{S}}.namespaces WHERE name = $1 RETURNING name, `+nsColumns), name)
+		var err error
+		if ns, err = pgx.CollectExactlyOneRow(rows, scanNamespace); err != nil {
+			return err
+		}
+		return s.dropNamespaceData(octx, tx, int64(ns.ID))
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound(name)
 	}
 	if err != nil {
 		return nil, classify(ctx, err, "delete namespace")
 	}
+	s.parts.forget(int64(ns.ID), -abacus.MaxEventNanos, abacus.MaxEventNanos)
 	return ns, nil
 }
 

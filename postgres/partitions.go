@@ -230,31 +230,34 @@ func (s *Store) DropNamespace(ctx context.Context, ns *abacus.Namespace) error {
 	id := int64(ns.ID)
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	err := pgx.BeginFunc(octx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(octx, s.ddlPrologue(false)); err != nil {
-			return err
-		}
-		var exists bool
-		if err := tx.QueryRow(octx, "SELECT to_regclass($1) IS NOT NULL", s.nsTable(id)).Scan(&exists); err != nil {
-			return err
-		}
-		if exists {
-			if _, err := tx.Exec(octx, s.sql("LOCK TABLE ONLY {{S}}.events IN ACCESS EXCLUSIVE MODE")); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(octx, "DROP TABLE "+s.nsTable(id)); err != nil {
-				return err
-			}
-		}
-		_, err := tx.Exec(octx, s.sql(`
-WITH slices AS (DELETE FROM {{S}}.slices WHERE ns_id = $1),
-     writes AS (DELETE FROM {{S}}.counters WHERE ns_id = $1)
-DELETE FROM {{S}}.checkpoints WHERE ns_id = $1`), id)
-		return err
-	})
-	if err != nil {
+	if err := pgx.BeginFunc(octx, s.pool, func(tx pgx.Tx) error { return s.dropNamespaceData(octx, tx, id) }); err != nil {
 		return classify(ctx, err, "drop namespace")
 	}
 	s.parts.forget(id, -abacus.MaxEventNanos, abacus.MaxEventNanos)
 	return nil
+}
+
+// dropNamespaceData drops, in tx, a namespace's event partitions, slices,
+// last writes and checkpoints.
+func (s *Store) dropNamespaceData(ctx context.Context, tx pgx.Tx, id int64) error {
+	if _, err := tx.Exec(ctx, s.ddlPrologue(false)); err != nil {
+		return err
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", s.nsTable(id)).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		if _, err := tx.Exec(ctx, s.sql("LOCK TABLE ONLY {{S}}.events IN ACCESS EXCLUSIVE MODE")); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DROP TABLE "+s.nsTable(id)); err != nil {
+			return err
+		}
+	}
+	_, err := tx.Exec(ctx, s.sql(`
+WITH slices AS (DELETE FROM {{S}}.slices WHERE ns_id = $1),
+     writes AS (DELETE FROM {{S}}.counters WHERE ns_id = $1)
+DELETE FROM {{S}}.checkpoints WHERE ns_id = $1`), id)
+	return err
 }

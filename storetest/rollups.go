@@ -336,6 +336,21 @@ func testDeleteSlices(t *testing.T, b Backend) {
 // checkpoints and last writes, and nothing of another namespace with the same
 // counter names.
 func testDropNamespace(t *testing.T, b Backend) {
+	testDrop(t, b, func(ns *abacus.Namespace) error { return b.DropNamespace(context.Background(), ns) })
+}
+
+// testDeleteNamespaceDrops checks that deleting a namespace deletes its data
+// too, in the same step (a crash after a separate first step would leave the
+// data unreachable), and that the DropNamespace the service still calls
+// afterwards then succeeds.
+func testDeleteNamespaceDrops(t *testing.T, b Backend) {
+	testDrop(t, b, func(ns *abacus.Namespace) error {
+		_, err := b.DeleteNamespace(context.Background(), ns.Name)
+		return err
+	})
+}
+
+func testDrop(t *testing.T, b Backend, drop func(*abacus.Namespace) error) {
 	ctx := context.Background()
 	ns1 := newNamespace(t, b, "drop1")
 	ns2 := newNamespace(t, b, "drop2")
@@ -348,7 +363,7 @@ func testDropNamespace(t *testing.T, b Backend) {
 	checkEvents(t, "ns1", scanAll(t, b, ns1, "c", abacus.Range{}), []abacus.Event{add("c", 0, "a", 1), add("c", 2*time.Minute, "b", 2)})
 	checkEvents(t, "ns2", scanAll(t, b, ns2, "c", abacus.Range{}), []abacus.Event{add("c", 0, "a", 10), add("c", 70*time.Second, "z", 20)})
 
-	if err := b.DropNamespace(ctx, ns1); err != nil {
+	if err := drop(ns1); err != nil {
 		t.Fatal(err)
 	}
 	checkEvents(t, "ns1 after drop", scanAll(t, b, ns1, "c", abacus.Range{}), nil)
@@ -373,5 +388,9 @@ func testDropNamespace(t *testing.T, b Backend) {
 	st, err := b.RollupState(ctx, ns2, "c")
 	if err != nil || !sameCheckpoint(st.Checkpoint, checkpointAt(time.Second, 10)) || !st.LastWrite.Equal(at(70*time.Second)) {
 		t.Fatalf("ns2 rollup state after drop of ns1 = %+v, %v", st, err)
+	}
+	// Dropping again, as the service does after a deletion, finds nothing.
+	if err := b.DropNamespace(ctx, ns1); err != nil {
+		t.Fatalf("DropNamespace after the drop: %v", err)
 	}
 }

@@ -66,6 +66,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"Counters", testCounters},
 		{"DeleteSlices", testDeleteSlices},
 		{"DropNamespaceIsolates", testDropNamespace},
+		{"DeleteNamespaceDropsData", testDeleteNamespaceDrops},
 		{"CanceledContext", testCanceledContext},
 		{"NamespaceCRUD", testNamespaceCRUD},
 		{"NamespaceIDsNeverReused", testNamespaceIDsNeverReused},
