@@ -149,7 +149,9 @@ type NamespaceStore interface {
 	// and Created, setting Updated, and returns it; NotFound if there is none.
 	UpdateNamespace(ctx context.Context, ns *Namespace) (*Namespace, error)
 	// DeleteNamespace removes the configuration and returns what it was; NotFound
-	// if there is none. The namespace's data is dropped separately.
+	// if there is none. A store that also holds the namespace's data (the
+	// embedded store, PostgreSQL) drops it in the same atomic step; the service
+	// still calls EventStore.DropNamespace after it, for writes in flight.
 	DeleteNamespace(ctx context.Context, name string) (*Namespace, error)
 }
 

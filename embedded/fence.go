@@ -28,7 +28,6 @@ import (
 // choosing such names) would share a fence, the later of the two: that can
 // only refuse an event as behind a rollup, never let one in behind it.
 type fences struct {
-	seed maphash.Seed // set by newFences
 	mu   [numStripes]paddedRWMutex
 	ends [numStripes]map[uint64]int64 // fence id → fence or checkpoint, Unix ns; guarded by mu
 	// evictAt is the size of a stripe's map at which evict next sweeps it:
@@ -39,6 +38,9 @@ type fences struct {
 	// event after start (at or after every checkpoint stored before Open) and
 	// within fenceHorizon of now it is complete.
 	start int64
+	// seed is read by every Append and Fence: after the arrays, so that it
+	// shares no cache line with a stripe's lock.
+	seed maphash.Seed // set by newFences
 }
 
 func newFences(start int64) *fences { return &fences{seed: maphash.MakeSeed(), start: start} }

@@ -24,7 +24,8 @@ const lastWriteSlots = 1 << 16
 // indexed by a seeded hash of the 'w' key and holding the key itself, so a
 // hit is exact: a counter whose slot another one took merges again, which
 // is only a lost saving. It relies on 'w' keys never being deleted while
-// the table may hold them: only DropNamespace deletes them, and namespace
+// the table may hold them: only a namespace's deletion deletes them
+// (DeleteNamespace, DropNamespace, the orphan sweep at Open), and namespace
 // IDs, part of the key, are never reused.
 type lastWrites struct {
 	seed  maphash.Seed

@@ -159,8 +159,8 @@ func (s *Store) UpdateNamespace(ctx context.Context, ns *abacus.Namespace) (*aba
 // DeleteNamespace implements abacus.NamespaceStore. The namespace's events,
 // last writes and checkpoints, which this store holds, go in the same
 // atomic batch: deleted in a second step, as EventStore.DropNamespace does, a
-// crash in between left them unreachable for good. (DropNamespace, which the
-// service calls next, then finds nothing.)
+// crash in between left them unreachable for good. (The service still calls
+// DropNamespace next, which removes what writes in flight added meanwhile.)
 func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Namespace, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err

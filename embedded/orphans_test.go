@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -16,10 +17,12 @@ import (
 func TestNamespaceDataGoesWithIt(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
+	opts := Options{Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	s, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = s.Close() }) // a second Close is a no-op
 	cfg := func(name string) *abacus.Namespace {
 		return &abacus.Namespace{Name: name, Type: abacus.Accurate,
 			Partition: abacus.TimePartition{BucketsPerID: 4, BucketWidth: 10 * time.Second, SliceWidth: time.Minute}}
@@ -83,7 +86,7 @@ func TestNamespaceDataGoesWithIt(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(dir, Options{})
+	s2, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

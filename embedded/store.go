@@ -116,7 +116,8 @@ var (
 	_ prometheus.Collector    = (*Store)(nil)
 )
 
-// Open opens the database in dir, creating it if it does not exist.
+// Open opens the database in dir, creating it if it does not exist. It drops
+// the data of namespaces that no longer exist (see dropOrphans).
 func Open(dir string, opts Options) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
@@ -194,8 +195,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.dropOrphans(); err != nil {
-		_ = db.Close()
-		return nil, err
+		// Orphaned data only takes space; the next Open tries again.
+		log.Warn("dropping the data of deleted namespaces failed", "err", err)
 	}
 	if err := s.loadSlices(); err != nil {
 		_ = db.Close()

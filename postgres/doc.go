@@ -90,8 +90,8 @@
 // # Limits
 //
 // DROP TABLE of a partition locks its parent (ACCESS EXCLUSIVE), so
-// DeleteSlices pauses the namespace's writes, and DropNamespace every
-// namespace's, for the statement; both wait at most the Timeout for the lock
+// DeleteSlices pauses the namespace's writes, and DeleteNamespace and
+// DropNamespace every namespace's, for the statement; both wait at most the Timeout for the lock
 // and then fail with Unavailable, to be retried. Creating a partition does
 // not: it is created detached and attached, which takes a weaker lock.
 package postgres

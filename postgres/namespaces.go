@@ -133,7 +133,9 @@ func (s *Store) UpdateNamespace(ctx context.Context, ns *abacus.Namespace) (*aba
 	return &out, nil
 }
 
-// DeleteNamespace implements abacus.NamespaceStore.
+// DeleteNamespace implements abacus.NamespaceStore. It drops the namespace's
+// data in the same transaction, which locks the events table as DropNamespace
+// does (see the package's Limits).
 func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Namespace, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
@@ -143,9 +145,10 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Names
 	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	// The namespace's data goes in the same transaction: dropped in a second
-	// step (EventStore.DropNamespace, which the service calls next and which
-	// then finds nothing), a crash in between left it unreachable for good.
+	// The namespace's data goes in the same transaction: dropped only in a
+	// second step (EventStore.DropNamespace, which the service still calls
+	// next, for writes that were in flight), a crash in between left it
+	// unreachable for good.
 	var ns *abacus.Namespace
 	err := pgx.BeginFunc(octx, s.pool, func(tx pgx.Tx) error {
 		rows, _ := tx.Query(octx, s.sql(`DELETE FROM {{S}}.namespaces WHERE name = $1 RETURNING name, `+nsColumns), name)

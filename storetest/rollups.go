@@ -342,7 +342,7 @@ func testDropNamespace(t *testing.T, b Backend) {
 // testDeleteNamespaceDrops checks that deleting a namespace deletes its data
 // too, in the same step (a crash after a separate first step would leave the
 // data unreachable), and that the DropNamespace the service still calls
-// afterwards then succeeds.
+// afterwards (for writes in flight) succeeds.
 func testDeleteNamespaceDrops(t *testing.T, b Backend) {
 	testDrop(t, b, func(ns *abacus.Namespace) error {
 		_, err := b.DeleteNamespace(context.Background(), ns.Name)
