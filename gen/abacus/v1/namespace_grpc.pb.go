@@ -41,7 +41,8 @@ type NamespaceServiceClient interface {
 	ListNamespaces(ctx context.Context, in *ListNamespacesRequest, opts ...grpc.CallOption) (*ListNamespacesResponse, error)
 	// UpdateNamespace changes the mutable settings of a namespace.
 	UpdateNamespace(ctx context.Context, in *UpdateNamespaceRequest, opts ...grpc.CallOption) (*UpdateNamespaceResponse, error)
-	// DeleteNamespace deletes a namespace and, in the background, its counters.
+	// DeleteNamespace deletes a namespace and its counters: their events and
+	// checkpoints are dropped with it; BEST_EFFORT counts expire with their TTL.
 	DeleteNamespace(ctx context.Context, in *DeleteNamespaceRequest, opts ...grpc.CallOption) (*DeleteNamespaceResponse, error)
 }
 
@@ -118,7 +119,8 @@ type NamespaceServiceServer interface {
 	ListNamespaces(context.Context, *ListNamespacesRequest) (*ListNamespacesResponse, error)
 	// UpdateNamespace changes the mutable settings of a namespace.
 	UpdateNamespace(context.Context, *UpdateNamespaceRequest) (*UpdateNamespaceResponse, error)
-	// DeleteNamespace deletes a namespace and, in the background, its counters.
+	// DeleteNamespace deletes a namespace and its counters: their events and
+	// checkpoints are dropped with it; BEST_EFFORT counts expire with their TTL.
 	DeleteNamespace(context.Context, *DeleteNamespaceRequest) (*DeleteNamespaceResponse, error)
 	mustEmbedUnimplementedNamespaceServiceServer()
 }

@@ -60,7 +60,8 @@ type NamespaceServiceClient interface {
 	ListNamespaces(context.Context, *connect.Request[v1.ListNamespacesRequest]) (*connect.Response[v1.ListNamespacesResponse], error)
 	// UpdateNamespace changes the mutable settings of a namespace.
 	UpdateNamespace(context.Context, *connect.Request[v1.UpdateNamespaceRequest]) (*connect.Response[v1.UpdateNamespaceResponse], error)
-	// DeleteNamespace deletes a namespace and, in the background, its counters.
+	// DeleteNamespace deletes a namespace and its counters: their events and
+	// checkpoints are dropped with it; BEST_EFFORT counts expire with their TTL.
 	DeleteNamespace(context.Context, *connect.Request[v1.DeleteNamespaceRequest]) (*connect.Response[v1.DeleteNamespaceResponse], error)
 }
 
@@ -152,7 +153,8 @@ type NamespaceServiceHandler interface {
 	ListNamespaces(context.Context, *connect.Request[v1.ListNamespacesRequest]) (*connect.Response[v1.ListNamespacesResponse], error)
 	// UpdateNamespace changes the mutable settings of a namespace.
 	UpdateNamespace(context.Context, *connect.Request[v1.UpdateNamespaceRequest]) (*connect.Response[v1.UpdateNamespaceResponse], error)
-	// DeleteNamespace deletes a namespace and, in the background, its counters.
+	// DeleteNamespace deletes a namespace and its counters: their events and
+	// checkpoints are dropped with it; BEST_EFFORT counts expire with their TTL.
 	DeleteNamespace(context.Context, *connect.Request[v1.DeleteNamespaceRequest]) (*connect.Response[v1.DeleteNamespaceResponse], error)
 }
 
