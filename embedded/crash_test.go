@@ -42,6 +42,8 @@ func TestSkippedWritesSurviveCrash(t *testing.T) {
 	// append, within the same 100ms step and under the mark, carries neither.
 	mustOK(s.Append(ctx, ev("c", 10*time.Millisecond, "first", 1)))
 	mustOK(s.Append(ctx, ev("c", 50*time.Millisecond, "second", 1)))
+	// Past the stored step: this one must carry a merge again.
+	mustOK(s.Append(ctx, ev("c", 150*time.Millisecond, "third", 1)))
 	// The first checkpoint carries the checkpoint-time mark (1 s ahead),
 	// the second, earlier one does not. Checkpoints are not synced: the
 	// append after them syncs the WAL up to them.
@@ -61,11 +63,10 @@ func TestSkippedWritesSurviveCrash(t *testing.T) {
 	}
 	defer s2.Close()
 	st, err := s2.RollupState(ctx, ns, "c")
-	if err != nil || st.LastWrite.Before(base.Add(50*time.Millisecond)) {
-		t.Fatalf("LastWrite of c after the crash = %v, %v; want at or after %v", st.LastWrite, err, base.Add(50*time.Millisecond))
+	if err != nil || st.LastWrite.Before(base.Add(150*time.Millisecond)) {
+		t.Fatalf("LastWrite of c after the crash = %v, %v; want at or after %v", st.LastWrite, err, base.Add(150*time.Millisecond))
 	}
-	for _, id := range []string{"first", "second"} {
-		off := map[string]time.Duration{"first": 10 * time.Millisecond, "second": 50 * time.Millisecond}[id]
+	for id, off := range map[string]time.Duration{"first": 10 * time.Millisecond, "second": 50 * time.Millisecond, "third": 150 * time.Millisecond} {
 		if got := abacus.ErrorCode(s2.Append(ctx, ev("c", off, id, 5))); got != abacus.AlreadyExists {
 			t.Errorf("token %q reused after the crash: code %v, want AlreadyExists", id, got)
 		}

@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bytes"
 	"container/heap"
 	"context"
 	"slices"
@@ -125,31 +124,15 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		}
 		latest = max(latest, e.nanos)
 	}
-	lwKeys := make([]string, 0, len(lastWrite))
-	for k := range lastWrite {
-		lwKeys = append(lwKeys, k)
-	}
-	// Entries go into the batch in key order: the memtable starts each
-	// insert's search from the last one's position when the two keys are
-	// neighbours (a small saving, measured within noise, for free).
-	slices.SortFunc(fresh, func(a, b *pendingEvent) int { return bytes.Compare(a.key, b.key) })
-	slices.Sort(lwKeys)
-	lwNanos := make([]int64, len(lwKeys))
-	for i, k := range lwKeys {
-		lwNanos[i] = lastWrite[k]
-	}
-	lwUps, lwNeed := s.lastWrites.plan(lwKeys, lwNanos)
+	lwUps := s.lastWrites.plan(lastWrite)
 	b := s.db.NewBatch()
 	for _, e := range fresh {
 		_ = b.Set(e.key, encodeEventValue(e.ev), nil)
 	}
-	mark, raise := s.eventMark.need(latest)
-	if raise {
-		_ = b.Merge(maxEventTimeKey, encodeTime(mark), nil)
-	}
-	for i, k := range lwKeys {
-		if lwNeed[i] {
-			_ = b.Merge([]byte(k), encodeTime(lwUps[i].nanos), nil)
+	mark := s.eventMark.add(b, latest)
+	for _, u := range lwUps {
+		if u.need {
+			_ = b.Merge([]byte(u.key), encodeTime(u.nanos), nil)
 		}
 	}
 	// Once applied, the events are visible: a fence that waits for this
@@ -163,10 +146,8 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 	if err != nil {
 		return err
 	}
-	if raise {
-		s.eventMark.applied(mark)
-	}
-	s.lastWrites.applied(lwUps, lwNeed)
+	s.eventMark.applied(mark)
+	s.lastWrites.applied(lwUps)
 	return wait()
 }
 

@@ -43,6 +43,7 @@ type lastWriteUpdate struct {
 	slot  uint64
 	key   string
 	nanos int64 // the value to store, rounded up to the grid
+	need  bool  // whether the batch must carry it
 }
 
 // ceilGrid rounds nanos up to the grid.
@@ -60,30 +61,29 @@ func ceilGrid(nanos int64) int64 {
 	}
 }
 
-// plan returns, for each 'w' key with the latest event time of a batch,
-// the stored value it needs and whether the batch must carry it.
-func (lw *lastWrites) plan(keys []string, nanos []int64) (ups []lastWriteUpdate, need []bool) {
-	ups = make([]lastWriteUpdate, len(keys))
-	need = make([]bool, len(keys))
-	for i, k := range keys {
-		ups[i] = lastWriteUpdate{slot: maphash.String(lw.seed, k) % lastWriteSlots, key: k, nanos: ceilGrid(nanos[i])}
+// plan returns the merges for a batch whose latest event time per 'w' key
+// is latest, each marked needed unless an applied batch carries as much.
+func (lw *lastWrites) plan(latest map[string]int64) []lastWriteUpdate {
+	ups := make([]lastWriteUpdate, 0, len(latest))
+	for k, n := range latest {
+		ups = append(ups, lastWriteUpdate{slot: maphash.String(lw.seed, k) % lastWriteSlots, key: k, nanos: ceilGrid(n)})
 	}
 	lw.mu.Lock()
 	for i, u := range ups {
 		sl := &lw.slots[u.slot]
-		need[i] = sl.key != u.key || sl.nanos < nanos[i]
+		ups[i].need = sl.key != u.key || sl.nanos < latest[u.key]
 	}
 	lw.mu.Unlock()
-	return ups, need
+	return ups
 }
 
 // applied records the merges of a batch that has been applied: in Pebble's
 // commit order every later batch follows it in the WAL, so a later batch
 // that leaves the merge out is durable only if this one is.
-func (lw *lastWrites) applied(ups []lastWriteUpdate, need []bool) {
+func (lw *lastWrites) applied(ups []lastWriteUpdate) {
 	lw.mu.Lock()
-	for i, u := range ups {
-		if !need[i] {
+	for _, u := range ups {
+		if !u.need {
 			continue
 		}
 		sl := &lw.slots[u.slot]

@@ -47,12 +47,12 @@ func TestLastWritesPlan(t *testing.T) {
 		{"older write of a: left out", "a", 3, true, false, g},
 	}
 	for _, st := range steps {
-		ups, need := lw.plan([]string{st.key}, []int64{st.nanos})
-		if need[0] != st.want || (st.want && ups[0].nanos != st.wantVal) {
-			t.Fatalf("%s: need %v value %d, want %v %d", st.name, need[0], ups[0].nanos, st.want, st.wantVal)
+		ups := lw.plan(map[string]int64{st.key: st.nanos})
+		if ups[0].need != st.want || (st.want && ups[0].nanos != st.wantVal) {
+			t.Fatalf("%s: need %v value %d, want %v %d", st.name, ups[0].need, ups[0].nanos, st.want, st.wantVal)
 		}
 		if st.apply {
-			lw.applied(ups, need)
+			lw.applied(ups)
 		}
 	}
 }
@@ -61,11 +61,11 @@ func TestLastWritesPlan(t *testing.T) {
 // again instead of trusting the other key's time.
 func TestLastWritesSlotCollision(t *testing.T) {
 	lw := newLastWrites()
-	ups, need := lw.plan([]string{"a"}, []int64{10})
-	lw.applied(ups, need)
+	ups := lw.plan(map[string]int64{"a": 10})
+	lw.applied(ups)
 	// Another key takes a's slot.
 	lw.slots[ups[0].slot].key = "b"
-	if _, need := lw.plan([]string{"a"}, []int64{10}); !need[0] {
+	if ups := lw.plan(map[string]int64{"a": 10}); !ups[0].need {
 		t.Fatal("a merge was left out although the slot holds another key")
 	}
 }

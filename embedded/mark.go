@@ -1,6 +1,10 @@
 package embedded
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
 
 // markAhead is how far past the time that needs it a high-water mark is
 // written, so that a mark is written about once per markAhead of event (or
@@ -13,24 +17,28 @@ const markAhead = int64(1e9)
 // highMark is a persisted upper bound of the times in a key space (the
 // latest event time, or checkpoint time, ever written), kept in a merged
 // meta key. Open starts the in-memory indexes after it. Its zero value is
-// not ready: Open sets stored to the mark it reads, or to minNanos.
+// not ready: Open sets key, and stored to the mark it reads or to minNanos.
 type highMark struct {
+	key []byte
 	// stored is the largest mark carried by a batch already applied: in
 	// Pebble's commit order every later batch follows it in the WAL, so
 	// once a later batch is durable, so is the mark.
 	stored atomic.Int64
 }
 
-// need returns the mark a batch holding times up to n must carry, and false
-// when an applied batch already carries a mark at or after n.
-func (m *highMark) need(n int64) (int64, bool) {
+// add adds to b, a batch holding times up to n, the mark it must carry, and
+// returns it for applied; minNanos when an applied batch already carries a
+// mark at or after n.
+func (m *highMark) add(b *pebble.Batch, n int64) int64 {
 	if n <= m.stored.Load() {
-		return 0, false
+		return minNanos
 	}
-	return n + markAhead, true
+	mark := n + markAhead
+	_ = b.Merge(m.key, encodeTime(mark), nil)
+	return mark
 }
 
-// applied records that a batch carrying mark v has been applied.
+// applied records that a batch carrying mark v (from add) has been applied.
 func (m *highMark) applied(v int64) {
 	for {
 		cur := m.stored.Load()

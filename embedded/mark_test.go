@@ -1,30 +1,41 @@
 package embedded
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
 
 func TestHighMark(t *testing.T) {
-	var m highMark
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), Merger: maxTimeMerger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m := highMark{key: maxEventTimeKey}
 	m.stored.Store(minNanos)
 	steps := []struct {
-		name      string
-		n         int64 // a batch's latest time
-		applied   bool  // whether its batch is applied
-		wantMark  int64
-		wantRaise bool
+		name     string
+		n        int64 // a batch's latest time
+		applied  bool  // whether its batch is applied
+		wantMark int64 // minNanos: the batch carries none
 	}{
-		{"first batch raises", 10, true, 10 + markAhead, true},
-		{"under the mark: none", 10 + markAhead/2, true, 0, false},
-		{"at the mark: none", 10 + markAhead, true, 0, false},
-		{"past the mark raises", 11 + markAhead, false, 11 + 2*markAhead, true},
-		{"a failed batch raised nothing", 11 + markAhead, true, 11 + 2*markAhead, true},
-		{"an older applied mark does not lower it", 5, true, 0, false},
+		{"first batch carries one", 10, true, 10 + markAhead},
+		{"under the mark: none", 10 + markAhead/2, true, minNanos},
+		{"at the mark: none", 10 + markAhead, true, minNanos},
+		{"past the mark: one", 11 + markAhead, false, 11 + 2*markAhead},
+		{"a failed batch raised nothing", 11 + markAhead, true, 11 + 2*markAhead},
+		{"an older time: none", 5, true, minNanos},
 	}
 	for _, st := range steps {
-		mark, raise := m.need(st.n)
-		if mark != st.wantMark || raise != st.wantRaise {
-			t.Fatalf("%s: need(%d) = %d, %v; want %d, %v", st.name, st.n, mark, raise, st.wantMark, st.wantRaise)
+		b := db.NewBatch()
+		mark := m.add(b, st.n)
+		if mark != st.wantMark || b.Empty() != (st.wantMark == minNanos) {
+			t.Fatalf("%s: add(%d) = %d with %d entries; want %d", st.name, st.n, mark, b.Count(), st.wantMark)
 		}
-		if raise && st.applied {
+		_ = b.Close()
+		if st.applied {
 			m.applied(mark)
 		}
 	}

@@ -270,16 +270,11 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 // through, with the high-water mark of checkpoint times when it must rise.
 // Not fsynced, as checkpoints are not (see AdvanceCheckpoint).
 func (s *Store) commitThrough(b *pebble.Batch, through int64) error {
-	mark, raise := s.throughMark.need(through)
-	if raise {
-		_ = b.Merge(maxThroughKey, encodeTime(mark), nil)
-	}
+	mark := s.throughMark.add(b, through)
 	if err := s.commit(b, pebble.NoSync, "rollup store"); err != nil {
 		return err
 	}
-	if raise {
-		s.throughMark.applied(mark)
-	}
+	s.throughMark.applied(mark)
 	return nil
 }
 
