@@ -277,6 +277,12 @@ func (r *converger) write(ctx context.Context, tokens tokenSource) (time.Time, e
 	return time.Now(), err
 }
 
+// Bounds of the rest between two sweeps of the check.
+const (
+	minRest = 100 * time.Millisecond
+	maxRest = time.Second
+)
+
 // check sweeps the counters not yet seen exact until none is left or
 // MaxWait has passed, and returns when the last one was seen exact.
 func (r *converger) check(ctx context.Context, last time.Time, res *ConvergeResult) (time.Time, error) {
@@ -294,13 +300,16 @@ func (r *converger) check(ctx context.Context, last time.Time, res *ConvergeResu
 	var sweep time.Duration
 	for len(pending) > 0 && time.Since(last) < c.MaxWait {
 		if res.Sweeps > 0 {
-			// Rest as long as the sweep took (at least 100ms): reads compete
-			// with the rollups for the node's CPU, and a check that reads
-			// without pause would delay the very convergence it measures.
+			// Rest as long as the sweep took, within [minRest, maxRest]:
+			// reads compete with the rollups for the node's CPU, and a check
+			// that reads without pause would delay the very convergence it
+			// measures; but the rest also bounds the measure's resolution,
+			// and after a sweep of a million counters (about 3 s here) an
+			// equal rest made "exact after" a multiple of it.
 			select {
 			case <-ctx.Done():
 				return exactAt, ctx.Err()
-			case <-time.After(max(100*time.Millisecond, sweep)):
+			case <-time.After(min(max(minRest, sweep), maxRest)):
 			}
 		}
 		sweepStart := time.Now()

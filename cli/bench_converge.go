@@ -24,7 +24,9 @@ func (a *app) benchConvergeCmd(f *benchFlags) *cobra.Command {
 carry a random prefix, so they start at 0) with AddCounts batches of
 --batch-size, from --callers concurrent callers; then read every counter with
 GetCounts, sweep after sweep over the ones not yet exact, until all are exact
-or --max-wait has passed since the last acknowledged write.
+or --max-wait has passed since the last acknowledged write. After each sweep
+the check rests as long as the sweep took, between 100ms and 1s, so that its
+reads leave the node time for its rollups.
 
 The report gives the time from the last acknowledged write to the read that
 found the last counter exact — an upper bound of the convergence time, since

@@ -19,44 +19,62 @@ type result struct {
 }
 
 // rollupBatch rolls the batch's counters up concurrently and returns when
-// every call has.
-func (p *Pipeline) rollupBatch(batch []*entry) []result {
-	results := make([]result, len(batch))
+// every call has, with how long the batch ran: from when its first call
+// got a node-wide slot, so that time spent waiting for other queues' batches
+// to free slots is not taken for a slow store by the back-pressure pause.
+func (p *Pipeline) rollupBatch(batch []*entry) ([]result, time.Duration) {
 	if p.opts.Batch != nil && len(batch) > 1 {
 		return p.rollupAll(batch)
 	}
+	results := make([]result, len(batch))
+	began := make([]time.Time, len(batch))
 	if len(batch) == 1 {
-		results[0] = p.rollup(batch[0].key)
-		return results
+		results[0], began[0] = p.rollup(batch[0].key)
+	} else {
+		var wg sync.WaitGroup
+		for i, e := range batch {
+			wg.Go(func() { results[i], began[i] = p.rollup(e.key) })
+		}
+		wg.Wait()
 	}
-	var wg sync.WaitGroup
-	for i, e := range batch {
-		wg.Go(func() { results[i] = p.rollup(e.key) })
+	var first time.Time
+	for _, b := range began {
+		if !b.IsZero() && (first.IsZero() || b.Before(first)) {
+			first = b
+		}
 	}
-	wg.Wait()
-	return results
+	return results, ranSince(first)
 }
 
-// rollup calls Func for k under the node-wide bound and the timeout.
-func (p *Pipeline) rollup(k Key) (r result) {
-	r.err = p.run(1, func(ctx context.Context, _ int) (err error) {
+// ranSince is the time since began, 0 for a call that never got a slot.
+func ranSince(began time.Time) time.Duration {
+	if began.IsZero() {
+		return 0
+	}
+	return time.Since(began)
+}
+
+// rollup calls Func for k under the node-wide bound and the timeout, and
+// says when it got its slot.
+func (p *Pipeline) rollup(k Key) (r result, began time.Time) {
+	began, r.err = p.run(1, func(ctx context.Context, _ int) (err error) {
 		r.out, err = p.fn(ctx, k)
 		return err
 	})
-	return r
+	return r, began
 }
 
 // rollupAll calls Options.Batch for the whole batch, under the node-wide
 // bound and the timeout; an error of the call itself (a panic, the pipeline
 // stopping) fails every counter of the batch.
-func (p *Pipeline) rollupAll(batch []*entry) []result {
+func (p *Pipeline) rollupAll(batch []*entry) ([]result, time.Duration) {
 	keys := make([]Key, len(batch))
 	for i, e := range batch {
 		keys[i] = e.key
 	}
 	var outs []Outcome
 	var errs []error
-	err := p.run(len(batch), func(ctx context.Context, parallelism int) error {
+	began, err := p.run(len(batch), func(ctx context.Context, parallelism int) error {
 		outs, errs = p.opts.Batch(ctx, keys, parallelism)
 		if len(outs) != len(batch) || len(errs) != len(batch) {
 			return fmt.Errorf("rollup: Batch returned %d outcomes and %d errors for %d keys", len(outs), len(errs), len(batch))
@@ -71,22 +89,23 @@ func (p *Pipeline) rollupAll(batch []*entry) []result {
 			results[i] = result{out: outs[i], err: errs[i]}
 		}
 	}
-	return results
+	return results, ranSince(began)
 }
 
 // run calls f holding between one and want node-wide slots (f learns how
-// many: it may run that many rollups at once), under RollupTimeout. It waits
+// many: it may run that many rollups at once), under RollupTimeout, and
+// returns when it got the first slot (zero if it never did). It waits
 // for one slot and takes what else is free without waiting: callers that
 // each waited for several slots while holding some could hold them all and
 // wait for each other forever. A panic in f fails the call instead of the
 // node: one bad counter must not take every other down.
-func (p *Pipeline) run(want int, f func(ctx context.Context, parallelism int) error) (err error) {
+func (p *Pipeline) run(want int, f func(ctx context.Context, parallelism int) error) (began time.Time, err error) {
 	held := want
 	if p.sem != nil {
 		select {
 		case p.sem <- struct{}{}:
 		case <-p.ctx.Done():
-			return p.ctx.Err()
+			return time.Time{}, p.ctx.Err()
 		}
 		held = 1
 	more:
@@ -104,6 +123,7 @@ func (p *Pipeline) run(want int, f func(ctx context.Context, parallelism int) er
 			}
 		}()
 	}
+	began = time.Now()
 	ctx := p.ctx
 	if p.opts.RollupTimeout > 0 {
 		var cancel context.CancelFunc
@@ -115,7 +135,7 @@ func (p *Pipeline) run(want int, f func(ctx context.Context, parallelism int) er
 			err = fmt.Errorf("rollup: panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	return f(ctx, held)
+	return began, f(ctx, held)
 }
 
 // backoff returns the wait before retry number attempts of a failing

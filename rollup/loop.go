@@ -14,10 +14,9 @@ func (q *queue) run() {
 			return
 		}
 		start := time.Now()
-		results := q.p.rollupBatch(batch)
-		d := time.Since(start)
-		q.nq.batch.Observe(d.Seconds())
-		q.finish(batch, results, d)
+		results, ran := q.p.rollupBatch(batch)
+		q.nq.batch.Observe(time.Since(start).Seconds())
+		q.finish(batch, results, ran)
 	}
 }
 
@@ -93,8 +92,15 @@ func (q *queue) sleep(t time.Time) {
 }
 
 // closeSet moves the open entries that are due (every one if all) to the
-// closed set, which is empty, keeping their order. An entry is due when its
-// window has ended, or when it waits for a backoff that has ended.
+// closed set, which is empty, keeping their order except that parked entries
+// go last. An entry is due when its window has ended, or when it waits for a
+// backoff that has ended.
+//
+// A parked counter's count is rolled up and cached already; what is left is
+// its checkpoint, which nothing waits for. The other entries' counts are not
+// rolled up yet, and under a backlog (a million fresh counters, whose parks
+// all end within seconds of each other) finishing parked checkpoints first
+// would keep those counts inexact for as long.
 func (q *queue) closeSet(now time.Time, all bool) {
 	windowEnded := !q.closeAt.IsZero() && !now.Before(q.closeAt)
 	if q.retrying == 0 && q.evictedIn == 0 && (all || windowEnded) {
@@ -105,6 +111,7 @@ func (q *queue) closeSet(now time.Time, all bool) {
 		return
 	}
 	keep := q.open[:0]
+	var late []*entry
 	freshLeft := false
 	q.retryAt, q.retrying = time.Time{}, 0
 	q.evictedIn = 0
@@ -114,8 +121,12 @@ func (q *queue) closeSet(now time.Time, all bool) {
 		}
 		fresh := e.notBefore.IsZero()
 		if all || (fresh && windowEnded) || (!fresh && !now.Before(e.notBefore)) {
+			if e.parked {
+				late = append(late, e)
+			} else {
+				q.closed = append(q.closed, e)
+			}
 			e.notBefore, e.parked = time.Time{}, false
-			q.closed = append(q.closed, e)
 			continue
 		}
 		keep = append(keep, e)
@@ -128,6 +139,7 @@ func (q *queue) closeSet(now time.Time, all bool) {
 			q.retryAt = e.notBefore
 		}
 	}
+	q.closed = append(q.closed, late...)
 	clear(q.open[len(keep):])
 	q.open = keep
 	if !freshLeft {
@@ -181,7 +193,7 @@ func (q *queue) abandonAll() {
 
 // finish records the outcome of a batch: done counters are let go, the
 // others re-queued, and the back-pressure pause is set.
-func (q *queue) finish(batch []*entry, results []result, d time.Duration) {
+func (q *queue) finish(batch []*entry, results []result, ran time.Duration) {
 	var failed []failure
 	q.mu.Lock()
 	now := time.Now()
@@ -237,7 +249,7 @@ func (q *queue) finish(batch []*entry, results []result, d time.Duration) {
 		}
 	}
 	if !draining {
-		q.pauseUntil = now.Add(q.p.opts.pause(d))
+		q.pauseUntil = now.Add(q.p.opts.pause(ran))
 	}
 	q.runStart = q.next
 	q.mu.Unlock()

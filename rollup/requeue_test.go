@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -332,5 +333,76 @@ func TestParkedListBounded(t *testing.T) {
 	defer q.mu.Unlock()
 	if n := len(q.parkedFIFO) - q.parkedHead; n > 1025 {
 		t.Errorf("%d items listed after 5000 parks, none parked now; want at most 1025", n)
+	}
+}
+
+// Parked counters whose wait has ended go after the set's counters that are
+// not rolled up yet: their counts are cached, only their checkpoints wait.
+func TestParkedGoLast(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	release := make(chan struct{})
+	fn := func(ctx context.Context, k Key) (Outcome, error) {
+		mu.Lock()
+		order = append(order, k.Counter)
+		first := len(order) <= 3
+		mu.Unlock()
+		switch {
+		case k.Counter == "block":
+			<-release
+		case first:
+			return Outcome{NotBefore: time.Now().Add(20 * time.Millisecond)}, nil
+		}
+		return Outcome{CaughtUp: true}, nil
+	}
+	p := start(t, fn, quiet())
+	ns := namespace(1, 1, time.Millisecond, 1<<20, 1)
+	// One set, rolled up one counter at a time: p1 and p2 park, then block
+	// holds the queue while f1 and f2 arrive and the parks end.
+	for _, c := range []string{"p1", "p2", "block"} {
+		p.Signal(Key{NS: ns, Counter: c})
+	}
+	n := func() int { mu.Lock(); defer mu.Unlock(); return len(order) }
+	eventually(t, "block running", func() bool { return n() == 3 })
+	p.Signal(Key{NS: ns, Counter: "f1"})
+	p.Signal(Key{NS: ns, Counter: "f2"})
+	time.Sleep(40 * time.Millisecond) // past the parks' NotBefore
+	close(release)
+	eventually(t, "all done", func() bool { return stats(t, p, ns).Pending == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"p1", "p2", "block", "f1", "f2", "p1", "p2"}
+	if !slices.Equal(order, want) {
+		t.Errorf("rollup order %v, want %v", order, want)
+	}
+}
+
+// The duration that sets a batch's back-pressure pause starts when the batch
+// got a slot: waiting for other queues' batches is not a slow store.
+func TestBatchRanExcludesSlotWait(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		opts := quiet()
+		opts.MaxConcurrency = 1
+		if batch {
+			opts.Batch = func(ctx context.Context, keys []Key, _ int) ([]Outcome, []error) {
+				return make([]Outcome, len(keys)), make([]error, len(keys))
+			}
+		}
+		p := start(t, func(context.Context, Key) (Outcome, error) { return Outcome{}, nil }, opts)
+		ns := namespace(1, 1, time.Millisecond, 1<<20, 4)
+		entries := []*entry{{key: Key{NS: ns, Counter: "a"}}, {key: Key{NS: ns, Counter: "b"}}}
+		p.sem <- struct{}{} // another queue's batch holds the only slot
+		done := make(chan time.Duration)
+		go func() {
+			_, ran := p.rollupBatch(entries)
+			done <- ran
+		}()
+		time.Sleep(20 * time.Millisecond)
+		freed := time.Now()
+		<-p.sem
+		ran := <-done
+		if limit := time.Since(freed); ran > limit {
+			t.Errorf("batch %v: ran %v, more than the %v since its slot was freed", batch, ran, limit)
+		}
 	}
 }
