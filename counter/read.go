@@ -32,14 +32,17 @@ func (s *Service) get(ctx context.Context, ns *abacus.Namespace, counter string)
 		if err != nil {
 			return 0, err
 		}
-		s.sig(ns, counter)
+		s.sig(ns, counter, false)
 		return count(ns, counter, sum)
 	default:
-		cp, err := s.checkpoint(ctx, ns, counter)
+		cp, cached, err := s.checkpoint(ctx, ns, counter)
 		if err != nil {
 			return 0, err
 		}
-		s.sig(ns, counter)
+		// A count from the rollup cache is what the counter's last rollup
+		// on this node made of every write it was signalled for; one read
+		// from the store may be older than that (the cache let it go).
+		s.sig(ns, counter, !cached)
 		return count(ns, counter, cp.Count)
 	}
 }
@@ -65,12 +68,13 @@ func (s *Service) GetBatch(ctx context.Context, rs []Ref) ([]int64, error) {
 }
 
 // checkpoint returns the counter's last checkpoint, from the rollup cache when
-// it has it.
-func (s *Service) checkpoint(ctx context.Context, ns *abacus.Namespace, counter string) (abacus.Checkpoint, error) {
+// it has it (cached).
+func (s *Service) checkpoint(ctx context.Context, ns *abacus.Namespace, counter string) (cp abacus.Checkpoint, cached bool, err error) {
 	if cp, ok, err := s.cfg.Backends.RollupCache(ns).GetCheckpoint(ctx, cacheKey(ns, counter)); err == nil && ok {
-		return cp, nil
+		return cp, true, nil
 	}
-	return s.storedCheckpoint(ctx, ns, counter)
+	cp, err = s.storedCheckpoint(ctx, ns, counter)
+	return cp, false, err
 }
 
 // storedCheckpoint reads a counter's checkpoint from the rollup store and

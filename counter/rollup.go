@@ -365,7 +365,7 @@ func (s *Service) Recover(ctx context.Context) (int, error) {
 	for _, rs := range s.cfg.Backends.AllRollupStores() {
 		err := rs.BehindCounters(ctx, func(nsID uint64, counter string) error {
 			if ns, ok := s.reg.byID(nsID); ok && ns.Type.Durable() {
-				s.sig(ns, counter)
+				s.sig(ns, counter, false)
 				n++
 			}
 			return nil

@@ -251,3 +251,51 @@ func TestRollupBatchRecoversPanics(t *testing.T) {
 		}
 	}
 }
+
+// A signal says whether this node's count may miss a write: after a write,
+// and after a read that found no cached count, it does (the pipeline then
+// rolls up even a parked counter); a read served from the rollup cache does
+// not (a parked counter stays parked).
+func TestSignalsSayWhetherStale(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, t.TempDir(), testNamespace("ev", abacus.Eventual), testNamespace("acc", abacus.Accurate))
+	var got []string
+	f.svc.SetPipeline(func(ns *abacus.Namespace, c string, stale bool) {
+		got = append(got, fmt.Sprintf("%s/%s %v", ns.Name, c, stale))
+	}, func(uint64) {})
+	steps := []struct {
+		name string
+		do   func() error
+		want string
+	}{
+		{"add", func() error {
+			_, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "ev", Counter: "c", Delta: 1, Token: counter.Token{ID: "a", Time: f.clk.t}})
+			return err
+		}, "ev/c true"},
+		{"read, nothing cached", func() error {
+			_, err := f.svc.Get(ctx, counter.Ref{Namespace: "ev", Counter: "d"})
+			return err
+		}, "ev/d true"},
+		{"read from the cache", func() error {
+			_, err := f.svc.Get(ctx, counter.Ref{Namespace: "ev", Counter: "d"})
+			return err
+		}, "ev/d false"},
+		{"accurate read", func() error {
+			_, err := f.svc.Get(ctx, counter.Ref{Namespace: "acc", Counter: "c"})
+			return err
+		}, "acc/c false"},
+		{"clear", func() error {
+			_, err := f.svc.Clear(ctx, counter.Ref{Namespace: "ev", Counter: "c"}, counter.Token{ID: "b", Time: f.clk.t})
+			return err
+		}, "ev/c true"},
+	}
+	for _, s := range steps {
+		got = got[:0]
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if len(got) != 1 || got[0] != s.want {
+			t.Errorf("%s: signals %q, want [%q]", s.name, got, s.want)
+		}
+	}
+}

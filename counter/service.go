@@ -46,7 +46,7 @@ type Service struct {
 	reg  *registry
 	now  func() time.Time
 	log  *slog.Logger
-	sig  func(ns *abacus.Namespace, counter string)
+	sig  func(ns *abacus.Namespace, counter string, stale bool)
 	drop func(nsID uint64)
 }
 
@@ -66,17 +66,20 @@ func New(cfg Config) *Service {
 	if s.cfg.CheckUpdate == nil {
 		s.cfg.CheckUpdate = func(_, _ *abacus.Namespace) error { return nil }
 	}
-	s.sig = func(*abacus.Namespace, string) {}
+	s.sig = func(*abacus.Namespace, string, bool) {}
 	s.drop = func(uint64) {}
 	return s
 }
 
 // SetPipeline connects the rollup pipeline: signal is called, without
 // blocking, after every durable write and every read of an EVENTUAL or
-// ACCURATE counter; forget is called when a namespace is deleted. The pipeline
-// is created after the Service because its work function is Service.Rollup.
-// Call it before serving.
-func (s *Service) SetPipeline(signal func(ns *abacus.Namespace, counter string), forget func(nsID uint64)) {
+// ACCURATE counter, with stale true when the count this node serves may miss
+// a write (after a write, or a read that found no cached count) and false
+// when it has seen none (a read served from the rollup cache, Recover);
+// forget is called when a namespace is deleted. The pipeline is created after
+// the Service because its work function is Service.Rollup. Call it before
+// serving.
+func (s *Service) SetPipeline(signal func(ns *abacus.Namespace, counter string, stale bool), forget func(nsID uint64)) {
 	s.sig, s.drop = signal, forget
 }
 

@@ -65,7 +65,7 @@ func (s *Service) Add(ctx context.Context, r AddRequest) (Token, error) {
 	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(r, p.tok, false)}}); err != nil {
 		return Token{}, err
 	}
-	s.sig(p.ns, r.Counter)
+	s.sig(p.ns, r.Counter, true)
 	return p.tok, nil
 }
 
@@ -108,7 +108,7 @@ func (s *Service) Clear(ctx context.Context, r Ref, tok Token) (Token, error) {
 	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(req, p.tok, true)}}); err != nil {
 		return Token{}, err
 	}
-	s.sig(p.ns, r.Counter)
+	s.sig(p.ns, r.Counter, true)
 	return p.tok, nil
 }
 
@@ -200,7 +200,7 @@ func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error
 	for i, r := range rs {
 		toks[i] = ps[i].tok
 		if ps[i].ns.Type.Durable() {
-			s.sig(ps[i].ns, r.Counter)
+			s.sig(ps[i].ns, r.Counter, true)
 		}
 	}
 	return toks, nil
@@ -220,7 +220,7 @@ const (
 // Concurrent large adds can still together leave the range; reads then
 // report OutOfRange rather than wrap.
 func (s *Service) checkOverflow(ctx context.Context, ns *abacus.Namespace, counter string, delta int64) error {
-	cp, err := s.checkpoint(ctx, ns, counter)
+	cp, _, err := s.checkpoint(ctx, ns, counter)
 	if err != nil {
 		return err
 	}

@@ -193,8 +193,12 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 	if err != nil {
 		return err
 	}
-	n.svc.SetPipeline(func(ns *abacus.Namespace, c string) {
-		n.pipeline.Signal(rollup.Key{NS: ns, Counter: c})
+	n.svc.SetPipeline(func(ns *abacus.Namespace, c string, stale bool) {
+		if stale {
+			n.pipeline.Signal(rollup.Key{NS: ns, Counter: c})
+		} else {
+			n.pipeline.Touch(rollup.Key{NS: ns, Counter: c})
+		}
 	}, n.pipeline.RemoveNamespace)
 
 	if err := n.svc.Load(ctx); err != nil {

@@ -115,11 +115,22 @@ func New(fn Func, opts Options) (*Pipeline, error) {
 	return p, nil
 }
 
-// Signal asks for a rollup of k. It never blocks on a rollup and never fails
-// the caller: it returns false when the signal was not queued (the pipeline
-// is draining, the namespace was removed, k.NS is nil, or the queue is full),
-// in which case the counter heals at its next signal.
-func (p *Pipeline) Signal(k Key) bool {
+// Signal asks for a rollup of k after a write. It never blocks on a rollup
+// and never fails the caller: it returns false when the signal was not queued
+// (the pipeline is draining, the namespace was removed, k.NS is nil, or the
+// queue is full), in which case the counter heals at its next signal. A
+// parked counter (see Outcome.NotBefore) goes back to the next window: the
+// write makes the count its last rollup cached stale.
+func (p *Pipeline) Signal(k Key) bool { return p.signal(k, true) }
+
+// Touch is Signal for a caller that has seen no new write: a read served the
+// count a rollup cached, or a sweep for signals lost to full queues. It
+// leaves a parked counter parked, since rolling it up again before its
+// NotBefore would compute the count it has, and a read sweep over a million
+// parked counters would otherwise roll each of them up once more.
+func (p *Pipeline) Touch(k Key) bool { return p.signal(k, false) }
+
+func (p *Pipeline) signal(k Key, unpark bool) bool {
 	if k.NS == nil || p.draining.Load() {
 		return false
 	}
@@ -130,7 +141,7 @@ func (p *Pipeline) Signal(k Key) bool {
 		}
 	}
 	nq.observe(k.NS)
-	return nq.route(k.Counter).signal(k)
+	return nq.route(k.Counter).signal(k, unpark)
 }
 
 // addNamespace returns the queues of ns, creating and starting them if

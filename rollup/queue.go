@@ -67,8 +67,10 @@ func newQueue(p *Pipeline, nq *nsQueues) *queue {
 // entrySize is the estimated memory of holding counter.
 func entrySize(counter string) int64 { return int64(len(counter)) + EntryOverhead }
 
-// signal queues k unless the queue is full; see Pipeline.Signal.
-func (q *queue) signal(k Key) bool {
+// signal queues k unless the queue is full; see Pipeline.Signal. unpark
+// sends a parked k back to the next window (Signal) rather than leaving it
+// parked (Touch).
+func (q *queue) signal(k Key, unpark bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	// draining is read under mu so that a signal taken here is either seen by
@@ -82,7 +84,7 @@ func (q *queue) signal(k Key) bool {
 			e.again = true
 		} else {
 			e.key.NS = k.NS // running entries' keys are read without mu
-			if e.parked {
+			if e.parked && unpark {
 				// Parked until its window passes, but a new write wants a
 				// fresh (provisional) count: back to the next window.
 				e.notBefore, e.parked = time.Time{}, false

@@ -220,9 +220,11 @@ func TestParkUntilNotBefore(t *testing.T) {
 		name      string
 		notBefore time.Duration // after the first call
 		resignal  bool
+		touch     bool // touched while parked, which leaves it parked
 	}{
 		{name: "woken by NotBefore", notBefore: 50 * time.Millisecond},
 		{name: "woken by a signal", notBefore: time.Hour, resignal: true},
+		{name: "not woken by a touch", notBefore: 100 * time.Millisecond, touch: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -243,12 +245,17 @@ func TestParkUntilNotBefore(t *testing.T) {
 			p.Signal(Key{NS: ns, Counter: "c"})
 			n := func() int { mu.Lock(); defer mu.Unlock(); return len(calls) }
 			eventually(t, "first rollup", func() bool { return n() == 1 })
-			if tt.resignal {
+			if tt.touch {
+				p.Touch(Key{NS: ns, Counter: "c"})
+			}
+			if tt.resignal || tt.touch {
 				// Many windows pass: a parked counter is left alone.
 				time.Sleep(30 * time.Millisecond)
 				if got := n(); got != 1 {
 					t.Fatalf("%d rollups while parked, want 1", got)
 				}
+			}
+			if tt.resignal {
 				p.Signal(Key{NS: ns, Counter: "c"})
 			}
 			eventually(t, "second rollup", func() bool { return n() == 2 })
