@@ -29,7 +29,9 @@
 //
 //     pause = min(Options.PauseRatio × d, Options.MaxPause)
 //
-//     before its next batch, from the same set or a later one. With the
+//     before its next batch, from the same set or a later one; d runs from
+//     when the batch got its first node-wide slot, since time spent waiting
+//     for other queues' batches says nothing of the stores. With the
 //     default ratio 1 a queue spends at most about half of its time rolling
 //     up; when the stores slow down, batches take longer and the pauses grow
 //     with them, so rollups yield to foreground traffic instead of piling on;
@@ -47,7 +49,12 @@
 //
 //   - Re-queues. When Func reports caughtUp=false (the counter has writes
 //     past its new checkpoint, usually because they are still inside the
-//     accept window), the counter is put back into the next set. When Func
+//     accept window), the counter is put back into the next set; with an
+//     Outcome.NotBefore it is parked until then instead. A parked counter's
+//     count is cached already, so Signal (a write) brings it back to the
+//     next window but Touch (a read served from the cache) leaves it, and
+//     when its wait ends it goes after the counters of its set that are not
+//     rolled up at all. When Func
 //     fails, the failure is logged (at most once per Options.ErrorLogInterval,
 //     with a count of the ones left out) and the counter is retried after an
 //     exponential backoff between Options.RetryMin and Options.RetryMax.
