@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
+	"math"
 	"slices"
 	"strings"
 
@@ -133,6 +135,7 @@ type scanner struct {
 	hasClear bool
 	tmp      []abacus.Event
 	tmpNanos []int64
+	seek     []byte // readBucket's seek keys
 }
 
 // bounds returns the key range of the counter's time buckets in slice x
@@ -208,16 +211,35 @@ func (sc *scanner) scanIter(it *pebble.Iterator, p []byte) error {
 
 // readBucket reads the events of the time bucket with key prefix tb into
 // sc.buf, leaving it positioned after them, and reports whether it is valid.
+//
+// Within an event bucket the keys are in time order, so the events of the
+// range are one stretch of each: before it the scan seeks to the range's
+// start, and after it to the next event bucket. A rollup reads from its
+// checkpoint, usually late in a time bucket that may hold many minutes of a
+// hot counter's events: reading through them all made every rollup cost
+// more as the bucket filled.
 func (sc *scanner) readBucket(it *pebble.Iterator, tb []byte, prefixLen int) (bool, error) {
 	sc.buf, sc.nanos, sc.runs, sc.hasClear = sc.buf[:0], sc.nanos[:0], sc.runs[:0], false
+	runLen := prefixLen + tbLen + ebLen // key prefix of one event bucket's run
 	valid := it.Valid()
-	for ; valid && bytes.HasPrefix(it.Key(), tb); valid = it.Next() {
+	for valid && bytes.HasPrefix(it.Key(), tb) {
 		key := it.Key()
 		_, nanos, id, ok := parseEventSuffix(key[prefixLen:])
 		if !ok {
 			return false, corrupt("event key", key)
 		}
-		if nanos < sc.lo || nanos > sc.hi {
+		if nanos < sc.lo {
+			sc.seek = appendInt64(append(sc.seek[:0], key[:runLen]...), sc.lo)
+			valid = it.SeekGE(sc.seek)
+			continue
+		}
+		if nanos > sc.hi {
+			if eb := binary.BigEndian.Uint16(key[runLen-ebLen:]); eb < math.MaxUint16 {
+				sc.seek = binary.BigEndian.AppendUint16(append(sc.seek[:0], key[:runLen-ebLen]...), eb+1)
+				valid = it.SeekGE(sc.seek)
+			} else {
+				valid = it.Next()
+			}
 			continue
 		}
 		v, err := it.ValueAndErr()
@@ -234,6 +256,7 @@ func (sc *scanner) readBucket(it *pebble.Iterator, tb []byte, prefixLen int) (bo
 		sc.hasClear = sc.hasClear || clear
 		sc.buf = append(sc.buf, abacus.Event{Counter: sc.counter, Time: nanosTime(nanos), ID: id, Delta: delta, Clear: clear})
 		sc.nanos = append(sc.nanos, nanos)
+		valid = it.Next()
 	}
 	return valid, nil
 }
