@@ -354,7 +354,11 @@ func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter stri
 	if caughtUp {
 		return rollup.Outcome{CaughtUp: true}, nil
 	}
-	return rollup.Outcome{NotBefore: st.LastWrite.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)}, nil
+	// Reads of an EVENTUAL counter are served what was just cached: exact
+	// only if it was a provisional count. ACCURATE reads fold the events
+	// themselves.
+	exact := ns.Type != abacus.Eventual || pl.provisional
+	return rollup.Outcome{NotBefore: st.LastWrite.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond), Exact: exact}, nil
 }
 
 // Recover signals a rollup for every counter whose writes are newer than its

@@ -50,11 +50,11 @@
 //   - Re-queues. When Func reports caughtUp=false (the counter has writes
 //     past its new checkpoint, usually because they are still inside the
 //     accept window), the counter is put back into the next set; with an
-//     Outcome.NotBefore it is parked until then instead. A parked counter's
-//     count is cached already, so Signal (a write) brings it back to the
-//     next window but Touch (a read served from the cache) leaves it, and
-//     when its wait ends it goes after the counters of its set that are not
-//     rolled up at all. When Func
+//     Outcome.NotBefore it is parked until then instead. Signal (a write)
+//     brings a parked counter back to the next window; Touch (a read served
+//     from the cache) does only if its rollup's count was not Outcome.Exact.
+//     When its wait ends a parked counter goes after the counters of its set
+//     that are not rolled up at all. When Func
 //     fails, the failure is logged (at most once per Options.ErrorLogInterval,
 //     with a count of the ones left out) and the counter is retried after an
 //     exponential backoff between Options.RetryMin and Options.RetryMax.

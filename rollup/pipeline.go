@@ -43,9 +43,15 @@ type Outcome struct {
 	CaughtUp bool
 	// NotBefore, for a counter not caught up, is the earliest time a further
 	// rollup can finish it. The pipeline parks the counter until then rather
-	// than rolling it up every window to no end; a new signal (a new write,
-	// or a read) brings it back to the next window. Zero: the next window.
+	// than rolling it up every window to no end; a Signal (a new write)
+	// brings it back to the next window, and so does a Touch (a read) unless
+	// Exact. Zero: the next window.
 	NotBefore time.Time
+	// Exact, with NotBefore, says that what the rollup left for reads
+	// covers every write it saw (a provisional count): reads can wait for
+	// the checkpoint. Without it, reads are served a count that misses
+	// writes, and the next one brings the counter back for a fresh rollup.
+	Exact bool
 }
 
 // Pipeline schedules the rollups of one node. Its methods are safe for
@@ -125,12 +131,13 @@ func (p *Pipeline) Signal(k Key) bool { return p.signal(k, true) }
 
 // Touch is Signal for a caller that has seen no new write: a read served the
 // count a rollup cached, or a sweep for signals lost to full queues. It
-// leaves a parked counter parked, since rolling it up again before its
-// NotBefore would compute the count it has, and a read sweep over a million
-// parked counters would otherwise roll each of them up once more.
+// leaves a counter parked with Outcome.Exact parked, since rolling it up
+// again before its NotBefore would compute the count it has (a read sweep
+// over a million parked counters would otherwise roll each of them up once
+// more), and does not make a running rollup run again.
 func (p *Pipeline) Touch(k Key) bool { return p.signal(k, false) }
 
-func (p *Pipeline) signal(k Key, unpark bool) bool {
+func (p *Pipeline) signal(k Key, write bool) bool {
 	if k.NS == nil || p.draining.Load() {
 		return false
 	}
@@ -141,7 +148,7 @@ func (p *Pipeline) signal(k Key, unpark bool) bool {
 		}
 	}
 	nq.observe(k.NS)
-	return nq.route(k.Counter).signal(k, unpark)
+	return nq.route(k.Counter).signal(k, write)
 }
 
 // addNamespace returns the queues of ns, creating and starting them if

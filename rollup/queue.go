@@ -20,6 +20,7 @@ type entry struct {
 	// its window to close.
 	notBefore time.Time
 	parked    bool // notBefore is from Outcome.NotBefore, not a failure backoff
+	exact     bool // parked with Outcome.Exact: a Touch leaves it parked
 	parks     int  // times parked: a parkedFIFO item is current if its park matches
 	evicted   bool // let go while parked, to make room; still in open until the next closeSet
 	attempts  int  // consecutive failures
@@ -67,10 +68,11 @@ func newQueue(p *Pipeline, nq *nsQueues) *queue {
 // entrySize is the estimated memory of holding counter.
 func entrySize(counter string) int64 { return int64(len(counter)) + EntryOverhead }
 
-// signal queues k unless the queue is full; see Pipeline.Signal. unpark
-// sends a parked k back to the next window (Signal) rather than leaving it
-// parked (Touch).
-func (q *queue) signal(k Key, unpark bool) bool {
+// signal queues k unless the queue is full; see Pipeline.Signal. write
+// (Signal) sends a parked k back to the next window and has a running one
+// rolled up again; without it (Touch) only a parked k whose count is not
+// exact goes back.
+func (q *queue) signal(k Key, write bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	// draining is read under mu so that a signal taken here is either seen by
@@ -81,10 +83,11 @@ func (q *queue) signal(k Key, unpark bool) bool {
 	q.st.Received++
 	if e := q.held[k.Counter]; e != nil {
 		if e.running {
-			e.again = true
+			// The rollup may have read the counter before this write.
+			e.again = e.again || write
 		} else {
 			e.key.NS = k.NS // running entries' keys are read without mu
-			if e.parked && unpark {
+			if e.parked && (write || !e.exact) {
 				// Parked until its window passes, but a new write wants a
 				// fresh (provisional) count: back to the next window.
 				e.notBefore, e.parked = time.Time{}, false
