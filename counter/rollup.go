@@ -26,7 +26,8 @@ func (s *Service) Rollup(ctx context.Context, ns *abacus.Namespace, counter stri
 
 // RollupCounter is Rollup, and says when a further rollup can finish a
 // counter that is not caught up (rollup.Outcome.NotBefore: when the window
-// will have passed its last write).
+// will have passed its last write, or for an EVENTUAL counter not quiet yet,
+// when it will be, for its provisional count).
 //
 // For an EVENTUAL namespace it also caches the provisional count: the new
 // checkpoint plus the events after it that the window does not cover yet
@@ -226,8 +227,7 @@ func (s *Service) prepareRollup(ctx context.Context, ns *abacus.Namespace, count
 	// the window passes its last write, as checkpoints alone are.
 	// LastWrite may be late by up to abacus.LastWriteResolution; the rule is
 	// a heuristic, so it takes the earliest the last write can have been.
-	pl.provisional = ns.Type == abacus.Eventual && st.Behind() &&
-		st.LastWrite.Add(-abacus.LastWriteResolution).Before(pl.now.Add(-ns.Queue.Coalesce/2))
+	pl.provisional = ns.Type == abacus.Eventual && st.Behind() && !pl.now.Before(quietAt(ns, st.LastWrite))
 	if !st.Behind() || !pl.end.After(st.Through) {
 		return pl, false, nil
 	}
@@ -358,7 +358,25 @@ func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter stri
 	// only if it was a provisional count. ACCURATE reads fold the events
 	// themselves.
 	exact := ns.Type != abacus.Eventual || pl.provisional
-	return rollup.Outcome{NotBefore: st.LastWrite.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond), Exact: exact}, nil
+	notBefore := st.LastWrite.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)
+	if !exact {
+		// Not quiet yet: come back once it is, for the provisional count,
+		// rather than leave reads a count without the accept window's
+		// events until the window passes. A counter still being written
+		// comes back sooner anyway, with its next write's signal.
+		if q := quietAt(ns, st.LastWrite); q.Before(notBefore) {
+			notBefore = q
+		}
+	}
+	return rollup.Outcome{NotBefore: notBefore, Exact: exact}, nil
+}
+
+// quietAt is when a counter last written at lastWrite (as stored, rounded up
+// by up to abacus.LastWriteResolution) counts as quiet for the provisional
+// count: half a coalesce window after the earliest its last write can have
+// been.
+func quietAt(ns *abacus.Namespace, lastWrite time.Time) time.Time {
+	return lastWrite.Add(-abacus.LastWriteResolution + ns.Queue.Coalesce/2 + time.Millisecond)
 }
 
 // Recover signals a rollup for every counter whose writes are newer than its

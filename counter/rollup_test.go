@@ -56,6 +56,16 @@ func TestRollupCounterProvisional(t *testing.T) {
 			if err != nil || o.CaughtUp || o.Exact != tt.hotExact {
 				t.Fatalf("outcome %+v, %v; want not caught up, exact %v", o, err, tt.hotExact)
 			}
+			// Not exact: back once quiet (half a coalesce window after the
+			// earliest the rounded last write can have been), not once the
+			// window has passed it.
+			hotNB := t0.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)
+			if !tt.hotExact {
+				hotNB = t0.Add(-abacus.LastWriteResolution + ns.Queue.Coalesce/2 + time.Millisecond)
+			}
+			if !o.NotBefore.Equal(hotNB) {
+				t.Fatalf("NotBefore %v right after the writes, want %v", o.NotBefore, hotNB)
+			}
 			if n, err := f.svc.Get(ctx, counter.Ref{Namespace: "ns", Counter: "c"}); err != nil || n != tt.hotRead {
 				t.Fatalf("read %d, %v right after the writes; want %d", n, err, tt.hotRead)
 			}
