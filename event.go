@@ -37,6 +37,17 @@ func (e Event) Before(o Event) bool {
 	return e.ID < o.ID
 }
 
+// CompareEvents is Before as a three-way comparison, for slices.SortFunc.
+func CompareEvents(a, b Event) int {
+	switch {
+	case a.Before(b):
+		return -1
+	case b.Before(a):
+		return 1
+	}
+	return 0
+}
+
 // Sum is a 128-bit signed count. Folding int64 deltas into it never wraps, so a
 // count that leaves the int64 range is reported as OutOfRange, never wrapped.
 type Sum struct {

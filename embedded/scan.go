@@ -269,7 +269,7 @@ func (sc *scanner) order() {
 	case len(sc.runs) <= 1 && !sc.hasClear:
 		return
 	case sc.hasClear || len(sc.runs) > 8:
-		slices.SortFunc(sc.buf, compareEvents)
+		slices.SortFunc(sc.buf, abacus.CompareEvents)
 		return
 	}
 	heads := make([]int, len(sc.runs))
@@ -320,15 +320,4 @@ func (sc *scanner) emit() error {
 		}
 	}
 	return nil
-}
-
-// compareEvents orders events by Event.Before.
-func compareEvents(a, b abacus.Event) int {
-	switch {
-	case a.Before(b):
-		return -1
-	case b.Before(a):
-		return 1
-	}
-	return 0
 }

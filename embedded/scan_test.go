@@ -45,15 +45,7 @@ func TestScanRangesWithinABucket(t *testing.T) {
 	if err := s.Append(ctx, ws); err != nil {
 		t.Fatal(err)
 	}
-	slices.SortStableFunc(all, func(a, b abacus.Event) int {
-		switch {
-		case a.Before(b):
-			return -1
-		case b.Before(a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(all, abacus.CompareEvents)
 	at := func(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
 	ranges := []abacus.Range{
 		{},

@@ -192,15 +192,7 @@ func recs(evs []abacus.Event) []rec {
 // sorted returns evs in Event.Before order, reversed if reverse.
 func sorted(evs []abacus.Event, reverse bool) []abacus.Event {
 	out := slices.Clone(evs)
-	slices.SortStableFunc(out, func(a, b abacus.Event) int {
-		switch {
-		case a.Before(b):
-			return -1
-		case b.Before(a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(out, abacus.CompareEvents)
 	if reverse {
 		slices.Reverse(out)
 	}
