@@ -107,6 +107,7 @@ func (q *queue) closeSet(now time.Time, all bool) {
 		// The common case: every entry is due. Swapping keeps the lock, which
 		// signals wait for, held for O(1) rather than O(set).
 		q.open, q.closed = q.closed[:0], q.open
+		q.lateStart = len(q.closed)
 		q.closeAt = time.Time{}
 		return
 	}
@@ -139,6 +140,7 @@ func (q *queue) closeSet(now time.Time, all bool) {
 			q.retryAt = e.notBefore
 		}
 	}
+	q.lateStart = len(q.closed)
 	q.closed = append(q.closed, late...)
 	clear(q.open[len(keep):])
 	q.open = keep
@@ -181,7 +183,7 @@ func (q *queue) resetClosed() {
 		clear(q.closed)
 		q.closed = q.closed[:0]
 	}
-	q.next, q.runStart = 0, 0
+	q.next, q.runStart, q.lateStart = 0, 0, 0
 }
 
 // abandonAll lets every held counter go once the pipeline has stopped.

@@ -44,6 +44,7 @@ type queue struct {
 	// closed[runStart:next] are running.
 	closed         []*entry
 	next, runStart int
+	lateStart      int // closed[lateStart:] are the parked entries closeSet put last
 	bytes          int64
 	closeAt        time.Time // when the open set's window ends; zero if it holds no fresh entry
 	retryAt        time.Time // earliest backoff end in the open set; zero if none
@@ -226,16 +227,20 @@ func (q *queue) stats() Stats {
 	s.Queues = 1
 	s.Pending = len(q.held)
 	s.Bytes = q.bytes
-	// Both slices are in arrival order, so their first entries are the oldest.
+	// The open set is in arrival order, so its first entry is the oldest.
 	for _, e := range q.open {
 		if !e.evicted {
 			s.OldestPending = e.since
 			break
 		}
 	}
-	if q.runStart < len(q.closed) {
-		if t := q.closed[q.runStart].since; s.OldestPending.IsZero() || t.Before(s.OldestPending) {
-			s.OldestPending = t
+	// The closed set is in arrival order in two parts (see closeSet): the
+	// first not started of each part is the part's oldest.
+	for _, i := range []int{q.runStart, max(q.runStart, q.lateStart)} {
+		if i < len(q.closed) {
+			if t := q.closed[i].since; s.OldestPending.IsZero() || t.Before(s.OldestPending) {
+				s.OldestPending = t
+			}
 		}
 	}
 	return s

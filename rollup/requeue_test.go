@@ -462,3 +462,29 @@ func TestSignalWhileRunning(t *testing.T) {
 		})
 	}
 }
+
+// The oldest pending signal (the lag metric) is found in both parts of a
+// closed set whose parked entries were put last.
+func TestOldestPendingWithParkedLast(t *testing.T) {
+	t0 := time.Now()
+	fresh := &entry{since: t0.Add(2 * time.Second)}
+	parked := &entry{since: t0}
+	for _, tt := range []struct {
+		name      string
+		runStart  int
+		lateStart int
+		want      time.Time
+	}{
+		{"both parts waiting", 0, 1, t0},
+		{"only the parked part left", 1, 1, t0},
+		{"no parked part", 0, 2, fresh.since},
+	} {
+		q := &queue{held: map[string]*entry{}, closed: []*entry{fresh, parked}, runStart: tt.runStart, lateStart: tt.lateStart}
+		if tt.lateStart == 2 {
+			q.closed = []*entry{fresh, {since: t0.Add(3 * time.Second)}}
+		}
+		if got := q.stats().OldestPending; !got.Equal(tt.want) {
+			t.Errorf("%s: OldestPending %v, want %v", tt.name, got.Sub(t0), tt.want.Sub(t0))
+		}
+	}
+}
