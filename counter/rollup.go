@@ -354,21 +354,18 @@ func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter stri
 	if caughtUp {
 		return rollup.Outcome{CaughtUp: true}, nil
 	}
-	// Reads of an EVENTUAL counter are served what was just cached: exact
-	// only if it was a provisional count. ACCURATE reads fold the events
-	// themselves.
-	exact := ns.Type != abacus.Eventual || pl.provisional
 	notBefore := st.LastWrite.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)
-	if !exact {
-		// Not quiet yet: come back once it is, for the provisional count,
-		// rather than leave reads a count without the accept window's
-		// events until the window passes. A counter still being written
-		// comes back sooner anyway, with its next write's signal.
+	if ns.Type == abacus.Eventual && !pl.provisional {
+		// Reads are served the checkpoint just cached, without the accept
+		// window's events: come back once the counter is quiet, for its
+		// provisional count, rather than once the window has passed (reads
+		// do not bring a parked counter back). A counter still being
+		// written comes back sooner anyway, with its next write's signal.
 		if q := quietAt(ns, st.LastWrite); q.Before(notBefore) {
 			notBefore = q
 		}
 	}
-	return rollup.Outcome{NotBefore: notBefore, Exact: exact}, nil
+	return rollup.Outcome{NotBefore: notBefore}, nil
 }
 
 // quietAt is when a counter last written at lastWrite (as stored, rounded up

@@ -29,21 +29,13 @@ func TestSkippedWritesSurviveCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := time.Now().Add(2 * time.Minute).Truncate(time.Second)
-	ev := func(counter string, off time.Duration, id string, d int64) []abacus.Write {
-		return []abacus.Write{{NS: ns, Event: abacus.Event{Counter: counter, Time: base.Add(off), ID: id, Delta: d}}}
-	}
-	mustOK := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	ev := writesAt(ns, base)
 	// Carries the merge (rounded up to base+100ms) and the mark; the second
 	// append, within the same 100ms step and under the mark, carries neither.
-	mustOK(s.Append(ctx, ev("c", 10*time.Millisecond, "first", 1)))
-	mustOK(s.Append(ctx, ev("c", 50*time.Millisecond, "second", 1)))
+	mustOK(t, s.Append(ctx, ev("c", 10*time.Millisecond, "first", 1)))
+	mustOK(t, s.Append(ctx, ev("c", 50*time.Millisecond, "second", 1)))
 	// Past the stored step: this one must carry a merge again.
-	mustOK(s.Append(ctx, ev("c", 150*time.Millisecond, "third", 1)))
+	mustOK(t, s.Append(ctx, ev("c", 150*time.Millisecond, "third", 1)))
 	// The first checkpoint carries the checkpoint-time mark (1 s ahead),
 	// the second, earlier one does not. Checkpoints are not synced: the
 	// append after them syncs the WAL up to them.
@@ -53,7 +45,7 @@ func TestSkippedWritesSurviveCrash(t *testing.T) {
 	if _, err := s.AdvanceCheckpoint(ctx, ns, "e", abacus.Checkpoint{Through: base.Add(30*time.Second + 500*time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
-	mustOK(s.Append(ctx, ev("f", 0, "sync", 1)))
+	mustOK(t, s.Append(ctx, ev("f", 0, "sync", 1)))
 
 	crashed := fs.CrashClone(vfs.CrashCloneCfg{})
 	_ = s.Close()

@@ -71,7 +71,7 @@ func (lw *lastWrites) plan(latest map[string]int64) []lastWriteUpdate {
 	lw.mu.Lock()
 	for i, u := range ups {
 		sl := &lw.slots[u.slot]
-		ups[i].need = sl.key != u.key || sl.nanos < latest[u.key]
+		ups[i].need = sl.key != u.key || sl.nanos < u.nanos
 	}
 	lw.mu.Unlock()
 	return ups

@@ -27,9 +27,7 @@ func TestIndexedIdempotency(t *testing.T) {
 	}
 	// Past the store's restart margin, so the indexes answer.
 	base := time.Now().Add(2 * time.Minute)
-	ev := func(counter string, off time.Duration, id string, d int64) []abacus.Write {
-		return []abacus.Write{{NS: ns, Event: abacus.Event{Counter: counter, Time: base.Add(off), ID: id, Delta: d}}}
-	}
+	ev := writesAt(ns, base)
 	count := func(s *embedded.Store, counter string) int {
 		n := 0
 		if err := s.Scan(ctx, ns, counter, abacus.Range{}, func(abacus.Event) error { n++; return nil }); err != nil {
@@ -37,14 +35,8 @@ func TestIndexedIdempotency(t *testing.T) {
 		}
 		return n
 	}
-	mustOK := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustOK(s.Append(ctx, ev("c", 0, "a", 1)))
-	mustOK(s.Append(ctx, ev("c", 0, "a", 1)))
+	mustOK(t, s.Append(ctx, ev("c", 0, "a", 1)))
+	mustOK(t, s.Append(ctx, ev("c", 0, "a", 1)))
 	if got := abacus.ErrorCode(s.Append(ctx, ev("c", 0, "a", 2))); got != abacus.AlreadyExists {
 		t.Fatalf("reused token: %v, want AlreadyExists", got)
 	}
@@ -79,11 +71,11 @@ func TestIndexedIdempotency(t *testing.T) {
 
 	// A fence, and a checkpoint written without one, refuse later events
 	// behind them; a retry of a stored event behind them still succeeds.
-	mustOK(s.Fence(ctx, ns, "c", base.Add(10*time.Second)))
+	mustOK(t, s.Fence(ctx, ns, "c", base.Add(10*time.Second)))
 	if got := abacus.ErrorCode(s.Append(ctx, ev("c", 5*time.Second, "late", 1))); got != abacus.FailedPrecondition {
 		t.Fatalf("behind the fence: %v", got)
 	}
-	mustOK(s.Append(ctx, ev("c", 0, "a", 1)))
+	mustOK(t, s.Append(ctx, ev("c", 0, "a", 1)))
 	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{Through: base.Add(20 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +92,7 @@ func TestIndexedIdempotency(t *testing.T) {
 	if got := abacus.ErrorCode(s2.Append(ctx, ev("c", 0, "a", 2))); got != abacus.AlreadyExists {
 		t.Fatalf("reused token after restart: %v, want AlreadyExists", got)
 	}
-	mustOK(s2.Append(ctx, ev("c", 0, "a", 1)))
+	mustOK(t, s2.Append(ctx, ev("c", 0, "a", 1)))
 	if got := abacus.ErrorCode(s2.Append(ctx, ev("d", 15*time.Second, "late2", 1))); got != abacus.FailedPrecondition {
 		t.Fatalf("behind the checkpoint after restart: %v", got)
 	}
@@ -108,8 +100,8 @@ func TestIndexedIdempotency(t *testing.T) {
 		t.Fatalf("%d events after restart retries, want 1", n)
 	}
 	for i := range 100 {
-		mustOK(s2.Append(ctx, ev("many", time.Duration(i)*time.Millisecond, fmt.Sprint(i), 1)))
-		mustOK(s2.Append(ctx, ev("many", time.Duration(i)*time.Millisecond, fmt.Sprint(i), 1)))
+		mustOK(t, s2.Append(ctx, ev("many", time.Duration(i)*time.Millisecond, fmt.Sprint(i), 1)))
+		mustOK(t, s2.Append(ctx, ev("many", time.Duration(i)*time.Millisecond, fmt.Sprint(i), 1)))
 	}
 	if n := count(s2, "many"); n != 100 {
 		t.Fatalf("%d events, want 100", n)
@@ -129,9 +121,8 @@ func TestEventMarkAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := time.Now().Add(2 * time.Minute).Truncate(time.Second)
-	ev := func(off time.Duration, id string, d int64) []abacus.Write {
-		return []abacus.Write{{NS: ns, Event: abacus.Event{Counter: "c", Time: base.Add(off), ID: id, Delta: d}}}
-	}
+	write := writesAt(ns, base)
+	ev := func(off time.Duration, id string, d int64) []abacus.Write { return write("c", off, id, d) }
 	offsets := []time.Duration{0, 500 * time.Millisecond, 3 * time.Second, 3500 * time.Millisecond, 9 * time.Second}
 	for i, off := range offsets {
 		if err := s.Append(ctx, ev(off, fmt.Sprint(i), 1)); err != nil {

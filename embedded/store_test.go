@@ -49,6 +49,21 @@ func nsConfig(name string) *abacus.Namespace {
 	}
 }
 
+// writesAt returns a maker of one-event appends to ns at base+off.
+func writesAt(ns *abacus.Namespace, base time.Time) func(counter string, off time.Duration, id string, delta int64) []abacus.Write {
+	return func(counter string, off time.Duration, id string, delta int64) []abacus.Write {
+		return []abacus.Write{{NS: ns, Event: abacus.Event{Counter: counter, Time: base.Add(off), ID: id, Delta: delta}}}
+	}
+}
+
+// mustOK fails the test on err.
+func mustOK(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func ev(counter string, off time.Duration, id string, delta int64) abacus.Event {
 	return abacus.Event{Counter: counter, Time: t0.Add(off), ID: id, Delta: delta}
 }

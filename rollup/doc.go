@@ -52,7 +52,7 @@
 //     accept window), the counter is put back into the next set; with an
 //     Outcome.NotBefore it is parked until then instead. Signal (a write)
 //     brings a parked counter back to the next window; Touch (a read served
-//     from the cache) does only if its rollup's count was not Outcome.Exact.
+//     from the cache) leaves it.
 //     When its wait ends a parked counter goes after the counters of its set
 //     that are not rolled up at all. When Func
 //     fails, the failure is logged (at most once per Options.ErrorLogInterval,

@@ -241,7 +241,7 @@ func (q *queue) finish(batch []*entry, results []result, ran time.Duration) {
 				// grows while the stores are out instead of resetting.
 				e.notBefore = now.Add(q.p.backoff(e.attempts))
 			case !again && !draining && r.out.NotBefore.After(now):
-				e.since, e.notBefore, e.exact = now, r.out.NotBefore, r.out.Exact
+				e.since, e.notBefore = now, r.out.NotBefore
 				q.park(e)
 			default:
 				e.since = now

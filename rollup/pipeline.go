@@ -44,14 +44,10 @@ type Outcome struct {
 	// NotBefore, for a counter not caught up, is the earliest time a further
 	// rollup can finish it. The pipeline parks the counter until then rather
 	// than rolling it up every window to no end; a Signal (a new write)
-	// brings it back to the next window, and so does a Touch (a read) unless
-	// Exact. Zero: the next window.
+	// brings it back to the next window, a Touch (a read) does not: Func
+	// should return the soonest time a rollup could give reads a better
+	// count. Zero: the next window.
 	NotBefore time.Time
-	// Exact, with NotBefore, says that what the rollup left for reads
-	// covers every write it saw (a provisional count): reads can wait for
-	// the checkpoint. Without it, reads are served a count that misses
-	// writes, and the next one brings the counter back for a fresh rollup.
-	Exact bool
 }
 
 // Pipeline schedules the rollups of one node. Its methods are safe for
@@ -131,10 +127,10 @@ func (p *Pipeline) Signal(k Key) bool { return p.signal(k, true) }
 
 // Touch is Signal for a caller that has seen no new write: a read served the
 // count a rollup cached, or a sweep for signals lost to full queues. It
-// leaves a counter parked with Outcome.Exact parked, since rolling it up
-// again before its NotBefore would compute the count it has (a read sweep
-// over a million parked counters would otherwise roll each of them up once
-// more), and does not make a running rollup run again.
+// leaves a parked counter parked, since by Outcome.NotBefore's contract a
+// rollup before then could not give reads a better count (a read sweep over
+// a million parked counters would otherwise roll each of them up once more),
+// and does not make a running rollup run again.
 func (p *Pipeline) Touch(k Key) bool { return p.signal(k, false) }
 
 func (p *Pipeline) signal(k Key, write bool) bool {

@@ -20,7 +20,6 @@ type entry struct {
 	// its window to close.
 	notBefore time.Time
 	parked    bool // notBefore is from Outcome.NotBefore, not a failure backoff
-	exact     bool // parked with Outcome.Exact: a Touch leaves it parked
 	parks     int  // times parked: a parkedFIFO item is current if its park matches
 	evicted   bool // let go while parked, to make room; still in open until the next closeSet
 	attempts  int  // consecutive failures
@@ -71,8 +70,7 @@ func entrySize(counter string) int64 { return int64(len(counter)) + EntryOverhea
 
 // signal queues k unless the queue is full; see Pipeline.Signal. write
 // (Signal) sends a parked k back to the next window and has a running one
-// rolled up again; without it (Touch) only a parked k whose count is not
-// exact goes back.
+// rolled up again; without it (Touch) neither.
 func (q *queue) signal(k Key, write bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -88,7 +86,7 @@ func (q *queue) signal(k Key, write bool) bool {
 			e.again = e.again || write
 		} else {
 			e.key.NS = k.NS // running entries' keys are read without mu
-			if e.parked && (write || !e.exact) {
+			if e.parked && write {
 				// Parked until its window passes, but a new write wants a
 				// fresh (provisional) count: back to the next window.
 				e.notBefore, e.parked = time.Time{}, false

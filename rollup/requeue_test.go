@@ -220,13 +220,11 @@ func TestParkUntilNotBefore(t *testing.T) {
 		name      string
 		notBefore time.Duration // after the first call
 		resignal  bool
-		touch     bool // touched while parked
-		exact     bool // Outcome.Exact: a touch leaves it parked
+		touch     bool // touched while parked, which leaves it parked
 	}{
 		{name: "woken by NotBefore", notBefore: 50 * time.Millisecond},
 		{name: "woken by a signal", notBefore: time.Hour, resignal: true},
-		{name: "not woken by a touch", notBefore: 100 * time.Millisecond, touch: true, exact: true},
-		{name: "woken by a touch when not exact", notBefore: time.Hour, touch: true},
+		{name: "not woken by a touch", notBefore: 100 * time.Millisecond, touch: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -238,7 +236,7 @@ func TestParkUntilNotBefore(t *testing.T) {
 				calls = append(calls, time.Now())
 				if len(calls) == 1 {
 					wake = time.Now().Add(tt.notBefore)
-					return Outcome{NotBefore: wake, Exact: tt.exact}, nil
+					return Outcome{NotBefore: wake}, nil
 				}
 				return Outcome{CaughtUp: true}, nil
 			}
@@ -250,7 +248,7 @@ func TestParkUntilNotBefore(t *testing.T) {
 			if tt.touch {
 				p.Touch(Key{NS: ns, Counter: "c"})
 			}
-			if tt.resignal || tt.exact {
+			if tt.resignal || tt.touch {
 				// Many windows pass: a parked counter is left alone.
 				time.Sleep(30 * time.Millisecond)
 				if got := n(); got != 1 {
@@ -264,7 +262,7 @@ func TestParkUntilNotBefore(t *testing.T) {
 			eventually(t, "counter done", func() bool { return stats(t, p, ns).Pending == 0 })
 			mu.Lock()
 			defer mu.Unlock()
-			if !tt.resignal && !(tt.touch && !tt.exact) && calls[1].Before(wake) {
+			if !tt.resignal && calls[1].Before(wake) {
 				t.Errorf("second rollup %v before NotBefore", wake.Sub(calls[1]))
 			}
 		})
