@@ -16,9 +16,9 @@ var (
 	articleKeys    = []string{"name", "description", "ttl", "persistence_configuration"}
 	persistenceIDs = "CACHE, COUNTER_ROLLUP or EVENT_STORAGE"
 	roleKeys       = map[string][]string{
-		"CACHE":          {"id", "physical_storage"},
-		"COUNTER_ROLLUP": {"id", "physical_storage", "counter_cardinality", "counter_type", "config"},
-		"EVENT_STORAGE":  {"id", "physical_storage", "config", "lifecycle_configs"},
+		"CACHE":          {"id", "scope", "physical_storage"},
+		"COUNTER_ROLLUP": {"id", "scope", "physical_storage", "counter_cardinality", "counter_type", "config"},
+		"EVENT_STORAGE":  {"id", "scope", "physical_storage", "config", "lifecycle_configs"},
 	}
 )
 
@@ -39,6 +39,12 @@ func (d *decoder) article(e *entry, pairs []pair) {
 			}
 			d.unknown(e.path, p, articleKeys)
 		}
+	}
+	// The article's example has no name: the namespace is the dataset its
+	// counter abstraction (COUNTER_ROLLUP) is configured for.
+	if _, named := e.src["name"]; !named && e.ns.Storage.Rollup.Dataset != "" && !e.bad["name"] {
+		e.ns.Name = e.ns.Storage.Rollup.Dataset
+		e.src["name"] = e.src["storage.counter_rollup.dataset"]
 	}
 }
 
@@ -75,6 +81,8 @@ func (d *decoder) persistence(e *entry, n *yaml.Node, path string) {
 			pp := join(ip, p.key)
 			switch {
 			case p.name == "id":
+			case p.name == "scope":
+				d.scope(r, p.val, pp)
 			case p.name == "physical_storage":
 				d.physical(e, r, p.val, pp)
 			case r.id == "COUNTER_ROLLUP" && (p.name == "counter_type" || p.name == "counter_cardinality"):
@@ -89,6 +97,21 @@ func (d *decoder) persistence(e *entry, n *yaml.Node, path string) {
 				d.unknown(ip, p, roleKeys[r.id])
 			}
 		}
+	}
+}
+
+// scope checks an entry's scope: in the article each entry says which
+// abstraction layer reads it (the counter layer reads CACHE and
+// COUNTER_ROLLUP, the TimeSeries layer EVENT_STORAGE). abacus is both layers
+// in one process, so the scope selects nothing; a scope naming another layer
+// is refused, since the entry would not configure what its writer meant.
+func (d *decoder) scope(r *role, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	s, ok := d.str(n, path)
+	if ok && s != r.scope {
+		d.errorf(path, "scope %s is not the scope of %s; want %q", quote(s), r.id, r.scope)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tailscale/hujson"
 	"gopkg.in/yaml.v3"
 
 	"github.com/abacus-dev/abacus"
@@ -152,7 +153,7 @@ func set[T comparable](d *decoder, e *entry, field, path string, n *yaml.Node,
 }
 
 func (v Validator) parse(data []byte) ([]*abacus.Namespace, []string) {
-	doc, err := decodeYAML(normalizeJSON(data))
+	doc, err := decodeYAML(normalizeJSON(standardJSON(data)))
 	if err != nil {
 		return nil, []string{err.Error()}
 	}
@@ -165,7 +166,14 @@ func (v Validator) parse(data []byte) ([]*abacus.Namespace, []string) {
 	if r := deref(root); r.Kind != yaml.MappingNode && !isNull(r) {
 		return nil, []string{"expected a mapping with a namespaces list, got " + kind(r)}
 	}
+	if articleRoot(root) {
+		// The article's example pasted on its own: one namespace.
+		entries = append(entries, d.entry(root, ""))
+	}
 	for _, p := range d.fields(root, "") {
+		if len(entries) > 0 {
+			break
+		}
 		if strings.HasPrefix(p.key, "x-") {
 			continue // an extension field, e.g. a home for YAML anchors
 		}
@@ -202,7 +210,7 @@ func (v Validator) parse(data []byte) ([]*abacus.Namespace, []string) {
 			if prev, dup := names[e.ns.Name]; dup {
 				add(src + ": duplicate namespace " + quote(e.ns.Name) + " (also " + prev + ")")
 			} else {
-				names[e.ns.Name] = e.path
+				names[e.ns.Name] = e.where()
 			}
 		}
 		for _, pr := range v.complete(&e.ns) {
@@ -210,10 +218,10 @@ func (v Validator) parse(data []byte) ([]*abacus.Namespace, []string) {
 			case e.bad[pr.field]:
 			case ok:
 				add(src + ": " + pr.msg)
-			case pr.field == "name" || pr.field == "counter_type":
-				add(e.path + ": " + pr.String())
+			case pr.field == "name" || pr.field == "counter_type" || pr.field == "storage":
+				add(e.where() + ": " + pr.String())
 			default:
-				add(e.path + ": " + pr.field + " (default): " + pr.msg)
+				add(e.where() + ": " + pr.field + " (default): " + pr.msg)
 			}
 		}
 	}
@@ -228,6 +236,56 @@ func (v Validator) parse(data []byte) ([]*abacus.Namespace, []string) {
 		nss[i] = &e.ns
 	}
 	return nss, nil
+}
+
+// where names the entry in messages about it as a whole.
+func (e *entry) where() string {
+	if e.path == "" {
+		if e.ns.Name != "" {
+			return "namespace " + quote(e.ns.Name)
+		}
+		return "namespace"
+	}
+	return e.path
+}
+
+// articleRoot reports whether a file's root mapping is itself one namespace
+// in the article's shape, as when the article's example is pasted alone.
+func articleRoot(root *yaml.Node) bool {
+	r := deref(root)
+	if r.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i < len(r.Content); i += 2 {
+		if k := deref(r.Content[i]); k.Kind == yaml.ScalarNode && snake(k.Value) == "persistence_configuration" {
+			return true
+		}
+	}
+	return false
+}
+
+// standardJSON returns data as standard JSON when it is JSON with comments
+// and trailing commas, as the article prints its configuration (JWCC, read
+// by tailscale/hujson), or when it is the bare member the article prints,
+// `"persistence_configuration": [...]`, which it wraps in braces. Comments
+// and commas become spaces, so positions in messages stay those of the
+// file. Anything else, YAML included, is returned unchanged.
+func standardJSON(data []byte) []byte {
+	if v, err := hujson.Parse(data); err == nil {
+		v.Standardize()
+		return v.Pack()
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] == '{' || trimmed[0] == '[' {
+		return data
+	}
+	wrapped := make([]byte, 0, len(data)+3)
+	wrapped = append(append(append(wrapped, '{'), data...), "\n}"...)
+	if v, err := hujson.Parse(wrapped); err == nil {
+		v.Standardize()
+		return v.Pack()
+	}
+	return data
 }
 
 // decodeYAML parses the single YAML document in data. A second document is

@@ -295,8 +295,104 @@ func TestCustomSupportedInFile(t *testing.T) {
 		t.Errorf("default event store = %q, want POSTGRES", got)
 	}
 	_, err = v.ParseFile([]byte("namespaces:\n- {name: n, counter_type: EVENTUAL, storage: {event_storage: {type: CASSANDRA}}}\n"))
-	want := `invalid namespaces file: namespaces[0].storage.event_storage.type: EVENT_STORAGE storage type "CASSANDRA" is not supported by this node; supported: POSTGRES, EMBEDDED`
+	want := `invalid namespaces file: namespaces[0].storage.event_storage.type: this node cannot serve "CASSANDRA" (EVENT_STORAGE): abacus has no "CASSANDRA" backend; it serves EVENT_STORAGE: POSTGRES, EMBEDDED`
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
+
+// articleAsPrinted is the article's persistence_configuration block, verbatim.
+func articleAsPrinted(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "article_as_printed.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestArticleAsPrinted loads the article's block in the forms a user pastes
+// it: alone, as one namespace object, and in a namespaces list, with the
+// stores replaced by ones a node serves.
+func TestArticleAsPrinted(t *testing.T) {
+	block := articleAsPrinted(t)
+	shared := Validator{Supported: Supported{
+		Cache:  []string{abacus.StorageMemcached, abacus.StorageMemory},
+		Rollup: []string{abacus.StoragePostgres}, Events: []string{abacus.StoragePostgres},
+	}}
+	embedded := strings.NewReplacer(`"CASSANDRA", `, `"EMBEDDED",  `, `"EVCACHE", `, `"MEMORY",  `)
+	postgres := strings.NewReplacer(`"CASSANDRA", `, `"POSTGRES",  `)
+	tests := []struct {
+		name      string
+		v         Validator
+		text      string
+		wantCache string
+		wantStore string
+	}{
+		{"alone, embedded", Validator{}, embedded.Replace(block), abacus.StorageMemory, abacus.StorageEmbedded},
+		{"alone, postgres and memcached (EVCACHE kept)", shared, postgres.Replace(block), abacus.StorageMemcached, abacus.StoragePostgres},
+		{"one namespace object", Validator{}, "{\n" + embedded.Replace(block) + "\n}\n", abacus.StorageMemory, abacus.StorageEmbedded},
+		{"in a namespaces list, with a comment", Validator{},
+			"// pasted from the article\n{\"namespaces\": [{\n" + embedded.Replace(block) + "\n},],}\n", abacus.StorageMemory, abacus.StorageEmbedded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nss, err := tt.v.ParseFile([]byte(tt.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(nss) != 1 {
+				t.Fatalf("%d namespaces, want 1", len(nss))
+			}
+			ns := nss[0]
+			if ns.Name != "my_dataset_1" || ns.Type != abacus.Eventual || ns.Queue.Coalesce != 10*time.Second ||
+				ns.Partition.BucketWidth != 600*time.Second || ns.Retention.DeleteAfter != 604800*time.Second {
+				t.Errorf("namespace = %+v", ns)
+			}
+			if ns.Storage.Cache.Type != tt.wantCache || ns.Storage.Rollup.Type != tt.wantStore || ns.Storage.Events.Type != tt.wantStore {
+				t.Errorf("storage = %+v, want cache %s, stores %s", ns.Storage, tt.wantCache, tt.wantStore)
+			}
+			if ns.Storage.Cache.Cluster != "evcache_dgw_counter_tier1" || ns.Storage.Events.Dataset != "my_dataset_1" {
+				t.Errorf("cluster and dataset labels lost: %+v", ns.Storage)
+			}
+		})
+	}
+}
+
+// TestArticleRules checks what the article's shape refuses or infers: scopes
+// other than the article's, unknown keys (also in JSON with comments), and
+// the name, which comes from COUNTER_ROLLUP's dataset unless given.
+func TestArticleRules(t *testing.T) {
+	block := strings.NewReplacer(`"CASSANDRA", `, `"EMBEDDED",  `, `"EVCACHE", `, `"MEMORY",  `).Replace(articleAsPrinted(t))
+	tests := []struct {
+		name, text, want string
+	}{
+		{"CACHE scope", strings.Replace(block, `"scope": "dal=counter"`, `"scope": "dal=ts"`, 1),
+			`persistence_configuration[0].scope: scope "dal=ts" is not the scope of CACHE; want "dal=counter"`},
+		{"EVENT_STORAGE scope", strings.Replace(block, `"scope": "dal=ts"`, `"scope": "dal=counter"`, 1),
+			`persistence_configuration[2].scope: scope "dal=counter" is not the scope of EVENT_STORAGE; want "dal=ts"`},
+		{"scope not a string", strings.Replace(block, `"scope": "dal=ts"`, `"scope": ["dal=ts"]`, 1),
+			`persistence_configuration[2].scope: expected a string, got a list`},
+		{"unknown key with comments", strings.Replace(block, `"accept_limit": "5s",`, `"accept_limit": "5s", "acept": 1, // typo`, 1),
+			`persistence_configuration[2].config.acept: unknown key; expected one of time_partition, accept_limit`},
+		{"explicit name wins", strings.Replace(block, `"persistence_configuration": [`, `"name": "views", "persistence_configuration": [`, 1), ""},
+		{"no name, no dataset", strings.Replace(block, `"dataset": "my_dataset_1"                // namespace/dataset`, ``, 1),
+			`namespace: name: is required`},
+		{"dataset not a name", strings.Replace(block, `"dataset": "my_dataset_1"                // namespace/dataset`, `"dataset": "my dataset"`, 1),
+			`persistence_configuration[1].physical_storage.dataset: must be 1 to 128 characters`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nss, err := ParseFile([]byte(tt.text))
+			if tt.want == "" {
+				if err != nil || nss[0].Name != "views" {
+					t.Fatalf("got %v, %v; want the namespace views", nss, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got  %v\nwant %s", err, tt.want)
+			}
+		})
 	}
 }

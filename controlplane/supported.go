@@ -29,6 +29,10 @@ type Supported struct {
 	Rollup []string
 	// Events: the time-series event store (EVENT_STORAGE, storage.event_storage).
 	Events []string
+	// Hints says, for storage types the node does not serve but could, what
+	// would make it serve them ("abacusd --memcached ADDR"); refusals quote
+	// it. Nil means no hints.
+	Hints map[string]string
 }
 
 // DefaultSupported returns the storage types of this build: the in-process
@@ -67,15 +71,18 @@ type role struct {
 	// durableOnly: only EVENTUAL and ACCURATE namespaces use the store, so a
 	// BEST_EFFORT namespace may name any type there.
 	durableOnly bool
+	// scope is the article's scope of the entry: the abstraction layer that
+	// reads it.
+	scope string
 }
 
 var roles = [...]role{
 	{"CACHE", "cache", func(s *abacus.Storage) *abacus.PhysicalStorage { return &s.Cache },
-		func(s Supported) []string { return s.Cache }, false},
+		func(s Supported) []string { return s.Cache }, false, "dal=counter"},
 	{"COUNTER_ROLLUP", "counter_rollup", func(s *abacus.Storage) *abacus.PhysicalStorage { return &s.Rollup },
-		func(s Supported) []string { return s.Rollup }, true},
+		func(s Supported) []string { return s.Rollup }, true, "dal=counter"},
 	{"EVENT_STORAGE", "event_storage", func(s *abacus.Storage) *abacus.PhysicalStorage { return &s.Events },
-		func(s Supported) []string { return s.Events }, true},
+		func(s Supported) []string { return s.Events }, true, "dal=ts"},
 }
 
 // roleByID returns the role with the article id, or nil.
@@ -98,15 +105,78 @@ func roleByField(field string) *role {
 	return nil
 }
 
-// checkStorage reports a storage type the build cannot serve for role r.
-func checkStorage(r *role, typ string, sup Supported) *problem {
-	types := r.types(sup)
-	if slices.Contains(types, typ) {
+// knownTypes are the storage types some abacus build can serve; the others
+// (CASSANDRA, which the article names, or a typo) have no backend at all.
+var knownTypes = []string{abacus.StorageMemory, abacus.StorageEmbedded, abacus.StoragePostgres,
+	abacus.StorageRedis, abacus.StorageMemcached, abacus.StorageEVCache}
+
+// storageProblem reports, as one problem, every store of ns whose type the
+// node cannot serve: each such type with the roles that name it, what would
+// make the node serve it, and the types the node serves for those roles. A
+// namespace pasted from the article names CASSANDRA twice, and one message
+// that says so reads better than one per store. The problem's field is the
+// store's when only one store is refused, so that a file's path points at
+// it, and "storage" otherwise. BEST_EFFORT namespaces use only the cache, so
+// their other stores are not checked.
+func storageProblem(ns *abacus.Namespace, sup Supported) *problem {
+	var types []string              // refused types, in role order
+	byType := map[string][]string{} // refused type -> roles naming it
+	var refused []*role
+	for i := range roles {
+		r := &roles[i]
+		if r.durableOnly && ns.Type == abacus.BestEffort {
+			continue
+		}
+		typ := r.of(&ns.Storage).Type
+		if slices.Contains(r.types(sup), typ) {
+			continue
+		}
+		if _, seen := byType[typ]; !seen {
+			types = append(types, typ)
+		}
+		byType[typ] = append(byType[typ], r.id)
+		refused = append(refused, r)
+	}
+	if len(refused) == 0 {
 		return nil
 	}
-	return &problem{
-		field: "storage." + r.field + ".type",
-		msg: r.id + " storage type " + strconv.Quote(typ) +
-			" is not supported by this node; supported: " + strings.Join(types, ", "),
+	var b strings.Builder
+	b.WriteString("this node cannot serve")
+	for i, typ := range types {
+		switch {
+		case i == 0:
+		case i == len(types)-1:
+			b.WriteString(" or")
+		default:
+			b.WriteString(",")
+		}
+		b.WriteString(" " + strconv.Quote(typ) + " (" + strings.Join(byType[typ], ", ") + ")")
 	}
+	var why []string
+	for _, typ := range types {
+		hint, ok := sup.Hints[typ]
+		switch up := strings.ToUpper(typ); {
+		case ok:
+			why = append(why, typ+" needs "+hint)
+		case up != typ && slices.Contains(knownTypes, up):
+			why = append(why, "types are upper case: did you mean "+strconv.Quote(up)+"?")
+		case !slices.Contains(knownTypes, typ):
+			why = append(why, "abacus has no "+strconv.Quote(typ)+" backend")
+		}
+	}
+	if len(why) > 0 {
+		b.WriteString(": " + strings.Join(why, "; "))
+	}
+	b.WriteString("; it serves ")
+	for i, r := range refused {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(r.id + ": " + strings.Join(r.types(sup), ", "))
+	}
+	field := "storage"
+	if len(refused) == 1 {
+		field = "storage." + refused[0].field + ".type"
+	}
+	return &problem{field: field, msg: b.String()}
 }

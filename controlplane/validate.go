@@ -182,12 +182,9 @@ func validate(ns *abacus.Namespace, sup Supported) []problem {
 		if !utf8.ValidString(ps.Dataset) {
 			add("storage."+rl.field+".dataset", "must be valid UTF-8")
 		}
-		if rl.durableOnly && ns.Type == abacus.BestEffort {
-			continue
-		}
-		if pr := checkStorage(rl, ps.Type, sup); pr != nil {
-			probs = append(probs, *pr)
-		}
+	}
+	if pr := storageProblem(ns, sup); pr != nil {
+		probs = append(probs, *pr)
 	}
 	if !utf8.ValidString(ns.Description) {
 		add("description", "must be valid UTF-8")

@@ -105,11 +105,11 @@ func TestValidate(t *testing.T) {
 			`retention.delete_after: must be at least close_after (144h), got 1h`},
 
 		{"cache EVCACHE", func(ns *abacus.Namespace) { ns.Storage.Cache.Type = "EVCACHE" },
-			`storage.cache.type: CACHE storage type "EVCACHE" is not supported by this node; supported: MEMORY`},
+			`storage.cache.type: this node cannot serve "EVCACHE" (CACHE); it serves CACHE: MEMORY`},
 		{"rollup CASSANDRA", func(ns *abacus.Namespace) { ns.Storage.Rollup.Type = "CASSANDRA" },
-			`storage.counter_rollup.type: COUNTER_ROLLUP storage type "CASSANDRA" is not supported by this node; supported: EMBEDDED`},
+			`storage.counter_rollup.type: this node cannot serve "CASSANDRA" (COUNTER_ROLLUP): abacus has no "CASSANDRA" backend; it serves COUNTER_ROLLUP: EMBEDDED`},
 		{"events lower case", func(ns *abacus.Namespace) { ns.Storage.Events.Type = "embedded" },
-			`storage.event_storage.type: EVENT_STORAGE storage type "embedded" is not supported by this node; supported: EMBEDDED`},
+			`storage.event_storage.type: this node cannot serve "embedded" (EVENT_STORAGE): types are upper case: did you mean "EMBEDDED"?; it serves EVENT_STORAGE: EMBEDDED`},
 		{"best effort ignores durable stores", func(ns *abacus.Namespace) {
 			ns.Type = abacus.BestEffort
 			ns.Storage.Rollup.Type = "CASSANDRA"
@@ -118,7 +118,7 @@ func TestValidate(t *testing.T) {
 		{"best effort checks the cache", func(ns *abacus.Namespace) {
 			ns.Type = abacus.BestEffort
 			ns.Storage.Cache.Type = "EVCACHE"
-		}, `storage.cache.type: CACHE storage type "EVCACHE" is not supported by this node; supported: MEMORY`},
+		}, `storage.cache.type: this node cannot serve "EVCACHE" (CACHE); it serves CACHE: MEMORY`},
 		{"invalid UTF-8", func(ns *abacus.Namespace) {
 			ns.Description = "\xff"
 			ns.Storage.Events.Dataset = "\xfe"
@@ -131,7 +131,7 @@ func TestValidate(t *testing.T) {
 			ns.Storage.Rollup.Type = "CASSANDRA"
 		}, `accept_limit: must be between 1ms and 1h, got 2h; ` +
 			`time_partition.seconds_per_slice: must be a multiple of seconds_per_bucket (60), got 100; ` +
-			`storage.counter_rollup.type: COUNTER_ROLLUP storage type "CASSANDRA" is not supported by this node; supported: EMBEDDED`},
+			`storage.counter_rollup.type: this node cannot serve "CASSANDRA" (COUNTER_ROLLUP): abacus has no "CASSANDRA" backend; it serves COUNTER_ROLLUP: EMBEDDED`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,12 +182,12 @@ func TestValidatorSupported(t *testing.T) {
 	}
 	ns.Storage.Cache.Type = "CASSANDRA"
 	err := v.Complete(&ns)
-	if want := `namespace "n": storage.cache.type: CACHE storage type "CASSANDRA" is not supported by this node; supported: REDIS, MEMCACHED, MEMORY`; err == nil || err.Error() != want {
+	if want := `namespace "n": storage.cache.type: this node cannot serve "CASSANDRA" (CACHE): abacus has no "CASSANDRA" backend; it serves CACHE: REDIS, MEMCACHED, MEMORY`; err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
 	// The default build does not know POSTGRES.
 	ns.Storage.Cache.Type = "MEMORY"
-	if err := Complete(&ns); err == nil || !strings.Contains(err.Error(), `"POSTGRES" is not supported`) {
+	if err := Complete(&ns); err == nil || !strings.Contains(err.Error(), `cannot serve "POSTGRES"`) {
 		t.Errorf("default build accepted POSTGRES: %v", err)
 	}
 }

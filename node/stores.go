@@ -30,19 +30,26 @@ type stores struct {
 // cannot serve a namespace that several nodes share); a shared cache, when
 // configured, is the default cache, so BEST_EFFORT counts agree across nodes.
 func supported(cfg Config) controlplane.Supported {
-	var s controlplane.Supported
+	s := controlplane.Supported{Hints: map[string]string{}}
 	if cfg.Postgres != "" {
 		s.Rollup = []string{abacus.StoragePostgres}
 		s.Events = []string{abacus.StoragePostgres}
+		s.Hints[abacus.StorageEmbedded] = "abacusd without --postgres (the embedded store is one node's)"
 	} else {
 		s.Rollup = []string{abacus.StorageEmbedded}
 		s.Events = []string{abacus.StorageEmbedded}
+		s.Hints[abacus.StoragePostgres] = "abacusd --postgres URL"
 	}
 	if len(cfg.Redis) > 0 {
 		s.Cache = append(s.Cache, abacus.StorageRedis)
+	} else {
+		s.Hints[abacus.StorageRedis] = "abacusd --redis ADDR"
 	}
 	if len(cfg.Memcached) > 0 {
 		s.Cache = append(s.Cache, abacus.StorageMemcached)
+	} else {
+		s.Hints[abacus.StorageMemcached] = "abacusd --memcached ADDR"
+		s.Hints[abacus.StorageEVCache] = "abacusd --memcached ADDR (EVCACHE is served by memcached)"
 	}
 	s.Cache = append(s.Cache, abacus.StorageMemory)
 	return s
