@@ -25,6 +25,13 @@ type Event struct {
 // SamePayload reports whether two events with the same key carry the same write.
 func (e Event) SamePayload(o Event) bool { return e.Delta == o.Delta && e.Clear == o.Clear }
 
+// TokenReused is the AlreadyExists error of a write whose key (token and
+// time) is already stored with another payload than e's.
+func TokenReused(e Event) error {
+	return Errorf(AlreadyExists,
+		"idempotency token %q at %s was already used with another payload", e.ID, e.Time.UTC().Format(time.RFC3339Nano))
+}
+
 // Before orders events for folding: by time, and at equal times deltas before
 // clears (a clear at t wipes events at t), then by ID.
 func (e Event) Before(o Event) bool {

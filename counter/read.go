@@ -24,26 +24,31 @@ func (s *Service) Get(ctx context.Context, r Ref) (int64, error) {
 }
 
 func (s *Service) get(ctx context.Context, ns *abacus.Namespace, counter string) (int64, error) {
+	sum, stale, err := s.read(ctx, ns, counter)
+	if err != nil {
+		return 0, err
+	}
+	if ns.Type.Durable() {
+		s.sig(ns, counter, stale)
+	}
+	return count(ns, counter, sum)
+}
+
+// read returns a counter's count as Get does, without signalling a rollup,
+// and whether the count may miss a write the node's last rollup of the
+// counter was signalled for (stale): a count read from the rollup store
+// rather than the rollup cache may be older than that rollup.
+func (s *Service) read(ctx context.Context, ns *abacus.Namespace, counter string) (sum abacus.Sum, stale bool, err error) {
 	switch ns.Type {
 	case abacus.BestEffort:
-		return s.cfg.Backends.Cache(ns).Get(ctx, cacheKey(ns, counter))
+		n, err := s.cfg.Backends.Cache(ns).Get(ctx, cacheKey(ns, counter))
+		return abacus.Sum{}.Add(n), false, err
 	case abacus.Accurate:
 		sum, err := s.accurate(ctx, ns, counter)
-		if err != nil {
-			return 0, err
-		}
-		s.sig(ns, counter, false)
-		return count(ns, counter, sum)
+		return sum, false, err
 	default:
 		cp, cached, err := s.checkpoint(ctx, ns, counter)
-		if err != nil {
-			return 0, err
-		}
-		// A count from the rollup cache is what the counter's last rollup
-		// on this node made of every write it was signalled for; one read
-		// from the store may be older than that (the cache let it go).
-		s.sig(ns, counter, !cached)
-		return count(ns, counter, cp.Count)
+		return cp.Count, !cached, err
 	}
 }
 

@@ -2,6 +2,8 @@ package counter
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/abacus-dev/abacus"
@@ -12,20 +14,35 @@ import (
 // with events in them has been rolled up past them, so deleting events never
 // changes a count. (close_after needs no work here: the accept window, which
 // validation keeps shorter than close_after, already refuses writes to closed
-// slices.) It returns the number of slices deleted.
+// slices.) A namespace whose retention fails (its store is down, say) is
+// logged, reported to Config.RetentionFailed and left for the next pass; the
+// others go on. It returns the number of slices deleted and the failures,
+// each naming its namespace, joined (nil if none).
 func (s *Service) Retain(ctx context.Context) (int, error) {
 	total := 0
+	var errs []error
 	for _, ns := range s.reg.all() {
 		if !ns.Type.Durable() {
 			continue
 		}
-		n, err := s.retain(ctx, ns)
-		total += n
-		if err != nil {
+		if err := ctx.Err(); err != nil {
 			return total, err
 		}
+		n, err := s.retain(ctx, ns)
+		total += n
+		if err == nil || ctx.Err() != nil {
+			continue
+		}
+		s.log.Warn("retention failed; will retry", "namespace", ns.Name, "err", err)
+		if s.cfg.RetentionFailed != nil {
+			s.cfg.RetentionFailed(ns.Name, err)
+		}
+		errs = append(errs, fmt.Errorf("namespace %q: %w", ns.Name, err))
 	}
-	return total, nil
+	if err := ctx.Err(); err != nil {
+		return total, err
+	}
+	return total, errors.Join(errs...)
 }
 
 func (s *Service) retain(ctx context.Context, ns *abacus.Namespace) (int, error) {
@@ -58,10 +75,8 @@ func (s *Service) RunRetention(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := s.Retain(ctx)
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn("retention failed; will retry", "err", err)
-			} else if n > 0 {
+			// Failures are logged per namespace by Retain.
+			if n, _ := s.Retain(ctx); n > 0 {
 				s.log.Info("retention deleted event slices", "slices", n)
 			}
 		}

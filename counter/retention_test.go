@@ -3,6 +3,8 @@ package counter_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +66,55 @@ func TestRetentionKeepsCounts(t *testing.T) {
 	// A second pass finds nothing to do.
 	if n, err := f.svc.Retain(ctx); err != nil || n != 0 {
 		t.Fatalf("second retention pass: %d, %v", n, err)
+	}
+}
+
+// TestRetentionGoesOnPastAFailedNamespace gives retention many namespaces
+// whose event store is down and one that works: every broken namespace is
+// reported, and the working one is still retained whatever the order.
+func TestRetentionGoesOnPastAFailedNamespace(t *testing.T) {
+	ctx := context.Background()
+	good := testNamespace("good", abacus.Eventual)
+	good.Retention = abacus.Retention{CloseAfter: 5 * time.Second, DeleteAfter: 10 * time.Second}
+	nss := []*abacus.Namespace{good}
+	for i := range 8 {
+		bad := testNamespace(fmt.Sprintf("bad%d", i), abacus.Eventual)
+		bad.Storage.Events.Type = abacus.StoragePostgres // a store this fixture lacks: Unavailable
+		nss = append(nss, bad)
+	}
+	f := newFixture(t, t.TempDir(), nss...)
+	failed := map[string]error{}
+	f.svc = counter.New(counter.Config{Namespaces: f.store, Backends: f.backends, Now: f.clk.now,
+		Logger:          slog.New(slog.DiscardHandler),
+		RetentionFailed: func(ns string, err error) { failed[ns] = err }})
+	if err := f.svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		tok := counter.Token{ID: fmt.Sprintf("t%d", i), Time: f.clk.t}
+		if _, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "good", Counter: "c", Delta: 1, Token: tok}); err != nil {
+			t.Fatal(err)
+		}
+		f.clk.t = f.clk.t.Add(time.Second)
+	}
+	f.clk.t = f.clk.t.Add(30 * time.Second)
+	n, err := f.svc.Retain(ctx)
+	if n < 5 {
+		t.Errorf("retention deleted %d slices of the working namespace, want at least 5", n)
+	}
+	for i := range 8 {
+		name := fmt.Sprintf("bad%d", i)
+		if abacus.ErrorCode(failed[name]) != abacus.Unavailable {
+			t.Errorf("%s: reported %v, want an Unavailable failure", name, failed[name])
+		}
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("namespace %q", name)) {
+			t.Errorf("Retain's error does not name %s: %v", name, err)
+		}
+	}
+	if _, ok := failed["good"]; ok || strings.Contains(fmt.Sprint(err), `"good"`) {
+		t.Errorf("the working namespace was reported failed: %v", err)
+	}
+	if got, err := f.svc.Get(ctx, counter.Ref{Namespace: "good", Counter: "c"}); err != nil || got != 20 {
+		t.Errorf("count after retention = %d, %v; want 20", got, err)
 	}
 }

@@ -283,6 +283,14 @@ func TestSignalsSayWhetherStale(t *testing.T) {
 			_, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "ev", Counter: "c", Delta: 1, Token: counter.Token{ID: "a", Time: f.clk.t}})
 			return err
 		}, "ev/c true"},
+		{"add and get", func() error {
+			_, _, err := f.svc.AddAndGet(ctx, counter.AddRequest{Namespace: "ev", Counter: "c", Delta: 1, Token: counter.Token{ID: "g", Time: f.clk.t}})
+			return err
+		}, "ev/c true"},
+		{"add and get, accurate", func() error {
+			_, _, err := f.svc.AddAndGet(ctx, counter.AddRequest{Namespace: "acc", Counter: "c", Delta: 1, Token: counter.Token{ID: "g", Time: f.clk.t}})
+			return err
+		}, "acc/c true"},
 		{"read, nothing cached", func() error {
 			_, err := f.svc.Get(ctx, counter.Ref{Namespace: "ev", Counter: "d"})
 			return err

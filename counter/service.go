@@ -37,6 +37,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// RetentionFailed, if set, is called with the namespace and the error
+	// each time a namespace's retention fails (the daemon counts them in
+	// abacus_retention_failures_total).
+	RetentionFailed func(namespace string, err error)
 }
 
 // Service implements the counter and namespace operations of abacus. It is safe

@@ -24,6 +24,23 @@ func (s *stallingEvents) Append(ctx context.Context, ws []abacus.Write) error {
 	return s.EventStore.Append(ctx, ws)
 }
 
+// stalledService is a second service over f's store whose appends go
+// through stall.
+func (f *fixture) stalledService(t *testing.T, stall *stallingEvents) *counter.Service {
+	t.Helper()
+	cache := memory.New(memory.Options{})
+	svc := counter.New(counter.Config{Namespaces: f.store, Now: f.clk.now, Backends: &backends.Router{
+		Events:       map[string]abacus.EventStore{abacus.StorageEmbedded: stall},
+		Rollups:      map[string]abacus.RollupStore{abacus.StorageEmbedded: f.store},
+		Caches:       map[string]abacus.Cache{abacus.StorageMemory: cache},
+		RollupCaches: map[string]abacus.RollupCache{abacus.StorageMemory: cache},
+	}})
+	if err := svc.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // TestStalledWriteIsNeverLost: a write whose commit is delayed past the skew
 // margin while a rollup moves the checkpoint must either be refused (not
 // acknowledged) or counted — never acknowledged and then missing.
@@ -43,16 +60,7 @@ func TestStalledWriteIsNeverLost(t *testing.T) {
 					t.Errorf("rollup: %v", err)
 				}
 			}}
-			cache := memory.New(memory.Options{})
-			svc := counter.New(counter.Config{Namespaces: f.store, Now: f.clk.now, Backends: &backends.Router{
-				Events:       map[string]abacus.EventStore{abacus.StorageEmbedded: stall},
-				Rollups:      map[string]abacus.RollupStore{abacus.StorageEmbedded: f.store},
-				Caches:       map[string]abacus.Cache{abacus.StorageMemory: cache},
-				RollupCaches: map[string]abacus.RollupCache{abacus.StorageMemory: cache},
-			}})
-			if err := svc.Load(ctx); err != nil {
-				t.Fatal(err)
-			}
+			svc := f.stalledService(t, stall)
 			// 1.9 s old: inside the 2 s window when checked, behind the
 			// rollup's end once the stall is over.
 			_, err := svc.Add(ctx, counter.AddRequest{Namespace: "ns", Counter: "c", Delta: 10,

@@ -2,19 +2,25 @@ package counter
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/abacus-dev/abacus"
 )
 
-// prepared is a validated write: its namespace and the token it is stored under.
+// prepared is a validated write: its namespace and the token it is stored
+// under. stored says that its event is stored already: a retry, after the
+// accept window, of a write whose first attempt was counted. It is
+// acknowledged as a retry inside the window is, and writes nothing.
 type prepared struct {
-	ns  *abacus.Namespace
-	tok Token
+	ns     *abacus.Namespace
+	tok    Token
+	stored bool
 }
 
 // prepare validates a write, resolves its namespace, assigns a token when the
 // request has none and checks the accept window.
-func (s *Service) prepare(r AddRequest, clear bool) (prepared, error) {
+func (s *Service) prepare(ctx context.Context, r AddRequest, clear bool) (prepared, error) {
 	var err error
 	if clear {
 		err = checkRef(Ref{r.Namespace, r.Counter})
@@ -38,11 +44,66 @@ func (s *Service) prepare(r AddRequest, clear bool) (prepared, error) {
 	}
 	if ns.Type.Durable() {
 		if err := s.checkWindow(ns, tok.Time, now); err != nil {
-			return prepared{}, err
+			stored, serr := s.isStored(ctx, ns, event(r, tok, clear), now)
+			if serr != nil {
+				return prepared{}, serr
+			}
+			if !stored {
+				if tok.Time.Before(now.Add(-ns.Retention.DeleteAfter)) {
+					err = abacus.Errorf(abacus.FailedPrecondition,
+						"%s; it is also older than the namespace's retention (delete_after %s), so its event, if it was ever written, may have been deleted: whether it was counted cannot be told",
+						abacus.ErrorMessage(err), ns.Retention.DeleteAfter)
+				}
+				return prepared{}, err
+			}
+			return prepared{ns: ns, tok: tok, stored: true}, nil
 		}
 	}
 	return prepared{ns: ns, tok: tok}, nil
 }
+
+// isStored reports whether e, which the accept window refuses, is stored
+// already, so that a client that lost the reply to a counted write can
+// retry it for as long as its event is kept and learn that it was counted.
+// The same token and time with another payload is AlreadyExists, as inside
+// the window. An event not stored is refused by the window (false, nil),
+// which means that it was not counted, and never will be, unless retention
+// has deleted it.
+func (s *Service) isStored(ctx context.Context, ns *abacus.Namespace, e abacus.Event, now time.Time) (bool, error) {
+	var found *abacus.Event
+	r := abacus.Range{From: e.Time, To: e.Time.Add(time.Nanosecond)}
+	if from, _ := ns.AcceptWindow(now); e.Time.Before(from) {
+		// An earlier attempt may still be committing (a stalled fsync): it
+		// passed the window when it arrived. The fence waits for appends in
+		// flight and refuses later ones, so after it the scan sees every
+		// attempt that will ever be stored, and "not stored" stays true.
+		// (It can also refuse, for this counter, a write at the same age
+		// from a node whose clock lags, with FAILED_PRECONDITION: refused,
+		// never lost.)
+		if err := s.cfg.Backends.RollupStore(ns).Fence(ctx, ns, e.Counter, r.To); err != nil {
+			return false, err
+		}
+	}
+	err := s.cfg.Backends.EventStore(ns).Scan(ctx, ns, e.Counter, r, func(got abacus.Event) error {
+		if got.ID == e.ID {
+			found = &got
+			return errFound
+		}
+		return nil
+	})
+	switch {
+	case err != nil && err != errFound:
+		return false, err
+	case found == nil:
+		return false, nil
+	case !found.SamePayload(e):
+		return false, abacus.TokenReused(e)
+	}
+	return true, nil
+}
+
+// errFound stops a scan at the event it looks for.
+var errFound = errors.New("found")
 
 func event(r AddRequest, tok Token, clear bool) abacus.Event {
 	return abacus.Event{Counter: r.Counter, Time: tok.Time, ID: tok.ID, Delta: r.Delta, Clear: clear}
@@ -51,13 +112,16 @@ func event(r AddRequest, tok Token, clear bool) abacus.Event {
 // Add adds r.Delta to a counter and returns the token it is stored under. For
 // EVENTUAL and ACCURATE namespaces it returns only once the event is durable.
 func (s *Service) Add(ctx context.Context, r AddRequest) (Token, error) {
-	p, err := s.prepare(r, false)
+	p, err := s.prepare(ctx, r, false)
 	if err != nil {
 		return Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
 		_, err := s.cfg.Backends.Cache(p.ns).Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
 		return p.tok, err
+	}
+	if p.stored {
+		return p.tok, nil
 	}
 	if err := s.checkOverflow(ctx, p.ns, r.Counter, r.Delta); err != nil {
 		return Token{}, err
@@ -76,12 +140,18 @@ func (s *Service) Add(ctx context.Context, r AddRequest) (Token, error) {
 //   - ACCURATE: the accurate count after this add: it includes this add and
 //     every write acknowledged before it.
 func (s *Service) AddAndGet(ctx context.Context, r AddRequest) (int64, Token, error) {
-	p, err := s.prepare(r, false)
+	p, err := s.prepare(ctx, r, false)
 	if err != nil {
 		return 0, Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
 		n, err := s.cfg.Backends.Cache(p.ns).Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
+		return n, p.tok, err
+	}
+	if p.stored {
+		// The count as a read gives it: the write is in it or in a rollup
+		// to come, as for a retry inside the window.
+		n, err := s.get(ctx, p.ns, r.Counter)
 		return n, p.tok, err
 	}
 	if err := s.checkOverflow(ctx, p.ns, r.Counter, r.Delta); err != nil {
@@ -90,7 +160,15 @@ func (s *Service) AddAndGet(ctx context.Context, r AddRequest) (int64, Token, er
 	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(r, p.tok, false)}}); err != nil {
 		return 0, Token{}, err
 	}
-	n, err := s.get(ctx, p.ns, r.Counter)
+	// The write is signalled as AddCount signals it, whatever the read
+	// finds: a read's signal would leave a parked counter parked, and a
+	// running rollup would not run again for this write.
+	s.sig(p.ns, r.Counter, true)
+	sum, _, err := s.read(ctx, p.ns, r.Counter)
+	if err != nil {
+		return 0, p.tok, err
+	}
+	n, err := count(p.ns, r.Counter, sum)
 	return n, p.tok, err
 }
 
@@ -98,12 +176,15 @@ func (s *Service) AddAndGet(ctx context.Context, r AddRequest) (int64, Token, er
 // wipes every event at or before the token's time.
 func (s *Service) Clear(ctx context.Context, r Ref, tok Token) (Token, error) {
 	req := AddRequest{Namespace: r.Namespace, Counter: r.Counter, Token: tok}
-	p, err := s.prepare(req, true)
+	p, err := s.prepare(ctx, req, true)
 	if err != nil {
 		return Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
 		return p.tok, s.cfg.Backends.Cache(p.ns).Delete(ctx, cacheKey(p.ns, r.Counter))
+	}
+	if p.stored {
+		return p.tok, nil
 	}
 	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(req, p.tok, true)}}); err != nil {
 		return Token{}, err
@@ -135,12 +216,12 @@ func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error
 	totals := map[counterKey]abacus.Sum{}
 	firstIndex := map[counterKey]int{}
 	for i, r := range rs {
-		p, err := s.prepare(r, false)
+		p, err := s.prepare(ctx, r, false)
 		if err != nil {
 			return nil, indexed("adds", i, err)
 		}
 		ps[i] = p
-		if p.ns.Type.Durable() {
+		if p.ns.Type.Durable() && !p.stored {
 			k := counterKey{p.ns, r.Counter}
 			if _, ok := firstIndex[k]; !ok {
 				firstIndex[k] = i
@@ -199,7 +280,7 @@ func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error
 	toks := make([]Token, len(rs))
 	for i, r := range rs {
 		toks[i] = ps[i].tok
-		if ps[i].ns.Type.Durable() {
+		if ps[i].ns.Type.Durable() && !ps[i].stored {
 			s.sig(ps[i].ns, r.Counter, true)
 		}
 	}

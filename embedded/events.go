@@ -71,7 +71,7 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 			return corrupt("event", e.key)
 		}
 		if !e.ev.SamePayload(abacus.Event{Delta: delta, Clear: clear}) {
-			return tokenReused(e.ev)
+			return abacus.TokenReused(e.ev)
 		}
 	}
 	if len(fresh) == 0 {
@@ -176,7 +176,7 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 		key := eventKey(l, e, nanos)
 		if i, ok := seen[string(key)]; ok {
 			if !evs[i].ev.SamePayload(e) {
-				return nil, tokenReused(e)
+				return nil, abacus.TokenReused(e)
 			}
 			continue
 		}
@@ -184,11 +184,6 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 		evs = append(evs, pendingEvent{ev: e, key: key, nanos: nanos, nsID: l.NSID, slice: l.Slice(nanos)})
 	}
 	return evs, nil
-}
-
-func tokenReused(e abacus.Event) error {
-	return abacus.Errorf(abacus.AlreadyExists,
-		"idempotency token %q at %s was already used with another payload", e.ID, e.Time.UTC().Format(time.RFC3339Nano))
 }
 
 // Counters implements abacus.EventStore. It merges the sorted counter names of

@@ -148,12 +148,20 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 	if n.stores.embedded != nil {
 		reg.MustRegister(n.stores.embedded)
 	}
+	retentionFailures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "abacus_retention_failures_total",
+		Help: "Retention passes that failed for a namespace (its slices are retried on the next pass).",
+	}, []string{"namespace"})
+	reg.MustRegister(retentionFailures)
 	n.svc = counter.New(counter.Config{
 		Namespaces:  n.stores.namespaces,
 		Backends:    n.stores.router,
 		Complete:    validator.Complete,
 		CheckUpdate: validator.CheckUpdate,
 		Logger:      n.log,
+		RetentionFailed: func(ns string, _ error) {
+			retentionFailures.WithLabelValues(ns).Inc()
+		},
 	})
 	var err error
 	n.pipeline, err = rollup.New(func(ctx context.Context, k rollup.Key) (rollup.Outcome, error) {

@@ -104,7 +104,7 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 			k := p.key()
 			if i, ok := seen[k]; ok {
 				if !evs[i].ev.SamePayload(e) {
-					return nil, tokenReused(e)
+					return nil, abacus.TokenReused(e)
 				}
 				continue
 			}
@@ -113,11 +113,6 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 		evs = append(evs, p)
 	}
 	return evs, nil
-}
-
-func tokenReused(e abacus.Event) error {
-	return abacus.Errorf(abacus.AlreadyExists,
-		"idempotency token %q at %s was already used with another payload", e.ID, e.Time.UTC().Format(time.RFC3339Nano))
 }
 
 func behindRollup(e abacus.Event, lim int64) error {

@@ -125,7 +125,7 @@ func planGroup(reqs []*request, refused []error) *groupPlan {
 			e := &r.evs[j]
 			if os, ok := p.owners[e.key()]; ok {
 				if first := &reqs[os[0].req].evs[os[0].ev]; !first.ev.SamePayload(e.ev) {
-					p.clashes[i] = tokenReused(e.ev)
+					p.clashes[i] = abacus.TokenReused(e.ev)
 					break
 				}
 			}
@@ -233,7 +233,7 @@ func (s *Store) commitGroup(reqs []*request) {
 				for _, o := range p.owners[r.key] {
 					ev := reqs[o.req].evs[o.ev].ev
 					if r.behind == nil {
-						refused[o.req] = tokenReused(ev)
+						refused[o.req] = abacus.TokenReused(ev)
 					} else {
 						refused[o.req] = behindRollup(ev, *r.behind)
 					}

@@ -27,12 +27,25 @@ const (
 
 // IdempotencyToken identifies one write. The pair (token, generation_time) is the
 // idempotency key: a retry with the same pair is applied once.
+//
+// Retries of EVENTUAL and ACCURATE writes, for as long as the namespace
+// keeps the write's event (retention.delete_after):
+//   - the event is stored with the same payload (delta, or clear): the retry
+//     gets the reply a first attempt gets, inside the accept window or after
+//     it, and nothing is counted again;
+//   - the event is stored with another payload: ALREADY_EXISTS;
+//   - the event is not stored and generation_time is outside the accept
+//     window: FAILED_PRECONDITION. After a lost reply this means that the
+//     first attempt was not counted (unless generation_time is older than
+//     delete_after, which the message then says).
+//
+// BEST_EFFORT writes are not deduplicated: a retry is counted again.
 type IdempotencyToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token is a client-chosen unique id, for example a UUID or an event id.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// generation_time is when the client created the write; it is the event time
-	// and must fall in the namespace's accept window.
+	// and must fall in the namespace's accept window for a first attempt.
 	GenerationTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=generation_time,json=generationTime,proto3" json:"generation_time,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

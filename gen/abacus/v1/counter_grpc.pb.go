@@ -38,7 +38,8 @@ const (
 //
 // Errors: NOT_FOUND (unknown namespace), INVALID_ARGUMENT (bad name, zero delta,
 // missing field, malformed body), FAILED_PRECONDITION (generation_time outside the
-// namespace's accept window), ALREADY_EXISTS (token reused with another payload),
+// namespace's accept window, for a write whose event is not stored; see
+// IdempotencyToken), ALREADY_EXISTS (token reused with another payload),
 // OUT_OF_RANGE (the count would not fit in int64), UNAVAILABLE (store failure; safe
 // to retry with the same idempotency token).
 type CounterServiceClient interface {
@@ -135,7 +136,8 @@ func (c *counterServiceClient) GetCounts(ctx context.Context, in *GetCountsReque
 //
 // Errors: NOT_FOUND (unknown namespace), INVALID_ARGUMENT (bad name, zero delta,
 // missing field, malformed body), FAILED_PRECONDITION (generation_time outside the
-// namespace's accept window), ALREADY_EXISTS (token reused with another payload),
+// namespace's accept window, for a write whose event is not stored; see
+// IdempotencyToken), ALREADY_EXISTS (token reused with another payload),
 // OUT_OF_RANGE (the count would not fit in int64), UNAVAILABLE (store failure; safe
 // to retry with the same idempotency token).
 type CounterServiceServer interface {
