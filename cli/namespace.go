@@ -85,7 +85,7 @@ func (a *app) nsGetCmd() *cobra.Command {
 func (a *app) nsDeleteCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete NAME",
-		Short: "Delete a namespace and, in the background, its counters",
+		Short: "Delete a namespace and, with it, its counters' events and checkpoints",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := a.namespaces()
@@ -250,9 +250,11 @@ func (a *app) nsUpdateCmd() *cobra.Command {
 		Short: "Replace the mutable settings of a namespace from a JSON file",
 		Long: `Replace the mutable settings of the namespace named in FILE ("-" for stdin),
 which holds one abacus.v1.Namespace in protobuf JSON, as "ns get -o json"
-prints it. The server changes ttl, accept_limit (which may only shrink),
-queue_config, rollup_batch_count, retention and description, and refuses
-changes to counter_type, time_partition and storage.`,
+prints it. The server changes counter_cardinality, ttl, accept_limit (which
+may only shrink), queue_config, rollup_batch_count, retention and description,
+and refuses changes to counter_type, time_partition and storage. A new
+counter_cardinality does not re-derive the settings it chose defaults for:
+set those explicitly.`,
 		Example: `  abacus ns update -f views.json
   abacus ns get views -o json | jq '.description = "page views"' | abacus ns update -f -`,
 		Args: usageArgs(cobra.ExactArgs(0)),

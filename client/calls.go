@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -14,21 +13,24 @@ import (
 )
 
 // AddCount adds delta (positive or negative, not zero) to a counter. It
-// stamps the add with a new idempotency token and the current time, and
-// retries with them, so the add is applied at most once; an error after
-// which it may have been applied is an *AmbiguousError.
+// stamps the add with a new idempotency token and the current time. On an
+// EVENTUAL or ACCURATE namespace it retries (and hedges) with them, and the
+// server applies the add at most once; on a BEST_EFFORT namespace, or one
+// whose type the client does not know yet, it sends the add once, unless
+// WithBestEffortRetries is on. An error after which the add may have been
+// applied is an *AmbiguousError.
 //
 // With batching on (the default), concurrent calls are sent together in one
 // AddCounts RPC while an earlier one is in flight; a call that finds nothing
 // in flight is sent at once. If ctx ends while the call waits, AddCount
 // returns: with ctx's error if the add had not been sent yet (it never will
 // be), and otherwise with an *AmbiguousError, as the batch carrying the add
-// may still be applied (at most once: it carries its token).
+// may still be applied.
 func (c *Client) AddCount(ctx context.Context, namespace, counter string, delta int64) error {
 	if err := c.checkAdd(namespace, counter, delta); err != nil {
 		return err
 	}
-	req := &abacusv1.AddCountRequest{Namespace: namespace, CounterName: counter, Delta: delta, IdempotencyToken: c.idempotencyToken()}
+	req := c.addRequest(namespace, counter, delta)
 	if !c.o.batching {
 		return c.addOne(ctx, req, false)
 	}
@@ -49,6 +51,14 @@ func (c *Client) checkAdd(namespace, counter string, delta int64) error {
 	return checkRef(namespace, counter)
 }
 
+// addRequest makes an add's request, stamped with a new idempotency key,
+// and notes the write to the namespace (see counterTypes.touch).
+func (c *Client) addRequest(namespace, counter string, delta int64) *abacusv1.AddCountRequest {
+	key := c.idempotencyToken()
+	c.touch(namespace, key.GetGenerationTime().AsTime())
+	return &abacusv1.AddCountRequest{Namespace: namespace, CounterName: counter, Delta: delta, IdempotencyToken: key}
+}
+
 func checkRef(namespace, counter string) error {
 	if namespace == "" {
 		return status.Error(codes.InvalidArgument, "namespace is required")
@@ -59,16 +69,17 @@ func checkRef(namespace, counter string) error {
 	return nil
 }
 
-// AddAndGetCount adds delta to a counter, like AddCount, and returns a count
-// (for ACCURATE namespaces, the count including this add; see the README for
-// the other types). It is never batched.
+// AddAndGetCount adds delta to a counter, like AddCount (retried and hedged
+// as it is), and returns a count (for ACCURATE namespaces, the count
+// including this add; see the README for the other types). It is never
+// batched.
 func (c *Client) AddAndGetCount(ctx context.Context, namespace, counter string, delta int64) (int64, error) {
 	if err := c.checkAdd(namespace, counter, delta); err != nil {
 		return 0, err
 	}
-	req := &abacusv1.AddCountRequest{Namespace: namespace, CounterName: counter, Delta: delta, IdempotencyToken: c.idempotencyToken()}
+	req := c.addRequest(namespace, counter, delta)
 	tok, at := keyOf(req.IdempotencyToken)
-	resp, maybe, err := invoke(c, ctx, at, func(ctx context.Context, cn *conn) (*abacusv1.AddAndGetCountResponse, error) {
+	resp, maybe, err := invoke(c, ctx, c.againWrite(namespace), func(ctx context.Context, cn *conn) (*abacusv1.AddAndGetCountResponse, error) {
 		return cn.cli.AddAndGetCount(ctx, req)
 	})
 	return resp.GetCount(), writeError(err, maybe, tok, at)
@@ -91,8 +102,10 @@ func (c *Client) GetCount(ctx context.Context, namespace, counter string) (int64
 	return c.gets.submit(ctx, slot{ctx: ctx, get: req})
 }
 
-// ClearCount resets a counter to zero, with an idempotency token and retries
-// like AddCount. It is never batched.
+// ClearCount resets a counter to zero, with an idempotency token, retries
+// and hedges like AddCount: on a BEST_EFFORT namespace it is sent once (a
+// clear sent again could wipe adds made in between), unless
+// WithBestEffortRetries is on. It is never batched.
 func (c *Client) ClearCount(ctx context.Context, namespace, counter string) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -102,7 +115,8 @@ func (c *Client) ClearCount(ctx context.Context, namespace, counter string) erro
 	}
 	req := &abacusv1.ClearCountRequest{Namespace: namespace, CounterName: counter, IdempotencyToken: c.idempotencyToken()}
 	tok, at := keyOf(req.IdempotencyToken)
-	_, maybe, err := invoke(c, ctx, at, func(ctx context.Context, cn *conn) (*abacusv1.ClearCountResponse, error) {
+	c.touch(namespace, at)
+	_, maybe, err := invoke(c, ctx, c.againWrite(namespace), func(ctx context.Context, cn *conn) (*abacusv1.ClearCountResponse, error) {
 		return cn.cli.ClearCount(ctx, req)
 	})
 	return writeError(err, maybe, tok, at)
@@ -124,7 +138,11 @@ type Ref struct{ Namespace, Counter string }
 // first failed RPC; the RPCs before it were applied, so with more items than
 // WithMaxBatch the call as a whole is not atomic, and its error says which
 // items failed. Every item gets its own idempotency token and all share one
-// generation time (see AmbiguousError), kept across retries.
+// generation time (see AmbiguousError), kept across retries. An RPC is
+// retried and hedged only if every item's namespace is known to be EVENTUAL
+// or ACCURATE (or WithBestEffortRetries is on): one BEST_EFFORT item makes
+// it go out once, and a failure after which it may have been applied an
+// *AmbiguousError.
 func (c *Client) AddCounts(ctx context.Context, adds []Add) error {
 	if c.closed.Load() {
 		return ErrClosed
@@ -137,6 +155,9 @@ func (c *Client) AddCounts(ctx context.Context, adds []Add) error {
 	at := timestamppb.New(now)
 	reqs := make([]*abacusv1.AddCountRequest, len(adds))
 	for i, a := range adds {
+		if i == 0 || a.Namespace != adds[i-1].Namespace {
+			c.touch(a.Namespace, now)
+		}
 		reqs[i] = &abacusv1.AddCountRequest{
 			Namespace: a.Namespace, CounterName: a.Counter, Delta: a.Delta,
 			IdempotencyToken: &abacusv1.IdempotencyToken{Token: base + "/" + strconv.Itoa(i), GenerationTime: at},
@@ -145,7 +166,7 @@ func (c *Client) AddCounts(ctx context.Context, adds []Add) error {
 	for lo := 0; lo < len(reqs); lo += c.o.maxBatch {
 		hi := min(lo+c.o.maxBatch, len(reqs))
 		req := &abacusv1.AddCountsRequest{Adds: reqs[lo:hi]}
-		_, maybe, err := invoke(c, ctx, now, func(ctx context.Context, cn *conn) (struct{}, error) {
+		_, maybe, err := invoke(c, ctx, c.againAdds(req.Adds), func(ctx context.Context, cn *conn) (struct{}, error) {
 			c.stats.addRPCs.Add(1)
 			c.stats.addItems.Add(int64(len(req.Adds)))
 			return struct{}{}, cn.ack(ctx, abacusv1.CounterService_AddCounts_FullMethodName, req)
@@ -170,7 +191,7 @@ func (c *Client) GetCounts(ctx context.Context, refs []Ref) ([]int64, error) {
 		for i, r := range refs[lo:hi] {
 			req.Counters[i] = &abacusv1.GetCountRequest{Namespace: r.Namespace, CounterName: r.Counter}
 		}
-		resp, _, err := invoke(c, ctx, time.Time{}, func(ctx context.Context, cn *conn) (*abacusv1.GetCountsResponse, error) {
+		resp, _, err := invoke(c, ctx, nil, func(ctx context.Context, cn *conn) (*abacusv1.GetCountsResponse, error) {
 			c.stats.getRPCs.Add(1)
 			c.stats.getItems.Add(int64(len(req.Counters)))
 			return cn.cli.GetCounts(ctx, req)

@@ -24,6 +24,9 @@ type Client struct {
 	rr     atomic.Uint32
 	tokens tokens
 	stats  stats
+	// types caches the namespaces' counter types; nil with
+	// WithBestEffortRetries on, when the client does not need them.
+	types *counterTypes
 
 	// root is cancelled by Close; natural batches, which belong to no single
 	// caller, run under it.
@@ -59,9 +62,12 @@ func New(addr string, opts ...Option) (*Client, error) {
 			c.closeConns()
 			return nil, fmt.Errorf("abacus client: %s: %w", addr, err)
 		}
-		c.conns = append(c.conns, conn{cc: cc, cli: abacusv1.NewCounterServiceClient(cc)})
+		c.conns = append(c.conns, conn{cc: cc, cli: abacusv1.NewCounterServiceClient(cc), ns: abacusv1.NewNamespaceServiceClient(cc)})
 	}
 	c.root, c.cancel = context.WithCancel(context.Background())
+	if !o.bestEffortRetries {
+		c.types = newCounterTypes(c)
+	}
 	c.adds = newBatcher(c, sendAdds)
 	c.gets = newBatcher(c, sendGets)
 	return c, nil
@@ -77,7 +83,13 @@ func (c *Client) Close() error {
 		c.closed.Store(true)
 		c.adds.close()
 		c.gets.close()
+		if c.types != nil {
+			c.types.close()
+		}
 		c.cancel()
+		if c.types != nil {
+			c.types.wait()
+		}
 		err = c.closeConns()
 		c.adds.wait()
 		c.gets.wait()
@@ -113,10 +125,11 @@ func (c *Client) pick() *conn {
 	return &c.conns[int(c.rr.Add(1)%uint32(len(c.conns)))]
 }
 
-// conn is one gRPC connection, with the generated client over it.
+// conn is one gRPC connection, with the generated clients over it.
 type conn struct {
 	cc  *grpc.ClientConn
 	cli abacusv1.CounterServiceClient
+	ns  abacusv1.NamespaceServiceClient // for counter type lookups
 }
 
 // ack sends a write whose reply carries nothing the client needs: AddCount
@@ -168,10 +181,14 @@ type Stats struct {
 	// Fallbacks counts items re-sent on their own after their natural batch
 	// was refused as a whole.
 	Fallbacks int64
+	// Lookups counts GetNamespace RPCs made to learn namespaces' counter
+	// types (see WithCounterTypeTTL): one per namespace and TTL, not one per
+	// write.
+	Lookups int64
 }
 
 type stats struct {
-	addRPCs, addItems, getRPCs, getItems, retries, hedges, fallbacks atomic.Int64
+	addRPCs, addItems, getRPCs, getItems, retries, hedges, fallbacks, lookups atomic.Int64
 }
 
 // Stats returns the client's counts so far; with them a benchmark can report
@@ -182,5 +199,6 @@ func (c *Client) Stats() Stats {
 		AddRPCs: s.addRPCs.Load(), AddItems: s.addItems.Load(),
 		GetRPCs: s.getRPCs.Load(), GetItems: s.getItems.Load(),
 		Retries: s.retries.Load(), Hedges: s.hedges.Load(), Fallbacks: s.fallbacks.Load(),
+		Lookups: s.lookups.Load(),
 	}
 }

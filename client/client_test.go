@@ -126,13 +126,20 @@ func TestRetryOutcomes(t *testing.T) {
 		{"no retries", []Option{WithRetries(0)}, []error{unavailable}, 1, codes.Unavailable, true},
 		{"refused at once", nil, []error{status.Error(codes.InvalidArgument, "bad")}, 1, codes.InvalidArgument, false},
 		{"not retryable, unknown outcome", nil, []error{status.Error(codes.Internal, "oops")}, 1, codes.Internal, true},
-		{"refused after an unknown attempt", nil,
+		// The server answers a retry after the accept window from the
+		// stored event: FAILED_PRECONDITION means that no attempt was
+		// stored, and ALREADY_EXISTS that another payload was.
+		{"not stored, after an unknown attempt", nil,
 			[]error{status.Error(codes.DeadlineExceeded, "slow"), status.Error(codes.FailedPrecondition, "outside the accept window")},
-			2, codes.FailedPrecondition, true},
-		// The clock moves 1s per reading: the write is stamped at 0s and the
-		// retries checked at 1s, 2s, 3s and 4s; 4s is past 3/4 of 5s.
-		{"accept window closes", []Option{WithRetries(10), WithClock(steppingClock(time.Second))},
-			[]error{unavailable}, 4, codes.Unavailable, true},
+			2, codes.FailedPrecondition, false},
+		{"another payload, after an unknown attempt", nil,
+			[]error{unavailable, status.Error(codes.AlreadyExists, "token reused")},
+			2, codes.AlreadyExists, false},
+		// The clock moves 1s per reading: retries go on after the write's
+		// accept window (5s) has closed, since the server answers them from
+		// the stored event.
+		{"retries go on past the accept window", []Option{WithRetries(10), WithClock(steppingClock(time.Second))},
+			[]error{unavailable}, 11, codes.Unavailable, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,26 +1,51 @@
 // Package client is the Go client of abacus's CounterService over gRPC.
 //
-// A Client makes writes safe to retry and cheap to send concurrently:
+// A Client makes writes safe to retry where the server makes that possible,
+// and cheap to send concurrently:
 //
 //   - Idempotency. Every write (AddCount, AddAndGetCount, ClearCount, each
 //     item of AddCounts) gets a random 128-bit token (a version 4 UUID from
 //     crypto/rand) and a generation time from the client's clock, fixed
-//     before the first attempt. The server applies a (token, time) pair at
-//     most once, so retries and hedges of a write are harmless.
+//     before the first attempt. On an EVENTUAL or ACCURATE namespace the
+//     server applies a (token, time) pair at most once, so retries and hedges
+//     of a write are harmless there. A BEST_EFFORT namespace does not
+//     deduplicate tokens: a write sent twice may be counted twice.
+//
+//   - Counter types. So the client learns each namespace's counter type,
+//     with NamespaceService.GetNamespace over its own connections, in the
+//     background of the first write to the namespace, and caches it for
+//     WithCounterTypeTTL (30s; the first write after that looks it up again).
+//     A write costs one map lookup, never an RPC. A write to a namespace
+//     that is not known to be EVENTUAL or ACCURATE (BEST_EFFORT, not looked
+//     up yet, not found, lookup failed) is sent once: it is neither retried
+//     nor hedged, and a failure after which it may have been applied is an
+//     *AmbiguousError (even for UNAVAILABLE, which may also mean a refused
+//     connection: the client cannot tell). A write whose attempt failed, or
+//     is due for a hedge, while a lookup of its namespace is under way waits
+//     for it before it decides. A lookup that fails never fails a write; it
+//     keeps the type last known, if any, and is tried again within a second.
+//     WithBestEffortRetries(true) retries and hedges every write alike, and
+//     accepts double counts on BEST_EFFORT namespaces; the client then makes
+//     no lookups.
 //
 //   - Retries. An attempt that fails with UNAVAILABLE (which grpc-go also
 //     reports for a broken or refused connection) or DEADLINE_EXCEEDED (of
 //     the attempt; see WithAttemptTimeout) is retried with the same token,
 //     after an exponential backoff with jitter, up to WithRetries times and
-//     while the caller's context lasts. A write is not retried once its
-//     generation time has grown older than three quarters of the accept
-//     limit (WithAcceptLimit): the server would refuse it with
-//     FAILED_PRECONDITION. When a write fails after an attempt that may have
-//     been applied, the error is an *AmbiguousError carrying its token and
-//     time; any other error means the write was not applied.
+//     while the caller's context lasts: reads always, writes when they may be
+//     sent again (above). A retry may arrive after the write's accept window
+//     has closed: the server answers it from the stored event, with the
+//     reply of a first attempt if the write was counted, and
+//     FAILED_PRECONDITION if it was not (and never will be, since the server
+//     fences out attempts still in flight before it says so). So a late
+//     retry settles the outcome. When a write fails after an attempt that
+//     may have been applied, and no later answer ruled that out, the error
+//     is an *AmbiguousError carrying its token and time; any other error
+//     means the write was not applied.
 //
 //   - Hedging (WithHedging, off by default) sends a duplicate of a slow
-//     request, with the same token, and takes the first answer.
+//     request, with the same token, and takes the first answer: reads, and
+//     writes that may be sent again.
 //
 // # Natural batching
 //
@@ -41,13 +66,15 @@
 //     server: a retryable failure retries the whole batch with the same
 //     tokens; any other failure (one bad item fails the call and writes
 //     nothing) makes the client re-send each item alone, so that only the
-//     bad item's caller sees the error.
+//     bad item's caller sees the error. Items that may not be sent again
+//     (BEST_EFFORT, type unknown) leave in an RPC of their own, beside the
+//     batch of the others, and are not retried, hedged or, after a failure
+//     that may have applied them, re-sent alone.
 //   - A caller whose context ends stops waiting. If its item had not been
 //     sent, it is dropped and the caller gets the context's error. If it had,
-//     the batch goes on for the other callers (it may still be applied, at
-//     most once, since the item carries its token), and the caller of a write
-//     gets an *AmbiguousError. A batch that no caller waits for any more is
-//     cancelled.
+//     the batch goes on for the other callers (it may still be applied), and
+//     the caller of a write gets an *AmbiguousError. A batch that no caller
+//     waits for any more is cancelled.
 //
 // AddAndGetCount and ClearCount are never batched; AddCounts and GetCounts
 // are batches already, split into RPCs of WithMaxBatch items.

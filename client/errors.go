@@ -15,16 +15,20 @@ var ErrClosed = errors.New("abacus client: closed")
 
 // AmbiguousError is the error of a write (add or clear) that may have been
 // applied although the call failed: an attempt was sent and its answer was
-// lost (a broken connection, a timeout, a cancelled context), or a retry was
-// refused after an earlier attempt whose outcome is unknown (for example
+// lost (a broken connection, a timeout, a cancelled context, an UNAVAILABLE
+// answer to a write the client may not retry), or a retry was refused after
+// an earlier attempt whose outcome is unknown (for example
 // FAILED_PRECONDITION because the retry came too late for the accept
 // window).
 //
-// Token and Time are the write's idempotency key. Sending the same write
-// again with them, within the namespace's accept window, applies it at most
-// once (through the generated client from Unary, say). For an AddCounts
-// call, item i carries the token Token + "/" + i, where i is the item's
-// index in the slice the caller passed.
+// Token and Time are the write's idempotency key. On an EVENTUAL or
+// ACCURATE namespace, sending the same write again with them, within the
+// namespace's accept window, applies it at most once (through the generated
+// client from Unary, say). A BEST_EFFORT namespace does not deduplicate
+// keys: a write sent again there may be counted twice, which is why the
+// client does not retry such writes itself (see WithBestEffortRetries). For
+// an AddCounts call, item i carries the token Token + "/" + i, where i is
+// the item's index in the slice the caller passed.
 //
 // Err is the last error; status.Code and errors.Is see through to it.
 type AmbiguousError struct {
@@ -64,6 +68,18 @@ func refused(err error) bool {
 	case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.FailedPrecondition,
 		codes.OutOfRange, codes.PermissionDenied, codes.Unauthenticated,
 		codes.ResourceExhausted, codes.Unimplemented:
+		return true
+	}
+	return false
+}
+
+// settled reports whether a write's error says that no attempt of it was
+// applied: the server answers a write whose key (token and time) it holds
+// with another payload ALREADY_EXISTS, and one it does not hold, outside the
+// accept window, FAILED_PRECONDITION, whatever earlier attempts did.
+func settled(err error) bool {
+	switch status.Code(err) {
+	case codes.AlreadyExists, codes.FailedPrecondition:
 		return true
 	}
 	return false

@@ -47,9 +47,10 @@ func ExampleClient_AddCount() {
 			var amb *client.AmbiguousError
 			switch {
 			case errors.As(err, &amb):
-				// The add may have been applied: it can be sent again with
-				// amb.Token and amb.Time, within the accept window, through
-				// c.Unary(), and is then counted at most once.
+				// The add may have been applied. views is EVENTUAL, so it
+				// can be sent again with amb.Token and amb.Time, within the
+				// accept window, through c.Unary(), and is then counted at
+				// most once (a BEST_EFFORT namespace would count it twice).
 				log.Printf("unknown outcome: %v", amb)
 			case err != nil:
 				log.Printf("not applied: %v", err)

@@ -35,11 +35,19 @@ func (r rpc) adds() []*abacusv1.AddCountRequest {
 }
 
 // fake is an in-process CounterService that records every request, applies
-// adds once per idempotency key, and lets a test delay or fail requests
-// through hook. A counter named "bad" is refused with INVALID_ARGUMENT, the
-// whole AddCounts call with it, as the real server does.
+// adds once per idempotency key (except on BEST_EFFORT namespaces, which,
+// as on the real server, apply every request), and lets a test delay or
+// fail requests through hook. A counter named "bad" is refused with
+// INVALID_ARGUMENT, the whole AddCounts call with it, as the real server
+// does.
+//
+// It also serves NamespaceService.GetNamespace from types, which starts
+// with the tests' namespace "ns" as EVENTUAL; other namespaces are not
+// found. Lookups are counted apart (lookups), not recorded with the
+// CounterService requests, and the hook does not see them.
 type fake struct {
 	abacusv1.UnimplementedCounterServiceServer
+	abacusv1.UnimplementedNamespaceServiceServer
 
 	mu     sync.Mutex
 	rpcs   []rpc
@@ -52,18 +60,31 @@ type fake struct {
 	hook func(ctx context.Context, method string, n int) error
 	// received gets the method of every request, if set (buffered by tests).
 	received chan string
+
+	types   map[string]abacusv1.CounterType // by namespace
+	lookups int                             // GetNamespace requests
+	// lookupErr, if set, answers GetNamespace requests.
+	lookupErr error
+	// loseFirst makes the fake apply the first attempt of every add request
+	// (AddCount, AddAndGetCount, AddCounts; told apart by its first item's
+	// token) and answer it UNAVAILABLE, as if the answer were lost; later
+	// attempts are served normally. tried holds the tokens seen.
+	loseFirst bool
+	tried     map[string]bool
 }
 
 // startFake serves a fake on a loopback port until the test ends.
 func startFake(t *testing.T) (*fake, string) {
 	t.Helper()
-	f := &fake{counts: map[string]int64{}, seen: map[string]bool{}}
+	f := &fake{counts: map[string]int64{}, seen: map[string]bool{},
+		types: map[string]abacusv1.CounterType{"ns": abacusv1.CounterType_EVENTUAL}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
 	abacusv1.RegisterCounterServiceServer(srv, f)
+	abacusv1.RegisterNamespaceServiceServer(srv, f)
 	go srv.Serve(ln)
 	t.Cleanup(srv.Stop)
 	return f, ln.Addr().String()
@@ -131,19 +152,47 @@ func (f *fake) apply(adds []*abacusv1.AddCountRequest, batch bool) error {
 	for _, a := range adds {
 		t := a.GetIdempotencyToken()
 		key := t.GetToken() + "@" + t.GetGenerationTime().AsTime().String()
-		if f.seen[key] {
-			continue
+		if f.types[a.GetNamespace()] != abacusv1.CounterType_BEST_EFFORT {
+			if f.seen[key] {
+				continue
+			}
+			f.seen[key] = true
 		}
-		f.seen[key] = true
 		f.counts[a.GetNamespace()+"/"+a.GetCounterName()] += a.GetDelta()
 	}
 	return nil
+}
+
+// firstAttempt reports, with loseFirst set, whether a request carrying adds
+// is the first attempt of its writes.
+func (f *fake) firstAttempt(adds []*abacusv1.AddCountRequest) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.loseFirst || len(adds) == 0 {
+		return false
+	}
+	if f.tried == nil {
+		f.tried = map[string]bool{}
+	}
+	tok := adds[0].GetIdempotencyToken().GetToken()
+	first := !f.tried[tok]
+	f.tried[tok] = true
+	return first
+}
+
+func (f *fake) setLoseFirst(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.loseFirst = on
 }
 
 // serve runs the hook around applying adds, so that a hook error whose
 // message contains "apply" fails the request after applying it.
 func (f *fake) serve(ctx context.Context, method string, req proto.Message, adds []*abacusv1.AddCountRequest) error {
 	err := f.record(ctx, method, req)
+	if err == nil && f.firstAttempt(adds) {
+		err = status.Error(codes.Unavailable, "apply, then lose the answer of a first attempt")
+	}
 	if err != nil && !strings.Contains(err.Error(), "apply") {
 		return err
 	}
@@ -210,6 +259,58 @@ func (f *fake) ClearCount(ctx context.Context, r *abacusv1.ClearCountRequest) (*
 	delete(f.counts, r.GetNamespace()+"/"+r.GetCounterName())
 	f.mu.Unlock()
 	return &abacusv1.ClearCountResponse{IdempotencyToken: r.GetIdempotencyToken()}, nil
+}
+
+// setType sets (or, with COUNTER_TYPE_UNSPECIFIED, deletes) a namespace.
+func (f *fake) setType(ns string, typ abacusv1.CounterType) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if typ == abacusv1.CounterType_COUNTER_TYPE_UNSPECIFIED {
+		delete(f.types, ns)
+		return
+	}
+	f.types[ns] = typ
+}
+
+func (f *fake) setLookupErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lookupErr = err
+}
+
+// typesSettled reports whether the client has finished looking up the
+// namespaces ns (whatever the answers): a test waits for it before it
+// depends on what the client knows.
+func typesSettled(c *Client, ns ...string) bool {
+	for _, n := range ns {
+		if ok, wait := c.types.durable(n); !ok && wait != nil {
+			return false
+		}
+		if _, found := c.types.load(n); !found {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *fake) lookupCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lookups
+}
+
+func (f *fake) GetNamespace(ctx context.Context, r *abacusv1.GetNamespaceRequest) (*abacusv1.GetNamespaceResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lookups++
+	if f.lookupErr != nil {
+		return nil, f.lookupErr
+	}
+	typ, ok := f.types[r.GetName()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "namespace %q not found", r.GetName())
+	}
+	return &abacusv1.GetNamespaceResponse{Namespace: &abacusv1.Namespace{Name: r.GetName(), CounterType: typ}}, nil
 }
 
 // gate holds requests until opened: a test uses it to keep a batch in flight

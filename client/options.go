@@ -26,11 +26,13 @@ type options struct {
 	inFlight       int
 	dial           []grpc.DialOption
 	now            func() time.Time
-	acceptLimit    time.Duration
 	attemptTimeout time.Duration
 	backoff        time.Duration
 	maxBackoff     time.Duration
 	directBatch    bool
+
+	bestEffortRetries bool
+	typeTTL           time.Duration
 }
 
 func defaultOptions() options {
@@ -40,10 +42,10 @@ func defaultOptions() options {
 		maxBatch:       1000,
 		conns:          1,
 		now:            time.Now,
-		acceptLimit:    5 * time.Second,
 		attemptTimeout: 2 * time.Second,
 		backoff:        20 * time.Millisecond,
 		maxBackoff:     time.Second,
+		typeTTL:        30 * time.Second,
 	}
 }
 
@@ -62,23 +64,53 @@ func (o *options) validate() error {
 	check(o.conns >= 1, "WithConns(%d): must be ≥ 1", o.conns)
 	check(o.inFlight >= 0, "WithBatchesInFlight(%d): must be ≥ 1", o.inFlight)
 	check(o.now != nil, "WithClock(nil): a clock is required")
-	check(o.acceptLimit > 0, "WithAcceptLimit(%v): must be > 0", o.acceptLimit)
 	check(o.attemptTimeout >= 0, "WithAttemptTimeout(%v): must be ≥ 0", o.attemptTimeout)
 	check(o.backoff > 0 && o.maxBackoff >= o.backoff, "WithBackoff(%v, %v): need 0 < initial ≤ max", o.backoff, o.maxBackoff)
+	check(o.typeTTL > 0, "WithCounterTypeTTL(%v): must be > 0", o.typeTTL)
 	return errors.Join(errs...)
 }
 
 // WithRetries sets how many times a call is retried after a failure that
 // says the request may not have been served (UNAVAILABLE, an attempt's
-// DEADLINE_EXCEEDED, a broken connection). Default 3; 0 disables retries.
+// DEADLINE_EXCEEDED, a broken connection). Reads are always retried; a write
+// only if its namespace is known to be EVENTUAL or ACCURATE (see
+// WithBestEffortRetries). Default 3; 0 disables retries.
 func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
 
-// WithHedging sends a second, identical request (the same idempotency token
-// and generation time, so it is applied at most once) on the next connection
-// when the first has not answered after the given delay; the first answer
-// wins and the other request is cancelled. It trades load for tail latency.
-// Default 0: off.
+// WithHedging sends a second, identical request on the next connection when
+// the first has not answered after the given delay; the first answer wins
+// and the other request is cancelled. It trades load for tail latency. Reads
+// are hedged, and writes to namespaces known to be EVENTUAL or ACCURATE,
+// where the shared idempotency token and generation time make the server
+// apply the write at most once; writes to BEST_EFFORT namespaces (or of
+// unknown type) are not, unless WithBestEffortRetries is on. Default 0: off.
 func WithHedging(after time.Duration) Option { return func(o *options) { o.hedge = after } }
+
+// WithBestEffortRetries(true) makes the client retry and hedge writes to
+// BEST_EFFORT namespaces, and to namespaces whose type it does not know,
+// like any other: the caller accepts that such a write may be counted twice
+// (the server does not deduplicate BEST_EFFORT writes by token), for fewer
+// failed calls. The client then does not look up counter types at all.
+//
+// Default false: the client looks up each namespace's counter type (see
+// WithCounterTypeTTL) and sends a write to a namespace that is not known to
+// be EVENTUAL or ACCURATE once only: no retry, no hedge. Such a write that
+// fails after it may have been applied returns an *AmbiguousError.
+func WithBestEffortRetries(on bool) Option { return func(o *options) { o.bestEffortRetries = on } }
+
+// WithCounterTypeTTL sets how long the client trusts a namespace's counter
+// type once it has looked it up (NamespaceService.GetNamespace, over the
+// client's connections, in the background of the first write to the
+// namespace). The first write after that looks it up again, in the
+// background too: a write never waits for a lookup to be sent, and a lookup
+// never fails a write. A write is retried or hedged only if its namespace is
+// known to be EVENTUAL or ACCURATE; one whose attempt failed (or is due for a
+// hedge) while a lookup of its namespace is under way waits for the lookup
+// before it decides. A failed lookup keeps the type last known, if any, and
+// is tried again after a second at most; a namespace that was not found is
+// looked up again after the TTL. The TTL is measured with the clock of
+// WithClock, read as writes are stamped. Default 30s.
+func WithCounterTypeTTL(d time.Duration) Option { return func(o *options) { o.typeTTL = d } }
 
 // WithBatching turns natural batching of AddCount and GetCount on or off;
 // see the package documentation. Default true.
@@ -110,17 +142,19 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dial = append(o.dial, opts...) }
 }
 
-// WithClock sets the clock that stamps generation times and decides when a
-// write has grown too old to retry. It is for tests. Default time.Now.
+// WithClock sets the clock that stamps generation times, decides when a
+// write has grown too old to retry and when a cached counter type expires.
+// It is for tests. Default time.Now.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
-// WithAcceptLimit tells the client the shortest accept_limit of the
-// namespaces it writes to. The server refuses a write whose generation time
-// is older than that, so a retry that late would only turn an unknown outcome
-// into FAILED_PRECONDITION; the client stops retrying a write once it is
-// older than three quarters of this limit and returns an *AmbiguousError.
-// Default 5s (the server's default accept_limit).
-func WithAcceptLimit(d time.Duration) Option { return func(o *options) { o.acceptLimit = d } }
+// WithAcceptLimit once bounded how long a write was retried: the server
+// refused every retry after the write's accept window. It now answers such
+// a retry from the stored event (see the package doc), so a late retry is
+// worth sending and the client no longer stops at the window.
+//
+// Deprecated: it has no effect; the retries are bounded by WithRetries and
+// the caller's context.
+func WithAcceptLimit(time.Duration) Option { return func(*options) {} }
 
 // WithAttemptTimeout bounds each attempt of a call, so that a request lost
 // on a broken connection is retried instead of waiting for the caller's

@@ -12,33 +12,41 @@ type attempt[T any] func(ctx context.Context, cn *conn) (T, error)
 // invoke runs fn, retrying it while it fails with a retryable code, with
 // exponential backoff and jitter, up to WithRetries times and while ctx
 // lasts. fn must send the same request every time: a write's idempotency
-// key is fixed before invoke, which is what makes the retries safe.
+// key is fixed before invoke.
 //
-// gen is the generation time of the oldest write fn carries (the zero time
-// for reads): a retry that would reach the server after the accept window
-// has closed on it is not sent, since it could only be refused.
+// A retry may reach the server after the write's accept window has closed:
+// the server then answers it from the stored event (the reply of a first
+// attempt if the write was counted, FAILED_PRECONDITION if it was not and
+// never will be), so a late retry settles what a lost reply left open.
+//
+// a says whether the call may be sent again at all, as a retry or a hedge
+// (nil: always). A write to a BEST_EFFORT namespace may not: the server does
+// not deduplicate it, so the key would not keep it from counting twice.
 //
 // maybe reports whether an attempt may have been applied: it was answered
-// with an error that does not rule that out.
-func invoke[T any](c *Client, ctx context.Context, gen time.Time, fn attempt[T]) (res T, maybe bool, err error) {
+// with an error that does not rule that out, and no later answer did.
+func invoke[T any](c *Client, ctx context.Context, a again, fn attempt[T]) (res T, maybe bool, err error) {
 	pause := c.o.backoff
 	for try := 0; ; try++ {
-		res, err = hedged(c, ctx, fn)
+		res, err = hedged(c, ctx, a, fn)
 		if err == nil {
 			return res, maybe, nil
 		}
-		if !refused(err) {
+		switch {
+		case settled(err):
+			// The server stores no event of this key and payload, and
+			// never will (it fences out attempts still in flight before
+			// it says so): no earlier attempt was applied either.
+			maybe = false
+		case !refused(err):
 			maybe = true
 		}
-		if !retryable(err) || try >= c.o.retries || ctx.Err() != nil {
+		if !retryable(err) || try >= c.o.retries || ctx.Err() != nil || !c.mayAgain(ctx, a) {
 			return res, maybe, err
 		}
 		// Equal jitter: half the pause is fixed, half random, so that clients
 		// failed by one outage do not retry in lockstep.
 		wait := pause/2 + rand.N(pause/2+1)
-		if !gen.IsZero() && c.o.now().Add(wait).Sub(gen) > c.o.acceptLimit*3/4 {
-			return res, maybe, err
-		}
 		if !sleep(ctx, c.root, wait) {
 			return res, maybe, err
 		}
@@ -64,10 +72,11 @@ func sleep(ctx, root context.Context, d time.Duration) bool {
 
 // hedged makes one attempt of fn, bounded by the attempt timeout. With
 // hedging on, when the first request has not answered after the hedging
-// delay, an identical one goes out on the next connection; the first answer
+// delay, an identical one goes out on the next connection, if a allows it
+// (when a cannot tell yet, the hedge waits until it can); the first answer
 // wins and the other is cancelled. A retryable failure of one request does
 // not win while the other may still succeed.
-func hedged[T any](c *Client, ctx context.Context, fn attempt[T]) (T, error) {
+func hedged[T any](c *Client, ctx context.Context, a again, fn attempt[T]) (T, error) {
 	if c.o.attemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.o.attemptTimeout)
@@ -91,15 +100,21 @@ func hedged[T any](c *Client, ctx context.Context, fn attempt[T]) (T, error) {
 	timer := time.NewTimer(c.o.hedge)
 	defer timer.Stop()
 	pending, hedge := 1, timer.C
+	var decide <-chan struct{} // set while the hedge waits for a to tell
 	for {
 		select {
-		case a := <-answers:
+		case ans := <-answers:
 			pending--
-			if a.err == nil || !retryable(a.err) || pending == 0 {
-				return a.v, a.err
+			if ans.err == nil || !retryable(ans.err) || pending == 0 {
+				return ans.v, ans.err
 			}
+			continue
 		case <-hedge:
 			hedge = nil
+		case <-decide:
+		}
+		ok, wait := a.check()
+		if decide = wait; ok {
 			pending++
 			c.stats.hedges.Add(1)
 			go send()

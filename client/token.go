@@ -47,7 +47,8 @@ func (t *tokens) next() string {
 
 // idempotencyToken stamps a write with a new token and the current time. It
 // is called once per write, before the first attempt: every retry and hedge
-// carries the same key, which is what makes them safe.
+// carries the same key, which is what makes them safe on EVENTUAL and
+// ACCURATE namespaces (a BEST_EFFORT namespace does not deduplicate keys).
 func (c *Client) idempotencyToken() *abacusv1.IdempotencyToken {
 	return &abacusv1.IdempotencyToken{Token: c.tokens.next(), GenerationTime: timestamppb.New(c.o.now())}
 }
