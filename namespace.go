@@ -1,6 +1,9 @@
 // Package abacus holds the domain of the abacus counting service: namespaces,
 // events, checkpoints, error codes and the store interfaces that backends
 // implement. It has no dependency on any store or wire format.
+//
+// Comments here and in the other packages cite contracts by tag, such as
+// [ROLL-1]; docs/contracts.md states each one.
 package abacus
 
 import "time"

@@ -14,7 +14,7 @@ import (
 //
 //   - Marshal emits unpopulated fields, so a count of 0 reads "count":"0"
 //     instead of an empty object, and uses proto names (snake_case), matching
-//     the request bodies of the article and of SPEC.md.
+//     the request bodies of the article (see [API-4] in docs/contracts.md).
 //   - Unmarshal refuses unknown fields (connect-go discards them): a misspelt
 //     "idempotency_tokn" would otherwise turn a retry-safe write into one the
 //     server assigns a token to, without a word.

@@ -45,10 +45,10 @@ type Options struct {
 	// once. Zero means 2. While they are busy, Appends queue, and the next
 	// free committer writes every queued Append in one transaction: more
 	// committers overlap more round trips and commits, fewer give bigger
-	// groups and fewer commits. On 2 cores shared with the server, 64
-	// concurrent callers got 33K appends/s with 1 or 2 committers, 26K with
-	// 4 and 21K with 8 (BenchmarkAppendParallel's load); a server on its own
-	// machine, with a network round trip per commit, favours a few more.
+	// groups and fewer commits. A server sharing the node's CPUs favours one
+	// or two; a server on its own machine, with a network round trip per
+	// commit, a few more (docs/benchmarks.md has BenchmarkAppendParallel's
+	// figures).
 	Committers int
 
 	// MaxBatchEvents is the most events one group transaction writes (an

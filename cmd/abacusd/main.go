@@ -27,10 +27,9 @@ import (
 
 // defaultGCPercent replaces Go's default GOGC of 100 unless GOGC is set. A
 // node's live heap is small next to what it allocates per request, so at
-// 100 it collected many times a second and the collector's share of 2 cores
-// stretched request tails: at 400, side by side on 2 cores, GetCount at
-// 18,000/s had p99 4.4–5.1 ms instead of 6.9–7.9 ms, and peak unary AddCount
-// and GetCount rose 10% and 22%. The heap may grow to 5x its live size; set
+// 100 it collects many times a second and the collector's share of the CPUs
+// stretches request tails; docs/benchmarks.md ("Write path, fsync and GC")
+// has the side-by-side figures. The heap may grow to 5x its live size; set
 // GOGC (or GOMEMLIMIT) to trade that back.
 const defaultGCPercent = 400
 
