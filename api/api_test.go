@@ -22,7 +22,6 @@ import (
 
 	"github.com/abacus-dev/abacus"
 	"github.com/abacus-dev/abacus/api"
-	"github.com/abacus-dev/abacus/counter"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 	"github.com/abacus-dev/abacus/gen/abacus/v1/abacusv1connect"
 )
@@ -108,7 +107,7 @@ func TestEveryRPC(t *testing.T) {
 			add, err := c.counter.AddCount(ctx, &abacusv1.AddCountRequest{Namespace: "my_dataset", CounterName: "counter123", Delta: 2, IdempotencyToken: tok})
 			mustOK(t, "AddCount", err)
 			wantProto(t, "AddCount token", add.GetIdempotencyToken(), tok)
-			want := counter.AddRequest{Namespace: "my_dataset", Counter: "counter123", Delta: 2, Token: counter.Token{ID: "some_event_id", Time: articleTime}}
+			want := abacus.AddRequest{Namespace: "my_dataset", Counter: "counter123", Delta: 2, Token: abacus.Token{ID: "some_event_id", Time: articleTime}}
 			if got := e.fake.lastAdd(); !reflect.DeepEqual(got, want) {
 				t.Fatalf("service got %+v, want %+v", got, want)
 			}
@@ -116,7 +115,7 @@ func TestEveryRPC(t *testing.T) {
 			add, err = c.counter.AddCount(ctx, &abacusv1.AddCountRequest{Namespace: "my_dataset", CounterName: "counter123", Delta: 3})
 			mustOK(t, "AddCount without token", err)
 			wantProto(t, "server-assigned token", add.GetIdempotencyToken(), tokenPB("server-1", articleTime))
-			if got := e.fake.lastAdd().Token; got != (counter.Token{}) {
+			if got := e.fake.lastAdd().Token; got != (abacus.Token{}) {
 				t.Fatalf("absent token reached the service as %+v, want the zero Token", got)
 			}
 
@@ -131,7 +130,7 @@ func TestEveryRPC(t *testing.T) {
 			clr, err := c.counter.ClearCount(ctx, &abacusv1.ClearCountRequest{Namespace: "my_dataset", CounterName: "counter123", IdempotencyToken: tokenPB("c1", articleTime)})
 			mustOK(t, "ClearCount", err)
 			wantProto(t, "ClearCount", clr, &abacusv1.ClearCountResponse{IdempotencyToken: tokenPB("c1", articleTime)})
-			if got := e.fake.lastClear(); got != (counter.Token{ID: "c1", Time: articleTime}) {
+			if got := e.fake.lastClear(); got != (abacus.Token{ID: "c1", Time: articleTime}) {
 				t.Fatalf("clear token reached the service as %+v", got)
 			}
 			get, err = c.counter.GetCount(ctx, &abacusv1.GetCountRequest{Namespace: "my_dataset", CounterName: "counter123"})
@@ -258,7 +257,7 @@ func TestTokenConversion(t *testing.T) {
 			// No generation_time: passed on with a zero Time for the service to refuse.
 			_, err := c.counter.AddCount(ctx, &abacusv1.AddCountRequest{Namespace: "n", CounterName: "c", Delta: 1, IdempotencyToken: &abacusv1.IdempotencyToken{Token: "t"}})
 			wantCode(t, "token without generation_time", err, codes.InvalidArgument)
-			if got := e.fake.lastAdd().Token; got != (counter.Token{ID: "t"}) {
+			if got := e.fake.lastAdd().Token; got != (abacus.Token{ID: "t"}) {
 				t.Fatalf("token without time reached the service as %+v", got)
 			}
 
@@ -316,16 +315,16 @@ func TestBatchLimit(t *testing.T) {
 				}
 				return adds, gets
 			}
-			adds, gets := mk(counter.MaxBatch)
+			adds, gets := mk(abacus.MaxBatch)
 			res, err := c.counter.AddCounts(ctx, &abacusv1.AddCountsRequest{Adds: adds})
 			mustOK(t, "AddCounts at the limit", err)
-			if len(res.GetResults()) != counter.MaxBatch {
+			if len(res.GetResults()) != abacus.MaxBatch {
 				t.Fatalf("AddCounts: %d results", len(res.GetResults()))
 			}
 			_, err = c.counter.GetCounts(ctx, &abacusv1.GetCountsRequest{Counters: gets})
 			mustOK(t, "GetCounts at the limit", err)
 
-			adds, gets = mk(counter.MaxBatch + 1)
+			adds, gets = mk(abacus.MaxBatch + 1)
 			_, err = c.counter.AddCounts(ctx, &abacusv1.AddCountsRequest{Adds: adds})
 			wantCode(t, "AddCounts over the limit", err, codes.InvalidArgument)
 			if msg := wireMessage(err); !strings.Contains(msg, "adds has 10001 items; at most 10000") {
@@ -392,7 +391,7 @@ func TestArticleBody(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("%d %s", status, res)
 	}
-	want := counter.AddRequest{Namespace: "my_dataset", Counter: "counter123", Delta: 2, Token: counter.Token{ID: "some_event_id", Time: articleTime}}
+	want := abacus.AddRequest{Namespace: "my_dataset", Counter: "counter123", Delta: 2, Token: abacus.Token{ID: "some_event_id", Time: articleTime}}
 	if got := e.fake.lastAdd(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("decoded %+v, want %+v", got, want)
 	}

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/counter"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 )
 
@@ -21,27 +20,27 @@ import (
 // tokenFromProto converts an idempotency token. An absent token is the zero
 // Token (the service assigns one). A token without generation_time keeps a
 // zero Time, which the service refuses with its own message.
-func tokenFromProto(field string, t *abacusv1.IdempotencyToken) (counter.Token, error) {
+func tokenFromProto(field string, t *abacusv1.IdempotencyToken) (abacus.Token, error) {
 	if t == nil {
-		return counter.Token{}, nil
+		return abacus.Token{}, nil
 	}
 	if t.GetToken() == "" {
 		// The domain reads an empty ID as "no token" and would assign one,
 		// silently making a write the client meant to be retry-safe unsafe.
-		return counter.Token{}, abacus.Errorf(abacus.InvalidArgument, "%s.token is required when %s is given", field, field)
+		return abacus.Token{}, abacus.Errorf(abacus.InvalidArgument, "%s.token is required when %s is given", field, field)
 	}
-	tok := counter.Token{ID: t.GetToken()}
+	tok := abacus.Token{ID: t.GetToken()}
 	if gt := t.GetGenerationTime(); gt != nil {
 		if err := gt.CheckValid(); err != nil {
-			return counter.Token{}, abacus.Errorf(abacus.InvalidArgument, "%s.generation_time: %w", field, err)
+			return abacus.Token{}, abacus.Errorf(abacus.InvalidArgument, "%s.generation_time: %w", field, err)
 		}
 		tok.Time = gt.AsTime()
 	}
 	return tok, nil
 }
 
-func tokenToProto(t counter.Token) *abacusv1.IdempotencyToken {
-	if t == (counter.Token{}) {
+func tokenToProto(t abacus.Token) *abacusv1.IdempotencyToken {
+	if t == (abacus.Token{}) {
 		return nil
 	}
 	p := &abacusv1.IdempotencyToken{Token: t.ID}
@@ -51,12 +50,12 @@ func tokenToProto(t counter.Token) *abacusv1.IdempotencyToken {
 	return p
 }
 
-func addFromProto(r *abacusv1.AddCountRequest) (counter.AddRequest, error) {
+func addFromProto(r *abacusv1.AddCountRequest) (abacus.AddRequest, error) {
 	tok, err := tokenFromProto("idempotency_token", r.GetIdempotencyToken())
 	if err != nil {
-		return counter.AddRequest{}, err
+		return abacus.AddRequest{}, err
 	}
-	return counter.AddRequest{
+	return abacus.AddRequest{
 		Namespace: r.GetNamespace(),
 		Counter:   r.GetCounterName(),
 		Delta:     r.GetDelta(),
@@ -67,18 +66,18 @@ func addFromProto(r *abacusv1.AddCountRequest) (counter.AddRequest, error) {
 // checkBatch refuses oversized batches before converting them: the bound is
 // what keeps one call's memory and atomic write small.
 func checkBatch(field string, n int) error {
-	if n > counter.MaxBatch {
-		return abacus.Errorf(abacus.InvalidArgument, "%s has %d items; at most %d are allowed per call (split the batch)", field, n, counter.MaxBatch)
+	if n > abacus.MaxBatch {
+		return abacus.Errorf(abacus.InvalidArgument, "%s has %d items; at most %d are allowed per call (split the batch)", field, n, abacus.MaxBatch)
 	}
 	return nil
 }
 
-func addsFromProto(r *abacusv1.AddCountsRequest) ([]counter.AddRequest, error) {
+func addsFromProto(r *abacusv1.AddCountsRequest) ([]abacus.AddRequest, error) {
 	adds := r.GetAdds()
 	if err := checkBatch("adds", len(adds)); err != nil {
 		return nil, err
 	}
-	out := make([]counter.AddRequest, len(adds))
+	out := make([]abacus.AddRequest, len(adds))
 	for i, a := range adds {
 		var err error
 		if out[i], err = addFromProto(a); err != nil {
@@ -94,16 +93,16 @@ func addsFromProto(r *abacusv1.AddCountsRequest) ([]counter.AddRequest, error) {
 func refFromProto(r interface {
 	GetNamespace() string
 	GetCounterName() string
-}) counter.Ref {
-	return counter.Ref{Namespace: r.GetNamespace(), Counter: r.GetCounterName()}
+}) abacus.Ref {
+	return abacus.Ref{Namespace: r.GetNamespace(), Counter: r.GetCounterName()}
 }
 
-func refsFromProto(r *abacusv1.GetCountsRequest) ([]counter.Ref, error) {
+func refsFromProto(r *abacusv1.GetCountsRequest) ([]abacus.Ref, error) {
 	cs := r.GetCounters()
 	if err := checkBatch("counters", len(cs)); err != nil {
 		return nil, err
 	}
-	out := make([]counter.Ref, len(cs))
+	out := make([]abacus.Ref, len(cs))
 	for i, c := range cs {
 		out[i] = refFromProto(c)
 	}

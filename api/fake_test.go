@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/counter"
 )
 
 // fakeService is an in-memory api.Service: counts in a map, namespaces in a
@@ -18,7 +17,7 @@ import (
 // the transports' behaviour depends on it (4xx for bad input in the fuzzers).
 type fakeService struct {
 	mu         sync.Mutex
-	counts     map[counter.Ref]int64
+	counts     map[abacus.Ref]int64
 	namespaces map[string]*abacus.Namespace
 	nextID     uint64
 	now        time.Time
@@ -26,14 +25,14 @@ type fakeService struct {
 	err      error  // returned by every method when not nil
 	panicMsg string // every method panics with it when not empty
 
-	adds   []counter.AddRequest // every add seen, batch items included
-	clears []counter.Token      // the token of every clear seen
-	nsIn   []*abacus.Namespace  // every namespace passed to Create or Update
+	adds   []abacus.AddRequest // every add seen, batch items included
+	clears []abacus.Token      // the token of every clear seen
+	nsIn   []*abacus.Namespace // every namespace passed to Create or Update
 }
 
 func newFake() *fakeService {
 	return &fakeService{
-		counts:     map[counter.Ref]int64{},
+		counts:     map[abacus.Ref]int64{},
 		namespaces: map[string]*abacus.Namespace{},
 		now:        time.Date(2024, 10, 5, 14, 48, 0, 0, time.UTC),
 	}
@@ -59,20 +58,20 @@ func (f *fakeService) numAdds() int {
 	return len(f.adds)
 }
 
-func (f *fakeService) lastClear() counter.Token {
+func (f *fakeService) lastClear() abacus.Token {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.clears) == 0 {
-		return counter.Token{}
+		return abacus.Token{}
 	}
 	return f.clears[len(f.clears)-1]
 }
 
-func (f *fakeService) lastAdd() counter.AddRequest {
+func (f *fakeService) lastAdd() abacus.AddRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.adds) == 0 {
-		return counter.AddRequest{}
+		return abacus.AddRequest{}
 	}
 	return f.adds[len(f.adds)-1]
 }
@@ -94,8 +93,8 @@ func (f *fakeService) enter() error {
 	return f.err
 }
 
-func checkAdd(r counter.AddRequest) error {
-	if err := checkRef(counter.Ref{Namespace: r.Namespace, Counter: r.Counter}); err != nil {
+func checkAdd(r abacus.AddRequest) error {
+	if err := checkRef(abacus.Ref{Namespace: r.Namespace, Counter: r.Counter}); err != nil {
 		return err
 	}
 	if r.Delta == 0 {
@@ -107,7 +106,7 @@ func checkAdd(r counter.AddRequest) error {
 	return nil
 }
 
-func checkRef(r counter.Ref) error {
+func checkRef(r abacus.Ref) error {
 	if r.Namespace == "" {
 		return abacus.Errorf(abacus.InvalidArgument, "namespace is required")
 	}
@@ -118,44 +117,44 @@ func checkRef(r counter.Ref) error {
 }
 
 // apply adds one checked request, with f.mu held.
-func (f *fakeService) apply(r counter.AddRequest) (int64, counter.Token, error) {
-	ref := counter.Ref{Namespace: r.Namespace, Counter: r.Counter}
+func (f *fakeService) apply(r abacus.AddRequest) (int64, abacus.Token, error) {
+	ref := abacus.Ref{Namespace: r.Namespace, Counter: r.Counter}
 	n := f.counts[ref]
 	if (r.Delta > 0 && n > math.MaxInt64-r.Delta) || (r.Delta < 0 && n < math.MinInt64-r.Delta) {
-		return 0, counter.Token{}, abacus.Errorf(abacus.OutOfRange, "count of %s would overflow", r.Counter)
+		return 0, abacus.Token{}, abacus.Errorf(abacus.OutOfRange, "count of %s would overflow", r.Counter)
 	}
 	f.counts[ref] = n + r.Delta
 	return n + r.Delta, f.token(r.Token), nil
 }
 
 // token returns t, or a server-assigned token for the zero Token.
-func (f *fakeService) token(t counter.Token) counter.Token {
-	if t != (counter.Token{}) {
+func (f *fakeService) token(t abacus.Token) abacus.Token {
+	if t != (abacus.Token{}) {
 		return t
 	}
 	f.nextID++
-	return counter.Token{ID: fmt.Sprintf("server-%d", f.nextID), Time: f.now}
+	return abacus.Token{ID: fmt.Sprintf("server-%d", f.nextID), Time: f.now}
 }
 
-func (f *fakeService) Add(ctx context.Context, r counter.AddRequest) (counter.Token, error) {
+func (f *fakeService) Add(ctx context.Context, r abacus.AddRequest) (abacus.Token, error) {
 	_, tok, err := f.AddAndGet(ctx, r)
 	return tok, err
 }
 
-func (f *fakeService) AddAndGet(_ context.Context, r counter.AddRequest) (int64, counter.Token, error) {
+func (f *fakeService) AddAndGet(_ context.Context, r abacus.AddRequest) (int64, abacus.Token, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.adds = append(f.adds, r)
 	if err := f.enter(); err != nil {
-		return 0, counter.Token{}, err
+		return 0, abacus.Token{}, err
 	}
 	if err := checkAdd(r); err != nil {
-		return 0, counter.Token{}, err
+		return 0, abacus.Token{}, err
 	}
 	return f.apply(r)
 }
 
-func (f *fakeService) Get(_ context.Context, r counter.Ref) (int64, error) {
+func (f *fakeService) Get(_ context.Context, r abacus.Ref) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter(); err != nil {
@@ -167,21 +166,21 @@ func (f *fakeService) Get(_ context.Context, r counter.Ref) (int64, error) {
 	return f.counts[r], nil
 }
 
-func (f *fakeService) Clear(_ context.Context, r counter.Ref, tok counter.Token) (counter.Token, error) {
+func (f *fakeService) Clear(_ context.Context, r abacus.Ref, tok abacus.Token) (abacus.Token, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.clears = append(f.clears, tok)
 	if err := f.enter(); err != nil {
-		return counter.Token{}, err
+		return abacus.Token{}, err
 	}
 	if err := checkRef(r); err != nil {
-		return counter.Token{}, err
+		return abacus.Token{}, err
 	}
 	delete(f.counts, r)
 	return f.token(tok), nil
 }
 
-func (f *fakeService) AddBatch(_ context.Context, rs []counter.AddRequest) ([]counter.Token, error) {
+func (f *fakeService) AddBatch(_ context.Context, rs []abacus.AddRequest) ([]abacus.Token, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.adds = append(f.adds, rs...)
@@ -193,7 +192,7 @@ func (f *fakeService) AddBatch(_ context.Context, rs []counter.AddRequest) ([]co
 			return nil, abacus.Errorf(abacus.ErrorCode(err), "adds[%d]: %s", i, abacus.ErrorMessage(err))
 		}
 	}
-	toks := make([]counter.Token, len(rs))
+	toks := make([]abacus.Token, len(rs))
 	for i, r := range rs {
 		var err error
 		if _, toks[i], err = f.apply(r); err != nil {
@@ -203,7 +202,7 @@ func (f *fakeService) AddBatch(_ context.Context, rs []counter.AddRequest) ([]co
 	return toks, nil
 }
 
-func (f *fakeService) GetBatch(_ context.Context, rs []counter.Ref) ([]int64, error) {
+func (f *fakeService) GetBatch(_ context.Context, rs []abacus.Ref) ([]int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.enter(); err != nil {

@@ -9,7 +9,7 @@ import (
 )
 
 // maxServerBatch is the most items the server accepts in one AddCounts or
-// GetCounts call (counter.MaxBatch); a larger WithMaxBatch could only fail.
+// GetCounts call (abacus.MaxBatch); a larger WithMaxBatch could only fail.
 const maxServerBatch = 10000
 
 // Option configures a Client; see the With functions.

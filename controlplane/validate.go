@@ -71,7 +71,6 @@ func (v Validator) complete(ns *abacus.Namespace) []problem {
 // Limits of the settings. They are wide: they exist to catch mistakes (units
 // confused, a digit too many), not to tune.
 const (
-	maxNameLen      = 128
 	maxBucketsPerID = 1024
 	minAcceptLimit  = time.Millisecond
 	// maxAcceptLimit bounds how stale a count may be: a count converges only
@@ -192,23 +191,21 @@ func validate(ns *abacus.Namespace, sup Supported) []problem {
 	return probs
 }
 
-// checkName returns what is wrong with a namespace name, or "". Names appear
-// in keys, metrics labels and URLs, hence the small alphabet.
+// checkName returns what is wrong with a namespace name, or "". The rule is
+// abacus.CheckNamespaceName's; the message is in the file's terms.
 func checkName(name string) string {
-	const allowed = "must be 1 to 128 characters, each a letter (A-Z, a-z), a digit (0-9), '_', '.' or '-'"
-	if name == "" {
-		return "is required; " + allowed
+	if abacus.CheckNamespaceName(name) == nil {
+		return ""
 	}
-	if len(name) > maxNameLen {
+	allowed := "must be 1 to " + strconv.Itoa(abacus.MaxNamespaceLen) +
+		" characters, each a letter (A-Z, a-z), a digit (0-9), '_', '.' or '-'"
+	switch {
+	case name == "":
+		return "is required; " + allowed
+	case len(name) > abacus.MaxNamespaceLen:
 		return allowed + "; got " + strconv.Itoa(len(name)) + " bytes"
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return allowed + "; got " + strconv.Quote(name)
-		}
-	}
-	return ""
+	return allowed + "; got " + strconv.Quote(name)
 }
 
 // checkSeconds returns what is wrong with a width the file formats give in

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/counter"
 )
 
 // BenchmarkRollupAggregation measures how fast the service folds a counter's
@@ -27,10 +26,10 @@ func BenchmarkRollupAggregation(b *testing.B) {
 			ns.Partition = abacus.TimePartition{BucketsPerID: 4, BucketWidth: 10 * time.Second, SliceWidth: time.Minute}
 			f := newFixture(b, b.TempDir(), ns)
 			const events = 200_000
-			adds := make([]counter.AddRequest, 0, 10_000)
+			adds := make([]abacus.AddRequest, 0, 10_000)
 			for i := range events {
-				adds = append(adds, counter.AddRequest{Namespace: "bench", Counter: "hot", Delta: 1,
-					Token: counter.Token{ID: fmt.Sprint(i), Time: f.clk.t.Add(-time.Duration(i%3000) * time.Second)}})
+				adds = append(adds, abacus.AddRequest{Namespace: "bench", Counter: "hot", Delta: 1,
+					Token: abacus.Token{ID: fmt.Sprint(i), Time: f.clk.t.Add(-time.Duration(i%3000) * time.Second)}})
 				if len(adds) == cap(adds) {
 					if _, err := f.svc.AddBatch(ctx, adds); err != nil {
 						b.Fatal(err)
@@ -40,7 +39,7 @@ func BenchmarkRollupAggregation(b *testing.B) {
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				n, err := f.svc.Get(ctx, counter.Ref{Namespace: "bench", Counter: "hot"})
+				n, err := f.svc.Get(ctx, abacus.Ref{Namespace: "bench", Counter: "hot"})
 				if err != nil || n != events {
 					b.Fatalf("count %d, %v; want %d", n, err, events)
 				}
@@ -76,10 +75,10 @@ func benchRollupMany(b *testing.B, batch int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	adds := make([]counter.AddRequest, 0, 1000)
+	adds := make([]abacus.AddRequest, 0, 1000)
 	for i := range b.N {
-		adds = append(adds, counter.AddRequest{Namespace: "bench", Counter: fmt.Sprintf("c%08d", i), Delta: 1,
-			Token: counter.Token{ID: fmt.Sprint(i), Time: f.clk.t}})
+		adds = append(adds, abacus.AddRequest{Namespace: "bench", Counter: fmt.Sprintf("c%08d", i), Delta: 1,
+			Token: abacus.Token{ID: fmt.Sprint(i), Time: f.clk.t}})
 		if len(adds) == cap(adds) || i == b.N-1 {
 			if _, err := f.svc.AddBatch(ctx, adds); err != nil {
 				b.Fatal(err)
@@ -118,7 +117,7 @@ func benchRollupMany(b *testing.B, batch int) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rollups/s")
-	if n, err := f.svc.Get(ctx, counter.Ref{Namespace: "bench", Counter: fmt.Sprintf("c%08d", b.N-1)}); err != nil || n != 1 {
+	if n, err := f.svc.Get(ctx, abacus.Ref{Namespace: "bench", Counter: fmt.Sprintf("c%08d", b.N-1)}); err != nil || n != 1 {
 		b.Fatalf("count %d, %v after the rollup; want 1", n, err)
 	}
 }

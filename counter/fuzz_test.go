@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/counter"
 )
 
 // FuzzService feeds arbitrary names, tokens, deltas and times through the real
@@ -26,15 +25,15 @@ func FuzzService(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, ns, name, token string, delta, offsetMs int64, clear bool) {
 		ctx := context.Background()
-		tok := counter.Token{ID: token}
+		tok := abacus.Token{ID: token}
 		if token != "" {
 			tok.Time = fx.clk.t.Add(time.Duration(offsetMs%100000) * time.Millisecond)
 		}
 		var err error
 		if clear {
-			_, err = fx.svc.Clear(ctx, counter.Ref{Namespace: ns, Counter: name}, tok)
+			_, err = fx.svc.Clear(ctx, abacus.Ref{Namespace: ns, Counter: name}, tok)
 		} else {
-			_, err = fx.svc.Add(ctx, counter.AddRequest{Namespace: ns, Counter: name, Delta: delta, Token: tok})
+			_, err = fx.svc.Add(ctx, abacus.AddRequest{Namespace: ns, Counter: name, Delta: delta, Token: tok})
 		}
 		if err != nil {
 			if !allowed[abacus.ErrorCode(err)] {
@@ -42,7 +41,7 @@ func FuzzService(f *testing.F) {
 			}
 			return
 		}
-		if _, err := fx.svc.Get(ctx, counter.Ref{Namespace: ns, Counter: name}); err != nil && abacus.ErrorCode(err) != abacus.OutOfRange {
+		if _, err := fx.svc.Get(ctx, abacus.Ref{Namespace: ns, Counter: name}); err != nil && abacus.ErrorCode(err) != abacus.OutOfRange {
 			t.Fatalf("read after an acknowledged write: %v", err)
 		}
 	})

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/counter"
 )
 
 var update = flag.Bool("update", false, "rewrite the .golden files of TestGolden")
@@ -86,15 +85,15 @@ func runScript(t *testing.T, file string) string {
 			switch fields[0] {
 			case "add":
 				delta, _ := strconv.ParseInt(fields[3], 10, 64)
-				_, err := fx.svc.Add(ctx, counter.AddRequest{Namespace: fields[1], Counter: fields[2], Delta: delta,
-					Token: counter.Token{ID: fields[5], Time: at(fields[4])}})
+				_, err := fx.svc.Add(ctx, abacus.AddRequest{Namespace: fields[1], Counter: fields[2], Delta: delta,
+					Token: abacus.Token{ID: fields[5], Time: at(fields[4])}})
 				return errString(err, "ok")
 			case "clear":
-				_, err := fx.svc.Clear(ctx, counter.Ref{Namespace: fields[1], Counter: fields[2]},
-					counter.Token{ID: fields[4], Time: at(fields[3])})
+				_, err := fx.svc.Clear(ctx, abacus.Ref{Namespace: fields[1], Counter: fields[2]},
+					abacus.Token{ID: fields[4], Time: at(fields[3])})
 				return errString(err, "ok")
 			case "get":
-				n, err := fx.svc.Get(ctx, counter.Ref{Namespace: fields[1], Counter: fields[2]})
+				n, err := fx.svc.Get(ctx, abacus.Ref{Namespace: fields[1], Counter: fields[2]})
 				return errString(err, strconv.FormatInt(n, 10))
 			case "rollup":
 				ns, _ := fx.svc.GetNamespace(ctx, fields[1])

@@ -118,13 +118,13 @@ func TestModel(t *testing.T) {
 				delta := rapid.Int64Range(-50, 50).Filter(func(d int64) bool { return d != 0 }).Draw(rt, "delta")
 				back := time.Duration(rapid.Int64Range(0, 1999).Draw(rt, "back_ms")) * time.Millisecond
 				seq++
-				tok := counter.Token{ID: fmt.Sprintf("t%d", seq), Time: f.clk.t.Add(-back)}
+				tok := abacus.Token{ID: fmt.Sprintf("t%d", seq), Time: f.clk.t.Add(-back)}
 				clear := rapid.IntRange(0, 9).Draw(rt, "clear") == 0
 				var err error
 				if clear {
-					_, err = f.svc.Clear(ctx, counter.Ref{Namespace: ns, Counter: c}, tok)
+					_, err = f.svc.Clear(ctx, abacus.Ref{Namespace: ns, Counter: c}, tok)
 				} else {
-					_, err = f.svc.Add(ctx, counter.AddRequest{Namespace: ns, Counter: c, Delta: delta, Token: tok})
+					_, err = f.svc.Add(ctx, abacus.AddRequest{Namespace: ns, Counter: c, Delta: delta, Token: tok})
 				}
 				if err != nil {
 					rt.Fatalf("write: %v", err)
@@ -144,18 +144,18 @@ func TestModel(t *testing.T) {
 					rt.Skip("no writes yet")
 				}
 				w := rapid.SampledFrom(tokens).Draw(rt, "write")
-				tok := counter.Token{ID: w.ev.ID, Time: w.ev.Time}
+				tok := abacus.Token{ID: w.ev.ID, Time: w.ev.Time}
 				conflict := rapid.Bool().Draw(rt, "conflict")
 				var err error
 				switch {
 				case w.ev.Clear && !conflict:
-					_, err = f.svc.Clear(ctx, counter.Ref{Namespace: w.ns, Counter: w.counter}, tok)
+					_, err = f.svc.Clear(ctx, abacus.Ref{Namespace: w.ns, Counter: w.counter}, tok)
 				case w.ev.Clear:
-					_, err = f.svc.Add(ctx, counter.AddRequest{Namespace: w.ns, Counter: w.counter, Delta: 1, Token: tok})
+					_, err = f.svc.Add(ctx, abacus.AddRequest{Namespace: w.ns, Counter: w.counter, Delta: 1, Token: tok})
 				case conflict:
-					_, err = f.svc.Add(ctx, counter.AddRequest{Namespace: w.ns, Counter: w.counter, Delta: w.ev.Delta + 1000, Token: tok})
+					_, err = f.svc.Add(ctx, abacus.AddRequest{Namespace: w.ns, Counter: w.counter, Delta: w.ev.Delta + 1000, Token: tok})
 				default:
-					_, err = f.svc.Add(ctx, counter.AddRequest{Namespace: w.ns, Counter: w.counter, Delta: w.ev.Delta, Token: tok})
+					_, err = f.svc.Add(ctx, abacus.AddRequest{Namespace: w.ns, Counter: w.counter, Delta: w.ev.Delta, Token: tok})
 				}
 				// Inside the accept window or after it (the events are
 				// retained for hours), a retry of a stored write is
@@ -194,7 +194,7 @@ func TestModel(t *testing.T) {
 			},
 			"get_accurate": func(rt *rapid.T) {
 				c := rapid.SampledFrom(counters).Draw(rt, "counter")
-				got, err := f.svc.Get(ctx, counter.Ref{Namespace: "acc", Counter: c})
+				got, err := f.svc.Get(ctx, abacus.Ref{Namespace: "acc", Counter: c})
 				if err != nil {
 					rt.Fatal(err)
 				}
@@ -213,7 +213,7 @@ func TestModel(t *testing.T) {
 				if !caught {
 					rt.Fatalf("rollup of a settled counter not caught up")
 				}
-				got, err := f.svc.Get(ctx, counter.Ref{Namespace: "ev", Counter: c})
+				got, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ev", Counter: c})
 				if err != nil {
 					rt.Fatal(err)
 				}

@@ -92,7 +92,7 @@ func (s *Service) CreateNamespace(ctx context.Context, ns *abacus.Namespace) (*a
 
 // GetNamespace returns a namespace with every default filled in.
 func (s *Service) GetNamespace(ctx context.Context, name string) (*abacus.Namespace, error) {
-	if err := checkNamespaceName(name); err != nil {
+	if err := abacus.CheckNamespaceName(name); err != nil {
 		return nil, err
 	}
 	return s.cfg.Namespaces.GetNamespace(ctx, name)
@@ -114,7 +114,7 @@ func (s *Service) UpdateNamespace(ctx context.Context, ns *abacus.Namespace) (*a
 	if ns == nil {
 		return nil, abacus.Errorf(abacus.InvalidArgument, "namespace is required")
 	}
-	if err := checkNamespaceName(ns.Name); err != nil {
+	if err := abacus.CheckNamespaceName(ns.Name); err != nil {
 		return nil, err
 	}
 	old, err := s.cfg.Namespaces.GetNamespace(ctx, ns.Name)
@@ -139,7 +139,7 @@ func (s *Service) UpdateNamespace(ctx context.Context, ns *abacus.Namespace) (*a
 // Its BEST_EFFORT counts expire with their TTL; they can never be seen again
 // because cache keys carry the namespace's never-reused ID.
 func (s *Service) DeleteNamespace(ctx context.Context, name string) error {
-	if err := checkNamespaceName(name); err != nil {
+	if err := abacus.CheckNamespaceName(name); err != nil {
 		return err
 	}
 	old, err := s.cfg.Namespaces.DeleteNamespace(ctx, name)

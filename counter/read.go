@@ -12,8 +12,8 @@ import (
 //   - EVENTUAL: the last rolled-up count (a point read, usually from the rollup
 //     cache); the read also signals a rollup, so a stale count heals itself.
 //   - ACCURATE: the last checkpoint plus every event since it, in real time.
-func (s *Service) Get(ctx context.Context, r Ref) (int64, error) {
-	if err := checkRef(r); err != nil {
+func (s *Service) Get(ctx context.Context, r abacus.Ref) (int64, error) {
+	if err := r.Check(); err != nil {
 		return 0, err
 	}
 	ns, err := s.namespace(r.Namespace)
@@ -54,12 +54,12 @@ func (s *Service) read(ctx context.Context, ns *abacus.Namespace, counter string
 
 // GetBatch reads many counters; one bad item fails the call, its index in the
 // message.
-func (s *Service) GetBatch(ctx context.Context, rs []Ref) ([]int64, error) {
+func (s *Service) GetBatch(ctx context.Context, rs []abacus.Ref) ([]int64, error) {
 	if len(rs) == 0 {
 		return nil, abacus.Errorf(abacus.InvalidArgument, "counters is empty")
 	}
-	if len(rs) > MaxBatch {
-		return nil, abacus.Errorf(abacus.InvalidArgument, "counters has %d items; the limit is %d", len(rs), MaxBatch)
+	if len(rs) > abacus.MaxBatch {
+		return nil, abacus.Errorf(abacus.InvalidArgument, "counters has %d items; the limit is %d", len(rs), abacus.MaxBatch)
 	}
 	out := make([]int64, len(rs))
 	for i, r := range rs {

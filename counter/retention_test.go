@@ -27,8 +27,8 @@ func TestRetentionKeepsCounts(t *testing.T) {
 	for i := range 40 {
 		for _, ns := range []string{"acc", "ev"} {
 			c := fmt.Sprintf("c%d", i%3)
-			tok := counter.Token{ID: fmt.Sprintf("t%d", i), Time: f.clk.t}
-			if _, err := f.svc.Add(ctx, counter.AddRequest{Namespace: ns, Counter: c, Delta: int64(i + 1), Token: tok}); err != nil {
+			tok := abacus.Token{ID: fmt.Sprintf("t%d", i), Time: f.clk.t}
+			if _, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: ns, Counter: c, Delta: int64(i + 1), Token: tok}); err != nil {
 				t.Fatal(err)
 			}
 			want[ns+"/"+c] += int64(i + 1)
@@ -51,7 +51,7 @@ func TestRetentionKeepsCounts(t *testing.T) {
 		for i := range 3 {
 			c := fmt.Sprintf("c%d", i)
 			_ = f.store.Scan(ctx, nsObj, c, abacus.Range{}, func(abacus.Event) error { events++; return nil })
-			got, err := f.svc.Get(ctx, counter.Ref{Namespace: ns, Counter: c})
+			got, err := f.svc.Get(ctx, abacus.Ref{Namespace: ns, Counter: c})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,8 +91,8 @@ func TestRetentionGoesOnPastAFailedNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 20 {
-		tok := counter.Token{ID: fmt.Sprintf("t%d", i), Time: f.clk.t}
-		if _, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "good", Counter: "c", Delta: 1, Token: tok}); err != nil {
+		tok := abacus.Token{ID: fmt.Sprintf("t%d", i), Time: f.clk.t}
+		if _, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "good", Counter: "c", Delta: 1, Token: tok}); err != nil {
 			t.Fatal(err)
 		}
 		f.clk.t = f.clk.t.Add(time.Second)
@@ -114,7 +114,7 @@ func TestRetentionGoesOnPastAFailedNamespace(t *testing.T) {
 	if _, ok := failed["good"]; ok || strings.Contains(fmt.Sprint(err), `"good"`) {
 		t.Errorf("the working namespace was reported failed: %v", err)
 	}
-	if got, err := f.svc.Get(ctx, counter.Ref{Namespace: "good", Counter: "c"}); err != nil || got != 20 {
+	if got, err := f.svc.Get(ctx, abacus.Ref{Namespace: "good", Counter: "c"}); err != nil || got != 20 {
 		t.Errorf("count after retention = %d, %v; want 20", got, err)
 	}
 }

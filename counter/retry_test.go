@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/counter"
 )
 
 // TestRetryAfterTheWindow retries writes after their accept window has
@@ -26,8 +25,8 @@ func TestRetryAfterTheWindow(t *testing.T) {
 				t.Fatal(err)
 			}
 			t0 := f.clk.t
-			add := func(id string, delta int64) counter.AddRequest {
-				return counter.AddRequest{Namespace: "n", Counter: "c", Delta: delta, Token: counter.Token{ID: id, Time: t0}}
+			add := func(id string, delta int64) abacus.AddRequest {
+				return abacus.AddRequest{Namespace: "n", Counter: "c", Delta: delta, Token: abacus.Token{ID: id, Time: t0}}
 			}
 			if _, err := f.svc.Add(ctx, add("a", 5)); err != nil {
 				t.Fatal(err)
@@ -35,18 +34,18 @@ func TestRetryAfterTheWindow(t *testing.T) {
 			if _, _, err := f.svc.AddAndGet(ctx, add("b", 7)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.svc.AddBatch(ctx, []counter.AddRequest{add("x", 1), add("y", 2)}); err != nil {
+			if _, err := f.svc.AddBatch(ctx, []abacus.AddRequest{add("x", 1), add("y", 2)}); err != nil {
 				t.Fatal(err)
 			}
-			clearTok := counter.Token{ID: "clr", Time: t0.Add(-time.Millisecond)}
-			if _, err := f.svc.Clear(ctx, counter.Ref{Namespace: "n", Counter: "other"}, clearTok); err != nil {
+			clearTok := abacus.Token{ID: "clr", Time: t0.Add(-time.Millisecond)}
+			if _, err := f.svc.Clear(ctx, abacus.Ref{Namespace: "n", Counter: "other"}, clearTok); err != nil {
 				t.Fatal(err)
 			}
 			f.clk.t = t0.Add(6 * time.Second) // accept_limit is 2s
 			if _, err := f.svc.Rollup(ctx, ns, "c"); err != nil {
 				t.Fatal(err)
 			}
-			nowTok := counter.Token{ID: "now", Time: f.clk.t}
+			nowTok := abacus.Token{ID: "now", Time: f.clk.t}
 			steps := []struct {
 				name string
 				do   func() error
@@ -62,28 +61,28 @@ func TestRetryAfterTheWindow(t *testing.T) {
 					return err
 				}, ok, ""},
 				{"batch, stored and new", func() error {
-					_, err := f.svc.AddBatch(ctx, []counter.AddRequest{add("x", 1),
+					_, err := f.svc.AddBatch(ctx, []abacus.AddRequest{add("x", 1),
 						{Namespace: "n", Counter: "c", Delta: 100, Token: nowTok}, add("y", 2)})
 					return err
 				}, ok, ""},
 				{"clear, stored", func() error {
-					_, err := f.svc.Clear(ctx, counter.Ref{Namespace: "n", Counter: "other"}, clearTok)
+					_, err := f.svc.Clear(ctx, abacus.Ref{Namespace: "n", Counter: "other"}, clearTok)
 					return err
 				}, ok, ""},
 				{"add, another delta", func() error { _, err := f.svc.Add(ctx, add("a", 6)); return err },
 					abacus.AlreadyExists, `idempotency token "a"`},
 				{"add where a clear was", func() error {
-					_, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "n", Counter: "other", Delta: 1, Token: clearTok})
+					_, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "n", Counter: "other", Delta: 1, Token: clearTok})
 					return err
 				}, abacus.AlreadyExists, `idempotency token "clr"`},
 				{"add, not stored", func() error { _, err := f.svc.Add(ctx, add("never", 5)); return err },
 					abacus.FailedPrecondition, "outside the accept window"},
 				{"add, other counter", func() error {
-					_, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "n", Counter: "d", Delta: 5, Token: counter.Token{ID: "a", Time: t0}})
+					_, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "n", Counter: "d", Delta: 5, Token: abacus.Token{ID: "a", Time: t0}})
 					return err
 				}, abacus.FailedPrecondition, "outside the accept window"},
 				{"batch with an item not stored", func() error {
-					_, err := f.svc.AddBatch(ctx, []counter.AddRequest{add("x", 1), add("never", 1)})
+					_, err := f.svc.AddBatch(ctx, []abacus.AddRequest{add("x", 1), add("never", 1)})
 					return err
 				}, abacus.FailedPrecondition, "adds[1]"},
 			}
@@ -98,7 +97,7 @@ func TestRetryAfterTheWindow(t *testing.T) {
 			if _, err := f.svc.Rollup(ctx, ns, "c"); err != nil {
 				t.Fatal(err)
 			}
-			if got, err := f.svc.Get(ctx, counter.Ref{Namespace: "n", Counter: "c"}); err != nil || got != 115 {
+			if got, err := f.svc.Get(ctx, abacus.Ref{Namespace: "n", Counter: "c"}); err != nil || got != 115 {
 				t.Errorf("count = %d, %v; want 115 (5+7+1+2+100)", got, err)
 			}
 			// Past retention the event is gone, and the refusal says that
@@ -128,7 +127,7 @@ func TestRetryWhileFirstAttemptCommits(t *testing.T) {
 		<-release
 	}}
 	svc := f.stalledService(t, stall)
-	req := counter.AddRequest{Namespace: "ns", Counter: "c", Delta: 1, Token: counter.Token{ID: "t", Time: f.clk.t}}
+	req := abacus.AddRequest{Namespace: "ns", Counter: "c", Delta: 1, Token: abacus.Token{ID: "t", Time: f.clk.t}}
 	first := make(chan error, 1)
 	go func() { _, err := svc.Add(ctx, req); first <- err }()
 	<-entered
@@ -149,7 +148,7 @@ func TestRetryWhileFirstAttemptCommits(t *testing.T) {
 	if _, err := svc.Rollup(ctx, ns, "c"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := svc.Get(ctx, counter.Ref{Namespace: "ns", Counter: "c"}); err != nil || got != 0 {
+	if got, err := svc.Get(ctx, abacus.Ref{Namespace: "ns", Counter: "c"}); err != nil || got != 0 {
 		t.Errorf("count = %d, %v; want 0", got, err)
 	}
 }

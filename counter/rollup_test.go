@@ -44,8 +44,8 @@ func TestRollupCounterProvisional(t *testing.T) {
 			}
 			t0 := f.clk.t
 			for i, d := range []int64{1, 10, 100} {
-				tok := counter.Token{ID: string(rune('a' + i)), Time: t0.Add(-time.Duration(i) * time.Second)}
-				if _, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "ns", Counter: "c", Delta: d, Token: tok}); err != nil {
+				tok := abacus.Token{ID: string(rune('a' + i)), Time: t0.Add(-time.Duration(i) * time.Second)}
+				if _, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "ns", Counter: "c", Delta: d, Token: tok}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -66,7 +66,7 @@ func TestRollupCounterProvisional(t *testing.T) {
 			if !o.NotBefore.Equal(hotNB) {
 				t.Fatalf("NotBefore %v right after the writes, want %v", o.NotBefore, hotNB)
 			}
-			if n, err := f.svc.Get(ctx, counter.Ref{Namespace: "ns", Counter: "c"}); err != nil || n != tt.hotRead {
+			if n, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ns", Counter: "c"}); err != nil || n != tt.hotRead {
 				t.Fatalf("read %d, %v right after the writes; want %d", n, err, tt.hotRead)
 			}
 			// Quiet for a coalesce window; the window ends at t0 - 3s
@@ -80,7 +80,7 @@ func TestRollupCounterProvisional(t *testing.T) {
 			if o.CaughtUp || !o.NotBefore.Equal(wantNB) {
 				t.Fatalf("outcome %+v, want not caught up, NotBefore %v", o, wantNB)
 			}
-			if n, err := f.svc.Get(ctx, counter.Ref{Namespace: "ns", Counter: "c"}); err != nil || n != tt.wantRead {
+			if n, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ns", Counter: "c"}); err != nil || n != tt.wantRead {
 				t.Fatalf("read %d, %v before the window passed; want %d", n, err, tt.wantRead)
 			}
 			st, err := f.store.RollupState(ctx, ns, "c")
@@ -94,7 +94,7 @@ func TestRollupCounterProvisional(t *testing.T) {
 			if o, err = f.svc.RollupCounter(ctx, ns, "c"); err != nil || !o.CaughtUp {
 				t.Fatalf("outcome %+v, %v at NotBefore; want caught up", o, err)
 			}
-			if n, err := f.svc.Get(ctx, counter.Ref{Namespace: "ns", Counter: "c"}); err != nil || n != tt.readAfter {
+			if n, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ns", Counter: "c"}); err != nil || n != tt.readAfter {
 				t.Fatalf("read %d, %v after the window; want %d", n, err, tt.readAfter)
 			}
 		})
@@ -119,8 +119,8 @@ func TestRollupBatchAgrees(t *testing.T) {
 				continue
 			}
 			for k := range i + 1 {
-				tok := counter.Token{ID: c + string(rune('0'+k)), Time: t0.Add(-time.Duration(k) * 500 * time.Millisecond)}
-				if _, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "ns", Counter: c, Delta: int64(k + 1), Token: tok}); err != nil {
+				tok := abacus.Token{ID: c + string(rune('0'+k)), Time: t0.Add(-time.Duration(k) * 500 * time.Millisecond)}
+				if _, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "ns", Counter: c, Delta: int64(k + 1), Token: tok}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -145,7 +145,7 @@ func TestRollupBatchAgrees(t *testing.T) {
 			}
 		}
 		for _, c := range counters {
-			n, err := f.svc.Get(ctx, counter.Ref{Namespace: "ns", Counter: c})
+			n, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ns", Counter: c})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,8 +188,8 @@ func TestRollupZeroSumWindowBeforeRetention(t *testing.T) {
 				delta int64
 			}{{0, "a", 5}, {35 * time.Second, "b", -5}, {40 * time.Second, "c", 1}} {
 				f.clk.t = t0.Add(a.at)
-				if _, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "n", Counter: "c", Delta: a.delta,
-					Token: counter.Token{ID: a.id, Time: f.clk.t}}); err != nil {
+				if _, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "n", Counter: "c", Delta: a.delta,
+					Token: abacus.Token{ID: a.id, Time: f.clk.t}}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -204,7 +204,7 @@ func TestRollupZeroSumWindowBeforeRetention(t *testing.T) {
 			if _, err := f.svc.RollupCounter(ctx, nsObj, "c"); err != nil {
 				t.Fatal(err)
 			}
-			if n, err := f.svc.Get(ctx, counter.Ref{Namespace: "n", Counter: "c"}); err != nil || n != 1 {
+			if n, err := f.svc.Get(ctx, abacus.Ref{Namespace: "n", Counter: "c"}); err != nil || n != 1 {
 				t.Fatalf("count %d, %v after retention; want 1", n, err)
 			}
 		})
@@ -246,8 +246,8 @@ func TestRollupBatchRecoversPanics(t *testing.T) {
 	}
 	counters := []string{"a", "boom", "c"}
 	for i, c := range counters {
-		if _, err := svc.Add(ctx, counter.AddRequest{Namespace: "ns", Counter: c, Delta: 1,
-			Token: counter.Token{ID: fmt.Sprint(i), Time: f.clk.t}}); err != nil {
+		if _, err := svc.Add(ctx, abacus.AddRequest{Namespace: "ns", Counter: c, Delta: 1,
+			Token: abacus.Token{ID: fmt.Sprint(i), Time: f.clk.t}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -280,31 +280,31 @@ func TestSignalsSayWhetherStale(t *testing.T) {
 		want string
 	}{
 		{"add", func() error {
-			_, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "ev", Counter: "c", Delta: 1, Token: counter.Token{ID: "a", Time: f.clk.t}})
+			_, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "ev", Counter: "c", Delta: 1, Token: abacus.Token{ID: "a", Time: f.clk.t}})
 			return err
 		}, "ev/c true"},
 		{"add and get", func() error {
-			_, _, err := f.svc.AddAndGet(ctx, counter.AddRequest{Namespace: "ev", Counter: "c", Delta: 1, Token: counter.Token{ID: "g", Time: f.clk.t}})
+			_, _, err := f.svc.AddAndGet(ctx, abacus.AddRequest{Namespace: "ev", Counter: "c", Delta: 1, Token: abacus.Token{ID: "g", Time: f.clk.t}})
 			return err
 		}, "ev/c true"},
 		{"add and get, accurate", func() error {
-			_, _, err := f.svc.AddAndGet(ctx, counter.AddRequest{Namespace: "acc", Counter: "c", Delta: 1, Token: counter.Token{ID: "g", Time: f.clk.t}})
+			_, _, err := f.svc.AddAndGet(ctx, abacus.AddRequest{Namespace: "acc", Counter: "c", Delta: 1, Token: abacus.Token{ID: "g", Time: f.clk.t}})
 			return err
 		}, "acc/c true"},
 		{"read, nothing cached", func() error {
-			_, err := f.svc.Get(ctx, counter.Ref{Namespace: "ev", Counter: "d"})
+			_, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ev", Counter: "d"})
 			return err
 		}, "ev/d true"},
 		{"read from the cache", func() error {
-			_, err := f.svc.Get(ctx, counter.Ref{Namespace: "ev", Counter: "d"})
+			_, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ev", Counter: "d"})
 			return err
 		}, "ev/d false"},
 		{"accurate read", func() error {
-			_, err := f.svc.Get(ctx, counter.Ref{Namespace: "acc", Counter: "c"})
+			_, err := f.svc.Get(ctx, abacus.Ref{Namespace: "acc", Counter: "c"})
 			return err
 		}, "acc/c false"},
 		{"clear", func() error {
-			_, err := f.svc.Clear(ctx, counter.Ref{Namespace: "ev", Counter: "c"}, counter.Token{ID: "b", Time: f.clk.t})
+			_, err := f.svc.Clear(ctx, abacus.Ref{Namespace: "ev", Counter: "c"}, abacus.Token{ID: "b", Time: f.clk.t})
 			return err
 		}, "ev/c true"},
 	}

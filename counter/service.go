@@ -1,3 +1,6 @@
+// Package counter is the counter service: the three counter types,
+// idempotency tokens and the accept window, over the store interfaces of
+// package abacus. Its Service implements abacus.CounterService.
 package counter
 
 import (
@@ -42,6 +45,8 @@ type Config struct {
 	// abacus_retention_failures_total).
 	RetentionFailed func(namespace string, err error)
 }
+
+var _ abacus.CounterService = (*Service)(nil)
 
 // Service implements the counter and namespace operations of abacus. It is safe
 // for concurrent use.
@@ -97,7 +102,7 @@ func cacheKey(ns *abacus.Namespace, counter string) string {
 func (s *Service) namespace(name string) (*abacus.Namespace, error) {
 	ns, ok := s.reg.get(name)
 	if !ok {
-		if err := checkNamespaceName(name); err != nil {
+		if err := abacus.CheckNamespaceName(name); err != nil {
 			return nil, err
 		}
 		return nil, abacus.Errorf(abacus.NotFound, "namespace %q not found", name)
@@ -107,10 +112,10 @@ func (s *Service) namespace(name string) (*abacus.Namespace, error) {
 
 // newToken returns a server-assigned token. It is random, so a write that
 // carried no token is not retry-safe: a retry is a new write.
-func (s *Service) newToken(now time.Time) Token {
+func (s *Service) newToken(now time.Time) abacus.Token {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return Token{ID: "abacus-" + hex.EncodeToString(b[:]), Time: now}
+	return abacus.Token{ID: "abacus-" + hex.EncodeToString(b[:]), Time: now}
 }
 
 // checkWindow refuses an event time outside the namespace's accept window

@@ -50,8 +50,8 @@ func TestStalledWriteIsNeverLost(t *testing.T) {
 			ctx := context.Background()
 			f := newFixture(t, t.TempDir(), testNamespace("ns", typ))
 			ns, _ := f.svc.GetNamespace(ctx, "ns")
-			if _, err := f.svc.Add(ctx, counter.AddRequest{Namespace: "ns", Counter: "c", Delta: 1,
-				Token: counter.Token{ID: "first", Time: f.clk.t.Add(-1900 * time.Millisecond)}}); err != nil {
+			if _, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "ns", Counter: "c", Delta: 1,
+				Token: abacus.Token{ID: "first", Time: f.clk.t.Add(-1900 * time.Millisecond)}}); err != nil {
 				t.Fatal(err)
 			}
 			stall := &stallingEvents{EventStore: f.store, before: func() {
@@ -63,8 +63,8 @@ func TestStalledWriteIsNeverLost(t *testing.T) {
 			svc := f.stalledService(t, stall)
 			// 1.9 s old: inside the 2 s window when checked, behind the
 			// rollup's end once the stall is over.
-			_, err := svc.Add(ctx, counter.AddRequest{Namespace: "ns", Counter: "c", Delta: 10,
-				Token: counter.Token{ID: "stalled", Time: f.clk.t.Add(-1900 * time.Millisecond)}})
+			_, err := svc.Add(ctx, abacus.AddRequest{Namespace: "ns", Counter: "c", Delta: 10,
+				Token: abacus.Token{ID: "stalled", Time: f.clk.t.Add(-1900 * time.Millisecond)}})
 			want := int64(11)
 			if err != nil {
 				if abacus.ErrorCode(err) != abacus.FailedPrecondition {
@@ -76,7 +76,7 @@ func TestStalledWriteIsNeverLost(t *testing.T) {
 			if _, err := f.svc.Rollup(ctx, ns, "c"); err != nil {
 				t.Fatal(err)
 			}
-			got, err := f.svc.Get(ctx, counter.Ref{Namespace: "ns", Counter: "c"})
+			got, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ns", Counter: "c"})
 			if err != nil || got != want {
 				t.Fatalf("count = %d, %v; want %d (stalled add err: %v)", got, err, want, err)
 			}

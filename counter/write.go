@@ -14,21 +14,21 @@ import (
 // acknowledged as a retry inside the window is, and writes nothing.
 type prepared struct {
 	ns     *abacus.Namespace
-	tok    Token
+	tok    abacus.Token
 	stored bool
 }
 
 // prepare validates a write, resolves its namespace, assigns a token when the
 // request has none and checks the accept window.
-func (s *Service) prepare(ctx context.Context, r AddRequest, clear bool) (prepared, error) {
+func (s *Service) prepare(ctx context.Context, r abacus.AddRequest, clear bool) (prepared, error) {
 	var err error
 	if clear {
-		err = checkRef(Ref{r.Namespace, r.Counter})
+		err = abacus.Ref{Namespace: r.Namespace, Counter: r.Counter}.Check()
 		if err == nil {
-			err = checkToken(r.Token)
+			err = r.Token.Check()
 		}
 	} else {
-		err = checkAdd(r)
+		err = r.Check()
 	}
 	if err != nil {
 		return prepared{}, err
@@ -105,16 +105,16 @@ func (s *Service) isStored(ctx context.Context, ns *abacus.Namespace, e abacus.E
 // errFound stops a scan at the event it looks for.
 var errFound = errors.New("found")
 
-func event(r AddRequest, tok Token, clear bool) abacus.Event {
+func event(r abacus.AddRequest, tok abacus.Token, clear bool) abacus.Event {
 	return abacus.Event{Counter: r.Counter, Time: tok.Time, ID: tok.ID, Delta: r.Delta, Clear: clear}
 }
 
 // Add adds r.Delta to a counter and returns the token it is stored under. For
 // EVENTUAL and ACCURATE namespaces it returns only once the event is durable.
-func (s *Service) Add(ctx context.Context, r AddRequest) (Token, error) {
+func (s *Service) Add(ctx context.Context, r abacus.AddRequest) (abacus.Token, error) {
 	p, err := s.prepare(ctx, r, false)
 	if err != nil {
-		return Token{}, err
+		return abacus.Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
 		_, err := s.cfg.Backends.Cache(p.ns).Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
@@ -124,10 +124,10 @@ func (s *Service) Add(ctx context.Context, r AddRequest) (Token, error) {
 		return p.tok, nil
 	}
 	if err := s.checkOverflow(ctx, p.ns, r.Counter, r.Delta); err != nil {
-		return Token{}, err
+		return abacus.Token{}, err
 	}
 	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(r, p.tok, false)}}); err != nil {
-		return Token{}, err
+		return abacus.Token{}, err
 	}
 	s.sig(p.ns, r.Counter, true)
 	return p.tok, nil
@@ -139,10 +139,10 @@ func (s *Service) Add(ctx context.Context, r AddRequest) (Token, error) {
 //     include this add.
 //   - ACCURATE: the accurate count after this add: it includes this add and
 //     every write acknowledged before it.
-func (s *Service) AddAndGet(ctx context.Context, r AddRequest) (int64, Token, error) {
+func (s *Service) AddAndGet(ctx context.Context, r abacus.AddRequest) (int64, abacus.Token, error) {
 	p, err := s.prepare(ctx, r, false)
 	if err != nil {
-		return 0, Token{}, err
+		return 0, abacus.Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
 		n, err := s.cfg.Backends.Cache(p.ns).Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
@@ -155,10 +155,10 @@ func (s *Service) AddAndGet(ctx context.Context, r AddRequest) (int64, Token, er
 		return n, p.tok, err
 	}
 	if err := s.checkOverflow(ctx, p.ns, r.Counter, r.Delta); err != nil {
-		return 0, Token{}, err
+		return 0, abacus.Token{}, err
 	}
 	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(r, p.tok, false)}}); err != nil {
-		return 0, Token{}, err
+		return 0, abacus.Token{}, err
 	}
 	// The write is signalled as AddCount signals it, whatever the read
 	// finds: a read's signal would leave a parked counter parked, and a
@@ -174,11 +174,11 @@ func (s *Service) AddAndGet(ctx context.Context, r AddRequest) (int64, Token, er
 
 // Clear resets a counter to zero: for durable types it writes a clear event that
 // wipes every event at or before the token's time.
-func (s *Service) Clear(ctx context.Context, r Ref, tok Token) (Token, error) {
-	req := AddRequest{Namespace: r.Namespace, Counter: r.Counter, Token: tok}
+func (s *Service) Clear(ctx context.Context, r abacus.Ref, tok abacus.Token) (abacus.Token, error) {
+	req := abacus.AddRequest{Namespace: r.Namespace, Counter: r.Counter, Token: tok}
 	p, err := s.prepare(ctx, req, true)
 	if err != nil {
-		return Token{}, err
+		return abacus.Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
 		return p.tok, s.cfg.Backends.Cache(p.ns).Delete(ctx, cacheKey(p.ns, r.Counter))
@@ -187,7 +187,7 @@ func (s *Service) Clear(ctx context.Context, r Ref, tok Token) (Token, error) {
 		return p.tok, nil
 	}
 	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(req, p.tok, true)}}); err != nil {
-		return Token{}, err
+		return abacus.Token{}, err
 	}
 	s.sig(p.ns, r.Counter, true)
 	return p.tok, nil
@@ -200,12 +200,12 @@ func (s *Service) Clear(ctx context.Context, r Ref, tok Token) (Token, error) {
 // fails. The durable events of a call that live in one event store are then
 // appended atomically with one fsync or commit; a call spanning namespaces on
 // different event stores is atomic per store.
-func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error) {
+func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacus.Token, error) {
 	if len(rs) == 0 {
 		return nil, abacus.Errorf(abacus.InvalidArgument, "adds is empty")
 	}
-	if len(rs) > MaxBatch {
-		return nil, abacus.Errorf(abacus.InvalidArgument, "adds has %d items; the limit is %d", len(rs), MaxBatch)
+	if len(rs) > abacus.MaxBatch {
+		return nil, abacus.Errorf(abacus.InvalidArgument, "adds has %d items; the limit is %d", len(rs), abacus.MaxBatch)
 	}
 	type counterKey struct {
 		ns      *abacus.Namespace
@@ -277,7 +277,7 @@ func (s *Service) AddBatch(ctx context.Context, rs []AddRequest) ([]Token, error
 		undo()
 		return nil, err
 	}
-	toks := make([]Token, len(rs))
+	toks := make([]abacus.Token, len(rs))
 	for i, r := range rs {
 		toks[i] = ps[i].tok
 		if ps[i].ns.Type.Durable() && !ps[i].stored {
