@@ -220,12 +220,15 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 		if err := checkNamespaceCounter(ns, c); err != nil {
 			return nil, err
 		}
+		keys[i] = counterKey(prefixCheckpoint, ns.ID, c)
+		if cps[i].Through.IsZero() {
+			continue // never newer than anything: only read, as AdvanceCheckpoint does
+		}
 		n, err := abacus.EventNanos(cps[i].Through, "checkpoint time")
 		if err != nil {
 			return nil, err
 		}
 		throughs[i] = n
-		keys[i] = counterKey(prefixCheckpoint, ns.ID, c)
 	}
 	order := sortedOrder(counters)
 	unlock := s.cpLocks.lock(keys)

@@ -63,6 +63,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"Fence", testFence},
 		{"FenceConcurrent", testFenceConcurrent},
 		{"BehindCounters", testBehindCounters},
+		{"BatchRollupStore", testBatchRollupStore},
+		{"MultiScanner", testMultiScanner},
 		{"Counters", testCounters},
 		{"DeleteSlices", testDeleteSlices},
 		{"DropNamespaceIsolates", testDropNamespace},
