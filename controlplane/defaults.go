@@ -92,19 +92,7 @@ func fillDefaults(ns *abacus.Namespace, sup Supported) {
 		ns.Cardinality = abacus.Low
 	}
 	d := Defaults(ns.Cardinality)
-	orDur(&ns.TTL, d.TTL)
-	orDur(&ns.AcceptLimit, d.AcceptLimit)
-	orInt(&ns.Partition.BucketsPerID, d.Partition.BucketsPerID)
-	orDur(&ns.Partition.BucketWidth, d.Partition.BucketWidth)
-	orDur(&ns.Partition.SliceWidth, d.Partition.SliceWidth)
-	orInt(&ns.Queue.NumQueues, d.Queue.NumQueues)
-	orDur(&ns.Queue.Coalesce, d.Queue.Coalesce)
-	if ns.Queue.CapacityBytes == 0 {
-		ns.Queue.CapacityBytes = d.Queue.CapacityBytes
-	}
-	orInt(&ns.RollupBatchCount, d.RollupBatchCount)
-	orDur(&ns.Retention.CloseAfter, d.Retention.CloseAfter)
-	orDur(&ns.Retention.DeleteAfter, d.Retention.DeleteAfter)
+	orSettings(ns, &d)
 	for _, r := range roles {
 		ps := r.of(&ns.Storage)
 		switch ps.Type {
@@ -118,6 +106,25 @@ func fillDefaults(ns *abacus.Namespace, sup Supported) {
 			}
 		}
 	}
+}
+
+// orSettings sets every zero tunable setting of ns (ttl, accept limit,
+// partitioning, queues, batch size, retention) to from's: the defaults when
+// a namespace is completed, the current values when it is updated.
+func orSettings(ns, from *abacus.Namespace) {
+	orDur(&ns.TTL, from.TTL)
+	orDur(&ns.AcceptLimit, from.AcceptLimit)
+	orInt(&ns.Partition.BucketsPerID, from.Partition.BucketsPerID)
+	orDur(&ns.Partition.BucketWidth, from.Partition.BucketWidth)
+	orDur(&ns.Partition.SliceWidth, from.Partition.SliceWidth)
+	orInt(&ns.Queue.NumQueues, from.Queue.NumQueues)
+	orDur(&ns.Queue.Coalesce, from.Queue.Coalesce)
+	if ns.Queue.CapacityBytes == 0 {
+		ns.Queue.CapacityBytes = from.Queue.CapacityBytes
+	}
+	orInt(&ns.RollupBatchCount, from.RollupBatchCount)
+	orDur(&ns.Retention.CloseAfter, from.Retention.CloseAfter)
+	orDur(&ns.Retention.DeleteAfter, from.Retention.DeleteAfter)
 }
 
 func orDur(p *time.Duration, d time.Duration) {

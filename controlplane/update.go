@@ -94,19 +94,7 @@ func keepOld(old, u *abacus.Namespace) {
 	if u.Cardinality == abacus.CardinalityUnspecified {
 		u.Cardinality = old.Cardinality
 	}
-	orDur(&u.TTL, old.TTL)
-	orDur(&u.AcceptLimit, old.AcceptLimit)
-	orInt(&u.Partition.BucketsPerID, old.Partition.BucketsPerID)
-	orDur(&u.Partition.BucketWidth, old.Partition.BucketWidth)
-	orDur(&u.Partition.SliceWidth, old.Partition.SliceWidth)
-	orInt(&u.Queue.NumQueues, old.Queue.NumQueues)
-	orDur(&u.Queue.Coalesce, old.Queue.Coalesce)
-	if u.Queue.CapacityBytes == 0 {
-		u.Queue.CapacityBytes = old.Queue.CapacityBytes
-	}
-	orInt(&u.RollupBatchCount, old.RollupBatchCount)
-	orDur(&u.Retention.CloseAfter, old.Retention.CloseAfter)
-	orDur(&u.Retention.DeleteAfter, old.Retention.DeleteAfter)
+	orSettings(u, old)
 	for i := range roles {
 		ps, ops := roles[i].of(&u.Storage), roles[i].of(&old.Storage)
 		orStr(&ps.Type, ops.Type)

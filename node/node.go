@@ -31,7 +31,8 @@ import (
 )
 
 // Config configures a node. The zero value of every field takes the default
-// in its comment.
+// in its comment (set in one place, withDefaults); Validate reports every
+// problem at once, and Start refuses a Config that has any.
 type Config struct {
 	// DataDir is the embedded store's directory (created if missing); unused
 	// with Postgres.
@@ -109,18 +110,10 @@ type Node struct {
 // crash interrupted, and starts serving. The node is ready (readyz 200, gRPC
 // health SERVING) when Start returns.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
-	if cfg.NamespaceRefresh <= 0 {
-		cfg.NamespaceRefresh = 2 * time.Second
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.RetentionInterval <= 0 {
-		cfg.RetentionInterval = time.Minute
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = 30 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
+	cfg = cfg.withDefaults()
 	validator := controlplane.Validator{Supported: supported(cfg)}
 	var fileNS []*abacus.Namespace
 	if cfg.NamespacesFile != "" {
@@ -191,7 +184,7 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		},
 		// A node-wide bound: validation allows namespaces whose queues times
 		// batch size would otherwise start millions of rollups at once.
-		MaxConcurrency: n.rollupConcurrency(),
+		MaxConcurrency: n.cfg.RollupConcurrency,
 		// Batches read, scan and write per batch with the embedded store:
 		// a backlog goes faster in larger ones.
 		BatchGrowth: 16,
@@ -382,17 +375,6 @@ func (n *Node) closeAll() {
 		_ = n.pipeline.Drain(context.Background())
 	}
 	n.stores.close()
-}
-
-// rollupConcurrency is Config.RollupConcurrency or its default.
-func (n *Node) rollupConcurrency() int {
-	switch {
-	case n.cfg.RollupConcurrency > 0:
-		return n.cfg.RollupConcurrency
-	case n.cfg.Postgres != "":
-		return 256
-	}
-	return 8 * runtime.GOMAXPROCS(0)
 }
 
 // healInterval is how often healRollups looks for lost rollup signals.

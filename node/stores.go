@@ -81,9 +81,6 @@ func openStores(ctx context.Context, cfg Config) (st *stores, err error) {
 		r.Events[abacus.StoragePostgres], r.Rollups[abacus.StoragePostgres] = pg, pg
 		st.namespaces = pg
 	} else {
-		if cfg.DataDir == "" {
-			return nil, errors.New("a data directory is required without --postgres")
-		}
 		emb, err := embedded.Open(cfg.DataDir, embedded.Options{Logger: cfg.Logger, WALSyncInterval: cfg.WALSyncInterval})
 		if err != nil {
 			return nil, fmt.Errorf("open store in %s: %w", cfg.DataDir, err)

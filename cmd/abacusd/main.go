@@ -98,8 +98,8 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if cfg.RedisCluster && len(cfg.Redis) == 0 {
-		fmt.Fprintln(stderr, "abacusd: --redis-cluster needs --redis")
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintln(stderr, "abacusd:", err)
 		return 2
 	}
 	if fs.NArg() > 0 {
