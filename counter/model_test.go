@@ -13,7 +13,7 @@ import (
 	"github.com/abacus-dev/abacus/backends"
 	"github.com/abacus-dev/abacus/counter"
 	"github.com/abacus-dev/abacus/embedded"
-	"github.com/abacus-dev/abacus/memory"
+	"github.com/abacus-dev/abacus/cache/memory"
 )
 
 // clock is a manual clock for tests.

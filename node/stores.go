@@ -8,12 +8,12 @@ import (
 
 	"github.com/abacus-dev/abacus"
 	"github.com/abacus-dev/abacus/backends"
+	"github.com/abacus-dev/abacus/cache/memcached"
+	"github.com/abacus-dev/abacus/cache/memory"
+	"github.com/abacus-dev/abacus/cache/redis"
 	"github.com/abacus-dev/abacus/controlplane"
 	"github.com/abacus-dev/abacus/embedded"
-	"github.com/abacus-dev/abacus/memcached"
-	"github.com/abacus-dev/abacus/memory"
 	"github.com/abacus-dev/abacus/postgres"
-	"github.com/abacus-dev/abacus/rediscache"
 )
 
 // stores are the stores a node was configured with.
@@ -91,7 +91,7 @@ func openStores(ctx context.Context, cfg Config) (st *stores, err error) {
 		st.namespaces = emb
 	}
 	if len(cfg.Redis) > 0 {
-		rc, err := rediscache.Dial(cfg.Redis, cfg.RedisCluster, rediscache.Options{})
+		rc, err := redis.Dial(cfg.Redis, cfg.RedisCluster, redis.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("connect to Redis: %w", err)
 		}

@@ -1,11 +1,11 @@
-package rediscache
+package redis
 
 import (
 	"context"
 	"errors"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // errOutOfRange is the error code the Add script replies with when INCRBY
@@ -16,7 +16,7 @@ const errOutOfRange = "ABACUS_OUTOFRANGE"
 // wrap classifies a client error for abacus callers. The caller's context
 // first: a canceled request is Canceled, not an outage. Then errors that are
 // not server replies are transport failures (the client returns replies as
-// redis.Error, and refused or broken connections, timeouts and pool waits as
+// goredis.Error, and refused or broken connections, timeouts and pool waits as
 // other types), so they are Unavailable. Replies are classified by the typed
 // helpers of go-redis: a cluster that is down or resharding, a server loading
 // or out of memory, a read-only replica are Unavailable; any other reply (a
@@ -28,18 +28,18 @@ func wrap(ctx context.Context, err error, op string) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return abacus.Wrap(abacus.ErrorCode(ctxErr), err, "redis "+op)
 	}
-	var reply redis.Error
+	var reply goredis.Error
 	if !errors.As(err, &reply) {
 		return abacus.Wrap(abacus.Unavailable, err, "redis "+op)
 	}
-	_, moved := redis.IsMovedError(err)
-	_, ask := redis.IsAskError(err)
+	_, moved := goredis.IsMovedError(err)
+	_, ask := goredis.IsAskError(err)
 	switch {
-	case redis.HasErrorPrefix(err, errOutOfRange):
+	case goredis.HasErrorPrefix(err, errOutOfRange):
 		return abacus.Wrap(abacus.OutOfRange, err, "redis "+op+": the count would not fit in int64 and is unchanged")
-	case redis.IsClusterDownError(err), redis.IsTryAgainError(err), redis.IsLoadingError(err),
-		redis.IsMasterDownError(err), redis.IsReadOnlyError(err), redis.IsMaxClientsError(err),
-		redis.IsOOMError(err), redis.IsNoReplicasError(err), moved, ask:
+	case goredis.IsClusterDownError(err), goredis.IsTryAgainError(err), goredis.IsLoadingError(err),
+		goredis.IsMasterDownError(err), goredis.IsReadOnlyError(err), goredis.IsMaxClientsError(err),
+		goredis.IsOOMError(err), goredis.IsNoReplicasError(err), moved, ask:
 		// MOVED and ASK are followed by the cluster client; one that reaches
 		// here ran out of redirects while the cluster reshards.
 		return abacus.Wrap(abacus.Unavailable, err, "redis "+op)

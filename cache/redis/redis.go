@@ -1,4 +1,4 @@
-// Package rediscache is the Redis cache of abacus: BEST_EFFORT counts and the
+// Package redis is the Redis cache of abacus: BEST_EFFORT counts and the
 // shared rollup cache, over one Redis server or a Redis Cluster, shared by every
 // node that names the same servers [DEP-2]. It is built on
 // github.com/redis/go-redis/v9.
@@ -16,14 +16,14 @@
 //   - Add is not idempotent [TYPE-1]: a Redis Cluster client retries a command
 //     that timed out, so an add whose reply was lost may count twice. The
 //     single-server client from Dial does not retry.
-package rediscache
+package redis
 
 import (
 	"context"
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
@@ -57,7 +57,7 @@ type Options struct {
 // Cache implements abacus.Cache and abacus.RollupCache over Redis. It is safe
 // for concurrent use.
 type Cache struct {
-	client redis.UniversalClient
+	client goredis.UniversalClient
 	prefix string
 }
 
@@ -66,10 +66,10 @@ var (
 	_ abacus.RollupCache = (*Cache)(nil)
 )
 
-// New returns a cache over client: a *redis.Client for one server or a
-// *redis.ClusterClient for a Redis Cluster. The cache owns the client from
+// New returns a cache over client: a *goredis.Client for one server or a
+// *goredis.ClusterClient for a Redis Cluster. The cache owns the client from
 // then on: Close closes it.
-func New(client redis.UniversalClient, opts Options) *Cache {
+func New(client goredis.UniversalClient, opts Options) *Cache {
 	p := opts.Prefix
 	if p == "" {
 		p = DefaultPrefix
@@ -101,7 +101,7 @@ func Dial(addrs []string, cluster bool, opts Options) (*Cache, error) {
 	// probing older servers for them costs a round trip per connection.
 	noMaint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	if cluster {
-		return New(redis.NewClusterClient(&redis.ClusterOptions{
+		return New(goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs:                    addrs,
 			DialTimeout:              dial,
 			DialerRetries:            1,
@@ -112,7 +112,7 @@ func Dial(addrs []string, cluster bool, opts Options) (*Cache, error) {
 			MaintNotificationsConfig: noMaint,
 		}), opts), nil
 	}
-	return New(redis.NewClient(&redis.Options{
+	return New(goredis.NewClient(&goredis.Options{
 		Addr:        addrs[0],
 		DialTimeout: dial,
 		// One dial attempt per command: a refused connection fails at once.
@@ -131,8 +131,8 @@ func Dial(addrs []string, cluster bool, opts Options) (*Cache, error) {
 // Unavailable if one does not. It is meant for readiness checks.
 func (c *Cache) Ping(ctx context.Context) error {
 	var err error
-	if cc, ok := c.client.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return m.Ping(ctx).Err() })
+	if cc, ok := c.client.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error { return m.Ping(ctx).Err() })
 	} else {
 		err = c.client.Ping(ctx).Err()
 	}

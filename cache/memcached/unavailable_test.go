@@ -1,4 +1,4 @@
-package rediscache
+package memcached
 
 import (
 	"context"
@@ -6,40 +6,34 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/cachetest"
+	"github.com/abacus-dev/abacus/cache/cachetest"
 )
 
 // TestDeadServerUnavailable checks that an outage fails fast with Unavailable:
 // a refused connection at once, a server that accepts and never answers after
-// the short timeouts of Dial. It needs no Redis.
+// the short timeout. It needs no memcached.
 func TestDeadServerUnavailable(t *testing.T) {
 	servers := map[string]string{
 		"refused": cachetest.ClosedAddr(t),
 		"silent":  cachetest.SilentAddr(t),
 	}
 	for name, addr := range servers {
-		for _, cluster := range []bool{false, true} {
-			mode := "single"
-			if cluster {
-				mode = "cluster"
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c, err := New([]string{addr}, Options{})
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Run(name+"/"+mode, func(t *testing.T) {
-				t.Parallel()
-				c, err := Dial([]string{addr}, cluster, Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Close()
-				cachetest.CheckUnavailable(t, c, 5*time.Second, c.Ping)
-			})
-		}
+			defer c.Close()
+			cachetest.CheckUnavailable(t, c, 5*time.Second, c.Ping)
+		})
 	}
 }
 
 // TestCanceled checks that a canceled request is reported as Canceled, not as
 // an outage.
 func TestCanceled(t *testing.T) {
-	c, err := Dial([]string{cachetest.SilentAddr(t)}, false, Options{})
+	c, err := New([]string{cachetest.SilentAddr(t)}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +45,14 @@ func TestCanceled(t *testing.T) {
 	}
 }
 
-// TestRecoversAfterRestart checks that the stale pooled connections a server
-// restart leaves behind fail at most one call.
+// TestRecoversAfterRestart checks that the stale idle connections a server
+// restart leaves behind fail one call, not one call each.
 func TestRecoversAfterRestart(t *testing.T) {
-	p := cachetest.NewProxy(t, cachetest.ServerAddr(t, envRedis))
-	cachetest.CheckRecovers(t, dialTest(t, []string{p.Addr()}, false), p)
+	p := cachetest.NewProxy(t, cachetest.ServerAddr(t, envMemcached))
+	c, err := New([]string{p.Addr()}, Options{Prefix: cachetest.KeyPrefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cachetest.CheckRecovers(t, c, p)
 }

@@ -1,4 +1,4 @@
-package rediscache
+package redis
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // A checkpoint is one string value, so its count and time are always read and
@@ -24,7 +24,7 @@ import (
 // exact as doubles for any time within ±285 million years of 1970, where
 // Unix nanoseconds as one number would not be. A stored value it cannot parse
 // is replaced. It replies 1 if it stored the checkpoint, 0 if it kept a newer.
-var putScript = redis.NewScript(`
+var putScript = goredis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if cur then
 	local s, n = string.match(cur, '^(%-?%d+) (%d+) ')
@@ -45,7 +45,7 @@ return 1
 // GetCheckpoint implements abacus.RollupCache. Through is returned in UTC.
 func (c *Cache) GetCheckpoint(ctx context.Context, key string) (abacus.Checkpoint, bool, error) {
 	s, err := c.client.Get(ctx, c.checkpointKey(key)).Result()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, goredis.Nil) {
 		return abacus.Checkpoint{}, false, nil
 	}
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/cachetest"
+	"github.com/abacus-dev/abacus/cache/cachetest"
 	"github.com/bradfitz/gomemcache/memcache"
 )
 

@@ -6,7 +6,7 @@
 //	func TestConformance(t *testing.T) {
 //		addr := cachetest.ServerAddr(t, "ABACUS_TEST_REDIS")
 //		cachetest.Run(t, func(t *testing.T) cachetest.Cache {
-//			c, err := rediscache.Dial([]string{addr}, false, rediscache.Options{Prefix: cachetest.KeyPrefix(t)})
+//			c, err := redis.Dial([]string{addr}, false, redis.Options{Prefix: cachetest.KeyPrefix(t)})
 //			if err != nil {
 //				t.Fatal(err)
 //			}

@@ -3,7 +3,7 @@ package memory
 import (
 	"testing"
 
-	"github.com/abacus-dev/abacus/cachetest"
+	"github.com/abacus-dev/abacus/cache/cachetest"
 )
 
 // TestConformance runs the cache conformance suite. The in-process cache has

@@ -1,4 +1,4 @@
-package rediscache
+package redis
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/cachetest"
-	"github.com/redis/go-redis/v9"
+	"github.com/abacus-dev/abacus/cache/cachetest"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // Test servers, named by environment variables; see cachetest.ServerAddr.
@@ -57,7 +57,7 @@ func TestClusterSpreadsKeys(t *testing.T) {
 		}
 	}
 	var holding atomic.Int32 // ForEachMaster calls in parallel
-	err := c.client.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+	err := c.client.(*goredis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
 		keys, _, err := m.Scan(ctx, 0, c.prefix+"*", 1000).Result()
 		if len(keys) > 0 {
 			holding.Add(1)

@@ -1,4 +1,4 @@
-package rediscache
+package redis
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // addScript adds ARGV[1] to the count at KEYS[1] and sets its TTL to ARGV[2]
@@ -19,7 +19,7 @@ import (
 // for that is a generic ERR, so when INCRBY fails on a count that is an integer
 // (the only other failure, a non-integer value, cannot be one), the script
 // replies with its own error code instead.
-var addScript = redis.NewScript(`
+var addScript = goredis.NewScript(`
 local r = redis.pcall('INCRBY', KEYS[1], ARGV[1])
 if type(r) == 'table' and r.err then
 	local cur = redis.call('GET', KEYS[1])
@@ -50,7 +50,7 @@ func (c *Cache) Add(ctx context.Context, key string, delta int64, ttl time.Durat
 // Get implements abacus.Cache.
 func (c *Cache) Get(ctx context.Context, key string) (int64, error) {
 	s, err := c.client.Get(ctx, c.countKey(key)).Result()
-	if errors.Is(err, redis.Nil) {
+	if errors.Is(err, goredis.Nil) {
 		return 0, nil
 	}
 	if err != nil {
