@@ -11,9 +11,9 @@ import (
 
 	"github.com/abacus-dev/abacus"
 	"github.com/abacus-dev/abacus/backends"
+	"github.com/abacus-dev/abacus/cache/memory"
 	"github.com/abacus-dev/abacus/counter"
 	"github.com/abacus-dev/abacus/embedded"
-	"github.com/abacus-dev/abacus/cache/memory"
 )
 
 // clock is a manual clock for tests.

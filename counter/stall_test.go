@@ -7,8 +7,8 @@ import (
 
 	"github.com/abacus-dev/abacus"
 	"github.com/abacus-dev/abacus/backends"
-	"github.com/abacus-dev/abacus/counter"
 	"github.com/abacus-dev/abacus/cache/memory"
+	"github.com/abacus-dev/abacus/counter"
 )
 
 // stallingEvents delays every Append: before writing it lets the clock jump
