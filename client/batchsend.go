@@ -34,9 +34,18 @@ func sendAdds(c *Client, b *batch) {
 		sendAddPart(c, b, idx)
 		return
 	}
+	// Each namespace's type is read once per batch: a lookup that lands
+	// while the loop runs must not split one namespace's items in two RPCs.
 	var safe, other []int
+	known := make(map[string]bool, 1)
 	for _, i := range idx {
-		if ok, _ := c.types.durable(b.slots[i].add.GetNamespace()); ok {
+		ns := b.slots[i].add.GetNamespace()
+		ok, seen := known[ns]
+		if !seen {
+			ok, _ = c.types.durable(ns)
+			known[ns] = ok
+		}
+		if ok {
 			safe = append(safe, i)
 		} else {
 			other = append(other, i)
