@@ -1,6 +1,21 @@
 // Package abacus holds the domain of the abacus counting service: namespaces,
-// events, checkpoints, error codes and the store interfaces that backends
-// implement. It has no dependency on any store or wire format.
+// events, checkpoints, error codes, the service's vocabulary (CounterService,
+// AddRequest, Ref, Token) and the store interfaces that backends implement.
+// It has no dependency on any store or wire format.
+//
+// A request travels one way through the packages:
+//
+//	cmd/abacusd → node (wiring only) → api (gRPC, HTTP/JSON) → counter → stores
+//	                                                              │ signals
+//	                                                              ▼
+//	                                                           rollup → stores
+//
+// counter (the CounterService) validates a request, writes or reads through
+// Backends, and signals rollup with each touch of a durable counter; rollup
+// decides when each counter is rolled up and does it over the same
+// Backends. The stores (embedded, postgres, cache/...) implement the
+// interfaces of this package and import nothing else of abacus; client
+// implements CounterService over the network, for cli and bench.
 //
 // Comments here and in the other packages cite contracts by tag, such as
 // [ROLL-1]; docs/contracts.md states each one.

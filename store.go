@@ -2,6 +2,7 @@ package abacus
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -175,4 +176,25 @@ type RollupCache interface {
 	GetCheckpoint(ctx context.Context, key string) (Checkpoint, bool, error)
 	// PutCheckpoint caches cp for key unless a newer checkpoint is cached.
 	PutCheckpoint(ctx context.Context, key string, cp Checkpoint, ttl time.Duration) error
+}
+
+// Backends gives the stores of a namespace, chosen by the storage types in
+// its configuration. The counter service writes and reads through it, and
+// the rollup pipeline rolls counters up through it. Its methods never return
+// nil: a store the node lacks is represented by one that fails with
+// Unavailable.
+type Backends interface {
+	EventStore(ns *Namespace) EventStore
+	RollupStore(ns *Namespace) RollupStore
+	Cache(ns *Namespace) Cache
+	RollupCache(ns *Namespace) RollupCache
+	// AllRollupStores returns each distinct rollup store once, for recovery.
+	AllRollupStores() []RollupStore
+}
+
+// CacheKey names a counter in the caches (Cache and RollupCache). The
+// namespace ID, never reused, keeps a re-created namespace from seeing a
+// deleted one's counts.
+func CacheKey(ns *Namespace, counter string) string {
+	return strconv.FormatUint(ns.ID, 36) + ":" + counter
 }

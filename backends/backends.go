@@ -10,7 +10,7 @@ import (
 	"github.com/abacus-dev/abacus"
 )
 
-// Router implements counter.Backends over the stores of one node, keyed by
+// Router implements abacus.Backends over the stores of one node, keyed by
 // storage type. A namespace naming a type the node has no store for gets a
 // store whose every call fails with Unavailable and says which flag is
 // missing, so one misconfigured node degrades only that namespace.

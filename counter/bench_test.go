@@ -93,7 +93,7 @@ func benchRollupMany(b *testing.B, batch int) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := next.Add(1) - 1
-				caughtUp, err := f.svc.Rollup(ctx, ns, fmt.Sprintf("c%08d", i))
+				caughtUp, err := f.rollup(ctx, ns, fmt.Sprintf("c%08d", i))
 				if err != nil || !caughtUp {
 					b.Errorf("rollup c%08d: caught up %v, %v", i, caughtUp, err)
 					return
@@ -107,7 +107,7 @@ func benchRollupMany(b *testing.B, batch int) {
 			for k := i; k < min(i+batch, b.N); k++ {
 				names = append(names, fmt.Sprintf("c%08d", k))
 			}
-			outs, errs := f.svc.RollupBatch(ctx, ns, names, runtime.GOMAXPROCS(0))
+			outs, errs := f.roll.RollupBatch(ctx, ns, names, runtime.GOMAXPROCS(0))
 			for k := range names {
 				if errs[k] != nil || !outs[k].CaughtUp {
 					b.Fatalf("rollup %s: %+v, %v", names[k], outs[k], errs[k])

@@ -97,7 +97,7 @@ func runScript(t *testing.T, file string) string {
 				return errString(err, strconv.FormatInt(n, 10))
 			case "rollup":
 				ns, _ := fx.svc.GetNamespace(ctx, fields[1])
-				caught, err := fx.svc.Rollup(ctx, ns, fields[2])
+				caught, err := fx.rollup(ctx, ns, fields[2])
 				return errString(err, fmt.Sprintf("caught_up=%v", caught))
 			case "checkpoint":
 				ns, _ := fx.svc.GetNamespace(ctx, fields[1])

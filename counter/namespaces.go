@@ -23,7 +23,7 @@ func (s *Service) Load(ctx context.Context) error {
 		if ok && cur.ID != ns.ID {
 			// Deleted and created again elsewhere: the old ID's queued
 			// rollups are void.
-			s.drop(cur.ID)
+			s.cfg.Signaler.RemoveNamespace(cur.ID)
 		}
 		if !ok || !reflect.DeepEqual(cur, ns) {
 			s.reg.put(ns)
@@ -32,7 +32,7 @@ func (s *Service) Load(ctx context.Context) error {
 	for _, ns := range s.reg.all() {
 		if !keep[ns.Name] {
 			s.reg.remove(ns.Name)
-			s.drop(ns.ID)
+			s.cfg.Signaler.RemoveNamespace(ns.ID)
 		}
 	}
 	return nil
@@ -147,7 +147,7 @@ func (s *Service) DeleteNamespace(ctx context.Context, name string) error {
 		return err
 	}
 	s.reg.remove(name)
-	s.drop(old.ID)
+	s.cfg.Signaler.RemoveNamespace(old.ID)
 	if old.Type.Durable() {
 		if err := s.cfg.Backends.EventStore(old).DropNamespace(ctx, old); err != nil {
 			s.log.Warn("dropping a deleted namespace's data failed; it is unreachable but takes space", "namespace", name, "err", err)

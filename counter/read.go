@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/rollup"
 )
 
 // Get returns a counter's count (0 for a counter never written):
@@ -29,7 +30,7 @@ func (s *Service) get(ctx context.Context, ns *abacus.Namespace, counter string)
 		return 0, err
 	}
 	if ns.Type.Durable() {
-		s.sig(ns, counter, stale)
+		s.signal(ns, counter, stale)
 	}
 	return count(ns, counter, sum)
 }
@@ -41,7 +42,7 @@ func (s *Service) get(ctx context.Context, ns *abacus.Namespace, counter string)
 func (s *Service) read(ctx context.Context, ns *abacus.Namespace, counter string) (sum abacus.Sum, stale bool, err error) {
 	switch ns.Type {
 	case abacus.BestEffort:
-		n, err := s.cfg.Backends.Cache(ns).Get(ctx, cacheKey(ns, counter))
+		n, err := s.cfg.Backends.Cache(ns).Get(ctx, abacus.CacheKey(ns, counter))
 		return abacus.Sum{}.Add(n), false, err
 	case abacus.Accurate:
 		sum, err := s.accurate(ctx, ns, counter)
@@ -75,7 +76,7 @@ func (s *Service) GetBatch(ctx context.Context, rs []abacus.Ref) ([]int64, error
 // checkpoint returns the counter's last checkpoint, from the rollup cache when
 // it has it (cached).
 func (s *Service) checkpoint(ctx context.Context, ns *abacus.Namespace, counter string) (cp abacus.Checkpoint, cached bool, err error) {
-	if cp, ok, err := s.cfg.Backends.RollupCache(ns).GetCheckpoint(ctx, cacheKey(ns, counter)); err == nil && ok {
+	if cp, ok, err := s.cfg.Backends.RollupCache(ns).GetCheckpoint(ctx, abacus.CacheKey(ns, counter)); err == nil && ok {
 		return cp, true, nil
 	}
 	cp, err = s.storedCheckpoint(ctx, ns, counter)
@@ -90,7 +91,7 @@ func (s *Service) storedCheckpoint(ctx context.Context, ns *abacus.Namespace, co
 		return abacus.Checkpoint{}, err
 	}
 	// A failed cache write only costs a later store read.
-	_ = s.cfg.Backends.RollupCache(ns).PutCheckpoint(ctx, cacheKey(ns, counter), st.Checkpoint, ns.TTL)
+	_ = s.cfg.Backends.RollupCache(ns).PutCheckpoint(ctx, abacus.CacheKey(ns, counter), st.Checkpoint, ns.TTL)
 	return st.Checkpoint, nil
 }
 
@@ -102,7 +103,7 @@ func (s *Service) checkpoints(ctx context.Context, ns *abacus.Namespace, counter
 	var miss []int
 	var names []string
 	for i, c := range counters {
-		if cp, ok, err := cache.GetCheckpoint(ctx, cacheKey(ns, c)); err == nil && ok {
+		if cp, ok, err := cache.GetCheckpoint(ctx, abacus.CacheKey(ns, c)); err == nil && ok {
 			out[i] = cp
 			continue
 		}
@@ -130,7 +131,7 @@ func (s *Service) checkpoints(ctx context.Context, ns *abacus.Namespace, counter
 	for k, i := range miss {
 		out[i] = states[k].Checkpoint
 		// A failed cache write only costs a later store read.
-		_ = cache.PutCheckpoint(ctx, cacheKey(ns, counters[i]), states[k].Checkpoint, ns.TTL)
+		_ = cache.PutCheckpoint(ctx, abacus.CacheKey(ns, counters[i]), states[k].Checkpoint, ns.TTL)
 	}
 	return out, nil
 }
@@ -151,7 +152,7 @@ func (s *Service) accurate(ctx context.Context, ns *abacus.Namespace, counter st
 		// No accepted event is later than the future limit of the accept
 		// window, so this bound reads every event after the checkpoint.
 		now := s.now()
-		p, err := s.fold(ctx, ns, counter, st.Through, now.Add(abacus.FutureLimit+time.Nanosecond))
+		p, err := rollup.Fold(ctx, s.cfg.Backends.EventStore(ns), ns, counter, st.Through, now.Add(abacus.FutureLimit+time.Nanosecond))
 		if err != nil {
 			return abacus.Sum{}, err
 		}

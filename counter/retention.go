@@ -57,7 +57,7 @@ func (s *Service) retain(ctx context.Context, ns *abacus.Namespace) (int, error)
 		}
 		// delete_after exceeds accept_limit + skew, so one rollup reaches past
 		// the cutoff.
-		_, err = s.Rollup(ctx, ns, counter)
+		_, err = s.roll.RollupCounter(ctx, ns, counter)
 		return err
 	})
 	if err != nil {

@@ -42,7 +42,7 @@ func TestRetryAfterTheWindow(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.clk.t = t0.Add(6 * time.Second) // accept_limit is 2s
-			if _, err := f.svc.Rollup(ctx, ns, "c"); err != nil {
+			if _, err := f.rollup(ctx, ns, "c"); err != nil {
 				t.Fatal(err)
 			}
 			nowTok := abacus.Token{ID: "now", Time: f.clk.t}
@@ -94,7 +94,7 @@ func TestRetryAfterTheWindow(t *testing.T) {
 			}
 			// Counted once each; only the new batch item adds.
 			f.clk.t = f.clk.t.Add(10 * time.Second)
-			if _, err := f.svc.Rollup(ctx, ns, "c"); err != nil {
+			if _, err := f.rollup(ctx, ns, "c"); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := f.svc.Get(ctx, abacus.Ref{Namespace: "n", Counter: "c"}); err != nil || got != 115 {
@@ -145,7 +145,7 @@ func TestRetryWhileFirstAttemptCommits(t *testing.T) {
 	}
 	ns, _ := svc.GetNamespace(ctx, "ns")
 	f.clk.t = f.clk.t.Add(10 * time.Second)
-	if _, err := svc.Rollup(ctx, ns, "c"); err != nil {
+	if _, err := f.rollup(ctx, ns, "c"); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := svc.Get(ctx, abacus.Ref{Namespace: "ns", Counter: "c"}); err != nil || got != 0 {

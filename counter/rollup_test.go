@@ -52,7 +52,7 @@ func TestRollupCounterProvisional(t *testing.T) {
 			// Right after the last write the counter is not quiet: no
 			// provisional count (its events would be read again at every
 			// rollup), the read sees the checkpoint (ACCURATE reads fold).
-			o, err := f.svc.RollupCounter(ctx, ns, "c")
+			o, err := f.roll.RollupCounter(ctx, ns, "c")
 			if err != nil || o.CaughtUp {
 				t.Fatalf("outcome %+v, %v; want not caught up", o, err)
 			}
@@ -72,7 +72,7 @@ func TestRollupCounterProvisional(t *testing.T) {
 			// Quiet for a coalesce window; the window ends at t0 - 3s
 			// (accept 2s + skew 1s): no event is in it.
 			f.clk.t = t0.Add(ns.Queue.Coalesce)
-			o, err = f.svc.RollupCounter(ctx, ns, "c")
+			o, err = f.roll.RollupCounter(ctx, ns, "c")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,7 +91,7 @@ func TestRollupCounterProvisional(t *testing.T) {
 				t.Fatalf("checkpoint %d before the window passed, want 0", n)
 			}
 			f.clk.t = o.NotBefore
-			if o, err = f.svc.RollupCounter(ctx, ns, "c"); err != nil || !o.CaughtUp {
+			if o, err = f.roll.RollupCounter(ctx, ns, "c"); err != nil || !o.CaughtUp {
 				t.Fatalf("outcome %+v, %v at NotBefore; want caught up", o, err)
 			}
 			if n, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ns", Counter: "c"}); err != nil || n != tt.readAfter {
@@ -129,7 +129,7 @@ func TestRollupBatchAgrees(t *testing.T) {
 		f.clk.t = t0.Add(2 * time.Second)
 		if batch {
 			var errs []error
-			outs, errs = f.svc.RollupBatch(ctx, ns, counters, 2)
+			outs, errs = f.roll.RollupBatch(ctx, ns, counters, 2)
 			for i, err := range errs {
 				if err != nil {
 					t.Fatalf("%s: %v", counters[i], err)
@@ -137,7 +137,7 @@ func TestRollupBatchAgrees(t *testing.T) {
 			}
 		} else {
 			for _, c := range counters {
-				o, err := f.svc.RollupCounter(ctx, ns, c)
+				o, err := f.roll.RollupCounter(ctx, ns, c)
 				if err != nil {
 					t.Fatalf("%s: %v", c, err)
 				}
@@ -201,7 +201,7 @@ func TestRollupZeroSumWindowBeforeRetention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.svc.RollupCounter(ctx, nsObj, "c"); err != nil {
+			if _, err := f.roll.RollupCounter(ctx, nsObj, "c"); err != nil {
 				t.Fatal(err)
 			}
 			if n, err := f.svc.Get(ctx, abacus.Ref{Namespace: "n", Counter: "c"}); err != nil || n != 1 {
@@ -227,16 +227,13 @@ func TestRollupBatchRecoversPanics(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, t.TempDir())
 	cache := memory.New(memory.Options{})
-	svc := counter.New(counter.Config{
-		Namespaces: f.store,
-		Backends: &backends.Router{
-			Events:       map[string]abacus.EventStore{abacus.StorageEmbedded: f.store},
-			Rollups:      map[string]abacus.RollupStore{abacus.StorageEmbedded: panicky{f.store}},
-			Caches:       map[string]abacus.Cache{abacus.StorageMemory: cache},
-			RollupCaches: map[string]abacus.RollupCache{abacus.StorageMemory: cache},
-		},
-		Now: f.clk.now,
-	})
+	router := &backends.Router{
+		Events:       map[string]abacus.EventStore{abacus.StorageEmbedded: f.store},
+		Rollups:      map[string]abacus.RollupStore{abacus.StorageEmbedded: panicky{f.store}},
+		Caches:       map[string]abacus.Cache{abacus.StorageMemory: cache},
+		RollupCaches: map[string]abacus.RollupCache{abacus.StorageMemory: cache},
+	}
+	svc := counter.New(counter.Config{Namespaces: f.store, Backends: router, Now: f.clk.now})
 	if err := svc.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +249,7 @@ func TestRollupBatchRecoversPanics(t *testing.T) {
 		}
 	}
 	f.clk.t = f.clk.t.Add(time.Minute)
-	outs, errs := svc.RollupBatch(ctx, ns, counters, 2)
+	outs, errs := (&rollup.Roller{Stores: router, Now: f.clk.now}).RollupBatch(ctx, ns, counters, 2)
 	for i, c := range counters {
 		switch {
 		case c == "boom" && (errs[i] == nil || !strings.Contains(errs[i].Error(), "panic: bad counter")):
@@ -271,9 +268,9 @@ func TestSignalsSayWhetherStale(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, t.TempDir(), testNamespace("ev", abacus.Eventual), testNamespace("acc", abacus.Accurate))
 	var got []string
-	f.svc.SetPipeline(func(ns *abacus.Namespace, c string, stale bool) {
-		got = append(got, fmt.Sprintf("%s/%s %v", ns.Name, c, stale))
-	}, func(uint64) {})
+	f.sig.on = func(k rollup.Key, stale bool) {
+		got = append(got, fmt.Sprintf("%s/%s %v", k.NS.Name, k.Counter, stale))
+	}
 	steps := []struct {
 		name string
 		do   func() error

@@ -1,34 +1,45 @@
 // Package counter is the counter service: the three counter types,
 // idempotency tokens and the accept window, over the store interfaces of
-// package abacus. Its Service implements abacus.CounterService.
+// package abacus. Its Service implements abacus.CounterService. It writes
+// and reads through abacus.Backends and tells the rollup pipeline, through a
+// Signaler, which durable counters were touched; package rollup does the
+// rollups. ACCURATE reads add rollup.Fold of the events after a checkpoint.
 package counter
 
 import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/rollup"
 )
 
-// Backends gives the stores of a namespace, chosen by the storage types in its
-// configuration. Its methods never return nil: a store the node lacks is
-// represented by one that fails with Unavailable.
-type Backends interface {
-	EventStore(ns *abacus.Namespace) abacus.EventStore
-	RollupStore(ns *abacus.Namespace) abacus.RollupStore
-	Cache(ns *abacus.Namespace) abacus.Cache
-	RollupCache(ns *abacus.Namespace) abacus.RollupCache
-	// AllRollupStores returns each distinct rollup store once, for recovery.
-	AllRollupStores() []abacus.RollupStore
+// Signaler is what the Service tells the rollup pipeline
+// (rollup.Pipeline implements it). Its calls never block on a rollup.
+type Signaler interface {
+	// Signal asks for a rollup of a counter whose count, as this node
+	// serves it, may miss a write: after a durable write, or a read that
+	// found no cached count.
+	Signal(k rollup.Key) bool
+	// Touch asks for a rollup of a counter the node has seen no new write
+	// of: a read served from the rollup cache, or recovery after a restart.
+	Touch(k rollup.Key) bool
+	// RemoveNamespace forgets the signals of a deleted namespace.
+	RemoveNamespace(nsID uint64)
 }
 
-// Config wires a Service to its stores. Namespaces and Backends are required.
+// Config wires a Service to its stores. Namespaces and Backends are
+// required.
 type Config struct {
 	Namespaces abacus.NamespaceStore
-	Backends   Backends
+	Backends   abacus.Backends
+	// Signaler receives the rollup signals of writes and reads of EVENTUAL
+	// and ACCURATE counters, and the deletions of namespaces. Default nil:
+	// signals go nowhere, and EVENTUAL counts move only when something else
+	// rolls the counters up (tests that drive rollups themselves).
+	Signaler Signaler
 	// Complete fills defaults into a namespace and validates it, reporting every
 	// problem at once (controlplane.Complete in the daemon).
 	Complete func(*abacus.Namespace) error
@@ -51,16 +62,17 @@ var _ abacus.CounterService = (*Service)(nil)
 // Service implements the counter and namespace operations of abacus. It is safe
 // for concurrent use.
 type Service struct {
-	cfg  Config
-	reg  *registry
-	now  func() time.Time
-	log  *slog.Logger
-	sig  func(ns *abacus.Namespace, counter string, stale bool)
-	drop func(nsID uint64)
+	cfg Config
+	reg *registry
+	now func() time.Time
+	log *slog.Logger
+	// roll rolls up, before retention deletes their events, counters whose
+	// checkpoints do not cover them yet.
+	roll *rollup.Roller
 }
 
 // New returns a Service. Call Load before serving so that stored namespaces are
-// known, and SetPipeline to connect the rollup pipeline.
+// known.
 func New(cfg Config) *Service {
 	s := &Service{cfg: cfg, reg: newRegistry(), now: cfg.Now, log: cfg.Logger}
 	if s.now == nil {
@@ -75,27 +87,30 @@ func New(cfg Config) *Service {
 	if s.cfg.CheckUpdate == nil {
 		s.cfg.CheckUpdate = func(_, _ *abacus.Namespace) error { return nil }
 	}
-	s.sig = func(*abacus.Namespace, string, bool) {}
-	s.drop = func(uint64) {}
+	if s.cfg.Signaler == nil {
+		s.cfg.Signaler = noSignals{}
+	}
+	s.roll = &rollup.Roller{Stores: cfg.Backends, Now: s.now}
 	return s
 }
 
-// SetPipeline connects the rollup pipeline: signal is called, without
-// blocking, after every durable write and every read of an EVENTUAL or
-// ACCURATE counter, with stale true when the count this node serves may miss
-// a write (after a write, or a read that found no cached count) and false
-// when it has seen none (a read served from the rollup cache, Recover);
-// forget is called when a namespace is deleted. The pipeline is created after
-// the Service because its work function is Service.Rollup. Call it before
-// serving.
-func (s *Service) SetPipeline(signal func(ns *abacus.Namespace, counter string, stale bool), forget func(nsID uint64)) {
-	s.sig, s.drop = signal, forget
-}
+// noSignals is the Signaler of a Service with no pipeline.
+type noSignals struct{}
 
-// cacheKey names a counter in the caches. The namespace ID, never reused,
-// keeps a re-created namespace from seeing a deleted one's counts.
-func cacheKey(ns *abacus.Namespace, counter string) string {
-	return strconv.FormatUint(ns.ID, 36) + ":" + counter
+func (noSignals) Signal(rollup.Key) bool { return false }
+func (noSignals) Touch(rollup.Key) bool  { return false }
+func (noSignals) RemoveNamespace(uint64) {}
+
+// signal tells the pipeline of a touch of an EVENTUAL or ACCURATE counter:
+// stale says whether the count this node serves may miss a write (see
+// Signaler).
+func (s *Service) signal(ns *abacus.Namespace, counter string, stale bool) {
+	k := rollup.Key{NS: ns, Counter: counter}
+	if stale {
+		s.cfg.Signaler.Signal(k)
+	} else {
+		s.cfg.Signaler.Touch(k)
+	}
 }
 
 // namespace resolves a namespace name on the hot path.

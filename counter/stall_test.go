@@ -56,7 +56,7 @@ func TestStalledWriteIsNeverLost(t *testing.T) {
 			}
 			stall := &stallingEvents{EventStore: f.store, before: func() {
 				f.clk.t = f.clk.t.Add(1500 * time.Millisecond)
-				if _, err := f.svc.Rollup(ctx, ns, "c"); err != nil {
+				if _, err := f.rollup(ctx, ns, "c"); err != nil {
 					t.Errorf("rollup: %v", err)
 				}
 			}}
@@ -73,7 +73,7 @@ func TestStalledWriteIsNeverLost(t *testing.T) {
 				want = 1
 			}
 			f.clk.t = f.clk.t.Add(10 * time.Second)
-			if _, err := f.svc.Rollup(ctx, ns, "c"); err != nil {
+			if _, err := f.rollup(ctx, ns, "c"); err != nil {
 				t.Fatal(err)
 			}
 			got, err := f.svc.Get(ctx, abacus.Ref{Namespace: "ns", Counter: "c"})

@@ -117,7 +117,7 @@ func (s *Service) Add(ctx context.Context, r abacus.AddRequest) (abacus.Token, e
 		return abacus.Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
-		_, err := s.cfg.Backends.Cache(p.ns).Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
+		_, err := s.cfg.Backends.Cache(p.ns).Add(ctx, abacus.CacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
 		return p.tok, err
 	}
 	if p.stored {
@@ -129,7 +129,7 @@ func (s *Service) Add(ctx context.Context, r abacus.AddRequest) (abacus.Token, e
 	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(r, p.tok, false)}}); err != nil {
 		return abacus.Token{}, err
 	}
-	s.sig(p.ns, r.Counter, true)
+	s.signal(p.ns, r.Counter, true)
 	return p.tok, nil
 }
 
@@ -145,7 +145,7 @@ func (s *Service) AddAndGet(ctx context.Context, r abacus.AddRequest) (int64, ab
 		return 0, abacus.Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
-		n, err := s.cfg.Backends.Cache(p.ns).Add(ctx, cacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
+		n, err := s.cfg.Backends.Cache(p.ns).Add(ctx, abacus.CacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
 		return n, p.tok, err
 	}
 	if p.stored {
@@ -163,7 +163,7 @@ func (s *Service) AddAndGet(ctx context.Context, r abacus.AddRequest) (int64, ab
 	// The write is signalled as AddCount signals it, whatever the read
 	// finds: a read's signal would leave a parked counter parked, and a
 	// running rollup would not run again for this write.
-	s.sig(p.ns, r.Counter, true)
+	s.signal(p.ns, r.Counter, true)
 	sum, _, err := s.read(ctx, p.ns, r.Counter)
 	if err != nil {
 		return 0, p.tok, err
@@ -181,7 +181,7 @@ func (s *Service) Clear(ctx context.Context, r abacus.Ref, tok abacus.Token) (ab
 		return abacus.Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
-		return p.tok, s.cfg.Backends.Cache(p.ns).Delete(ctx, cacheKey(p.ns, r.Counter))
+		return p.tok, s.cfg.Backends.Cache(p.ns).Delete(ctx, abacus.CacheKey(p.ns, r.Counter))
 	}
 	if p.stored {
 		return p.tok, nil
@@ -189,7 +189,7 @@ func (s *Service) Clear(ctx context.Context, r abacus.Ref, tok abacus.Token) (ab
 	if err := s.cfg.Backends.EventStore(p.ns).Append(ctx, []abacus.Write{{NS: p.ns, Event: event(req, p.tok, true)}}); err != nil {
 		return abacus.Token{}, err
 	}
-	s.sig(p.ns, r.Counter, true)
+	s.signal(p.ns, r.Counter, true)
 	return p.tok, nil
 }
 
@@ -260,14 +260,14 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 		// Best effort: BEST_EFFORT counts are not transactional; a failed
 		// undo leaves the cache off by the add, as a lost cache entry would.
 		for _, i := range applied {
-			_, _ = s.cfg.Backends.Cache(ps[i].ns).Add(ctx, cacheKey(ps[i].ns, rs[i].Counter), -rs[i].Delta, ps[i].ns.TTL)
+			_, _ = s.cfg.Backends.Cache(ps[i].ns).Add(ctx, abacus.CacheKey(ps[i].ns, rs[i].Counter), -rs[i].Delta, ps[i].ns.TTL)
 		}
 	}
 	for i, r := range rs {
 		if ps[i].ns.Type != abacus.BestEffort {
 			continue
 		}
-		if _, err := s.cfg.Backends.Cache(ps[i].ns).Add(ctx, cacheKey(ps[i].ns, r.Counter), r.Delta, ps[i].ns.TTL); err != nil {
+		if _, err := s.cfg.Backends.Cache(ps[i].ns).Add(ctx, abacus.CacheKey(ps[i].ns, r.Counter), r.Delta, ps[i].ns.TTL); err != nil {
 			undo()
 			return nil, indexed("adds", i, err)
 		}
@@ -281,7 +281,7 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 	for i, r := range rs {
 		toks[i] = ps[i].tok
 		if ps[i].ns.Type.Durable() && !ps[i].stored {
-			s.sig(ps[i].ns, r.Counter, true)
+			s.signal(ps[i].ns, r.Counter, true)
 		}
 	}
 	return toks, nil

@@ -146,42 +146,12 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		Help: "Retention passes that failed for a namespace (its slices are retried on the next pass).",
 	}, []string{"namespace"})
 	reg.MustRegister(retentionFailures)
-	n.svc = counter.New(counter.Config{
-		Namespaces:  n.stores.namespaces,
-		Backends:    n.stores.router,
-		Complete:    validator.Complete,
-		CheckUpdate: validator.CheckUpdate,
-		Logger:      n.log,
-		RetentionFailed: func(ns string, _ error) {
-			retentionFailures.WithLabelValues(ns).Inc()
-		},
-	})
+	// The pipeline rolls counters up over the stores; the service signals it.
+	roller := &rollup.Roller{Stores: n.stores.router}
 	var err error
-	n.pipeline, err = rollup.New(func(ctx context.Context, k rollup.Key) (rollup.Outcome, error) {
-		return n.svc.RollupCounter(ctx, k.NS, k.Counter)
-	}, rollup.Options{
+	n.pipeline, err = rollup.New(roller.Rollup, rollup.Options{
 		Logger: n.log, Registerer: reg,
-		Batch: func(ctx context.Context, keys []rollup.Key, parallelism int) ([]rollup.Outcome, []error) {
-			// A batch is of one namespace (queues are per namespace), but a
-			// configuration update may leave its keys with different versions:
-			// each version's counters are rolled up with it.
-			outs, errs := make([]rollup.Outcome, len(keys)), make([]error, len(keys))
-			for start := 0; start < len(keys); {
-				end := start + 1
-				for end < len(keys) && keys[end].NS == keys[start].NS {
-					end++
-				}
-				counters := make([]string, end-start)
-				for i, k := range keys[start:end] {
-					counters[i] = k.Counter
-				}
-				os, es := n.svc.RollupBatch(ctx, keys[start].NS, counters, parallelism)
-				copy(outs[start:], os)
-				copy(errs[start:], es)
-				start = end
-			}
-			return outs, errs
-		},
+		Batch: roller.Batch,
 		// A node-wide bound: validation allows namespaces whose queues times
 		// batch size would otherwise start millions of rollups at once.
 		MaxConcurrency: n.cfg.RollupConcurrency,
@@ -194,13 +164,17 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 	if err != nil {
 		return err
 	}
-	n.svc.SetPipeline(func(ns *abacus.Namespace, c string, stale bool) {
-		if stale {
-			n.pipeline.Signal(rollup.Key{NS: ns, Counter: c})
-		} else {
-			n.pipeline.Touch(rollup.Key{NS: ns, Counter: c})
-		}
-	}, n.pipeline.RemoveNamespace)
+	n.svc = counter.New(counter.Config{
+		Namespaces:  n.stores.namespaces,
+		Backends:    n.stores.router,
+		Signaler:    n.pipeline,
+		Complete:    validator.Complete,
+		CheckUpdate: validator.CheckUpdate,
+		Logger:      n.log,
+		RetentionFailed: func(ns string, _ error) {
+			retentionFailures.WithLabelValues(ns).Inc()
+		},
+	})
 
 	if err := n.svc.Load(ctx); err != nil {
 		return fmt.Errorf("load namespaces: %w", err)

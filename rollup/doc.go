@@ -1,5 +1,17 @@
-// Package rollup is a node's rollup pipeline [ROLL-4]: it decides when each
-// counter is rolled up, and leaves how to a Func.
+// Package rollup owns the rollup of counters: when each counter is rolled up
+// (the Pipeline [ROLL-4]), how (Roller, which folds a counter's events into
+// its checkpoint [ROLL-1]), and over which stores (abacus.Backends). Fold is
+// the one fold of a counter's events, shared by rollups and the counter
+// service's ACCURATE reads.
+//
+//	counter ──Signal/Touch {ns, counter}──► Pipeline: queues → coalesce → batches
+//	                                              │ Func / BatchFunc
+//	                                              ▼
+//	                                  Roller ──► RollupStore, EventStore, RollupCache
+//
+// The Pipeline knows nothing of stores: it calls a Func (Roller.Rollup in a
+// node; a stand-in in this package's tests), so its scheduling is tested
+// apart from the stores.
 //
 // Writes and reads send light signals {namespace, counter} with Signal. The
 // pipeline turns a stream of signals into few rollups:

@@ -1,4 +1,4 @@
-package counter
+package rollup
 
 import (
 	"context"
@@ -9,25 +9,43 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
-	"github.com/abacus-dev/abacus/rollup"
 )
 
-// Rollup aggregates one counter's immutable window into its checkpoint
-// [ROLL-1]: it reads the checkpoint, folds the events in [checkpoint,
-// now − accept_limit − skew margin) (a clear resets the count), and writes the
-// new checkpoint if it is newer than the stored one (so concurrent rollups
-// converge) and caches it. caughtUp is false while the counter has events the
-// checkpoint does not cover yet; the pipeline then rolls it up again later. It
-// is safe to run more than once and concurrently.
-func (s *Service) Rollup(ctx context.Context, ns *abacus.Namespace, counter string) (caughtUp bool, err error) {
-	o, err := s.RollupCounter(ctx, ns, counter)
-	return o.CaughtUp, err
+// Roller rolls counters up over their stores [ROLL-1]: it is how the
+// pipeline's work is done. Its Rollup is the pipeline's Func, its Batch the
+// pipeline's BatchFunc (see New and Options.Batch). A Roller holds no state
+// of its own: every rollup reads the counter's checkpoint from the rollup
+// store, folds the events after it and writes the new checkpoint only if it
+// is newer, so rollups are safe to run more than once and concurrently, on
+// one node or many.
+type Roller struct {
+	// Stores gives each namespace's stores. Required.
+	Stores abacus.Backends
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
-// RollupCounter is Rollup, and says when a further rollup can finish a
-// counter that is not caught up (rollup.Outcome.NotBefore: when the window
-// will have passed its last write, or for an EVENTUAL counter not quiet yet,
-// when it will be, for its provisional count).
+func (r *Roller) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
+}
+
+// Rollup is a Func: it rolls up k.Counter of k.NS (see RollupCounter).
+func (r *Roller) Rollup(ctx context.Context, k Key) (Outcome, error) {
+	return r.RollupCounter(ctx, k.NS, k.Counter)
+}
+
+// RollupCounter aggregates one counter's immutable window into its
+// checkpoint: it reads the checkpoint, folds the events in [checkpoint,
+// now − accept_limit − skew margin) (a clear resets the count), writes the
+// new checkpoint if it is newer than the stored one (so concurrent rollups
+// converge) and caches it. Outcome.CaughtUp is false while the counter has
+// events the checkpoint does not cover yet, and Outcome.NotBefore then says
+// when a further rollup can finish it (when the window will have passed its
+// last write, or for an EVENTUAL counter not quiet yet, when it will be, for
+// its provisional count).
 //
 // For an EVENTUAL namespace it also caches the provisional count: the new
 // checkpoint plus the events after it that the window does not cover yet
@@ -38,12 +56,34 @@ func (s *Service) Rollup(ctx context.Context, ns *abacus.Namespace, counter stri
 // so a late event refreshes the provisional count too. The checkpoint
 // itself, which ACCURATE reads and retention rely on, only ever covers the
 // immutable window.
-func (s *Service) RollupCounter(ctx context.Context, ns *abacus.Namespace, counter string) (rollup.Outcome, error) {
-	st, err := s.cfg.Backends.RollupStore(ns).RollupState(ctx, ns, counter)
+func (r *Roller) RollupCounter(ctx context.Context, ns *abacus.Namespace, counter string) (Outcome, error) {
+	st, err := r.Stores.RollupStore(ns).RollupState(ctx, ns, counter)
 	if err != nil {
-		return rollup.Outcome{}, err
+		return Outcome{}, err
 	}
-	return s.rollupFrom(ctx, ns, counter, st)
+	return r.rollupFrom(ctx, ns, counter, st)
+}
+
+// Batch is a BatchFunc. A batch is of one namespace (queues are per
+// namespace), but a configuration update may leave its keys with different
+// versions of it: each version's counters are rolled up with their own.
+func (r *Roller) Batch(ctx context.Context, keys []Key, parallelism int) ([]Outcome, []error) {
+	outs, errs := make([]Outcome, len(keys)), make([]error, len(keys))
+	for start := 0; start < len(keys); {
+		end := start + 1
+		for end < len(keys) && keys[end].NS == keys[start].NS {
+			end++
+		}
+		counters := make([]string, end-start)
+		for i, k := range keys[start:end] {
+			counters[i] = k.Counter
+		}
+		os, es := r.RollupBatch(ctx, keys[start].NS, counters, parallelism)
+		copy(outs[start:], os)
+		copy(errs[start:], es)
+		start = end
+	}
+	return outs, errs
 }
 
 // RollupBatch is RollupCounter for many counters of ns, on at most
@@ -53,13 +93,13 @@ func (s *Service) RollupCounter(ctx context.Context, ns *abacus.Namespace, count
 // each rollup its point reads and its own write; when the event store scans
 // many counters at once (abacus.MultiScanner), their windows are read
 // together too. It returns an outcome and an error per counter, in order.
-func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counters []string, parallelism int) ([]rollup.Outcome, []error) {
-	out := make([]rollup.Outcome, len(counters))
+func (r *Roller) RollupBatch(ctx context.Context, ns *abacus.Namespace, counters []string, parallelism int) ([]Outcome, []error) {
+	out := make([]Outcome, len(counters))
 	errs := make([]error, len(counters))
-	bs, batched := s.cfg.Backends.RollupStore(ns).(abacus.BatchRollupStore)
+	bs, batched := r.Stores.RollupStore(ns).(abacus.BatchRollupStore)
 	if !batched || len(counters) < 2 {
-		s.parallel(len(counters), parallelism, func(i int) {
-			out[i], errs[i] = s.RollupCounter(ctx, ns, counters[i])
+		r.parallel(len(counters), parallelism, func(i int) {
+			out[i], errs[i] = r.RollupCounter(ctx, ns, counters[i])
 		}, setErr(errs))
 		return out, errs
 	}
@@ -71,12 +111,12 @@ func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counter
 		return out, errs
 	}
 	var plans []rollupPlan
-	if ms, ok := s.cfg.Backends.EventStore(ns).(abacus.MultiScanner); ok {
-		plans, errs = s.planMany(ctx, ns, counters, states, ms, parallelism)
+	if ms, ok := r.Stores.EventStore(ns).(abacus.MultiScanner); ok {
+		plans, errs = r.planMany(ctx, ns, counters, states, ms, parallelism)
 	} else {
 		plans = make([]rollupPlan, len(counters))
-		s.parallel(len(counters), parallelism, func(i int) {
-			plans[i], errs[i] = s.plan(ctx, ns, counters[i], states[i])
+		r.parallel(len(counters), parallelism, func(i int) {
+			plans[i], errs[i] = r.plan(ctx, ns, counters[i], states[i])
 		}, setErr(errs))
 	}
 	var idx []int
@@ -99,9 +139,9 @@ func (s *Service) RollupBatch(ctx context.Context, ns *abacus.Namespace, counter
 			}
 		}
 	}
-	s.parallel(len(counters), parallelism, func(i int) {
+	r.parallel(len(counters), parallelism, func(i int) {
 		if errs[i] == nil {
-			out[i], errs[i] = s.finish(ctx, ns, counters[i], plans[i])
+			out[i], errs[i] = r.finish(ctx, ns, counters[i], plans[i])
 		}
 	}, setErr(errs))
 	return out, errs
@@ -116,7 +156,7 @@ func setErr(errs []error) func(i int, err error) {
 // goroutines. A panic in f(i) is recovered on its goroutine (where the
 // pipeline's own recover cannot reach) and passed to failed(i, err): one bad
 // counter must fail its rollup, not the node.
-func (s *Service) parallel(n, parallelism int, f func(i int), failed func(i int, err error)) {
+func (r *Roller) parallel(n, parallelism int, f func(i int), failed func(i int, err error)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	call := func(i int) {
@@ -165,42 +205,42 @@ func (p *rollupPlan) advanced(stored abacus.Checkpoint) {
 }
 
 // rollupFrom is RollupCounter from a state already read.
-func (s *Service) rollupFrom(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (rollup.Outcome, error) {
-	pl, err := s.plan(ctx, ns, counter, st)
+func (r *Roller) rollupFrom(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (Outcome, error) {
+	pl, err := r.plan(ctx, ns, counter, st)
 	if err != nil {
-		return rollup.Outcome{}, err
+		return Outcome{}, err
 	}
 	if pl.advance {
-		stored, err := s.cfg.Backends.RollupStore(ns).AdvanceCheckpoint(ctx, ns, counter, pl.want)
+		stored, err := r.Stores.RollupStore(ns).AdvanceCheckpoint(ctx, ns, counter, pl.want)
 		if err != nil {
-			return rollup.Outcome{}, err
+			return Outcome{}, err
 		}
 		pl.advanced(stored)
 	}
-	return s.finish(ctx, ns, counter, pl)
+	return r.finish(ctx, ns, counter, pl)
 }
 
 // plan fences the counter's window, folds it (and, for the provisional
 // count of an EVENTUAL counter, the events after it, in the same scan) and
 // says which checkpoint to write, if any.
-func (s *Service) plan(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (rollupPlan, error) {
-	pl, fold, err := s.prepareRollup(ctx, ns, counter, st)
+func (r *Roller) plan(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (rollupPlan, error) {
+	pl, fold, err := r.prepareRollup(ctx, ns, counter, st)
 	if err != nil || !fold {
 		return pl, err
 	}
-	return pl, s.foldPlan(ctx, ns, counter, &pl)
+	return pl, r.foldPlan(ctx, ns, counter, &pl)
 }
 
 // foldPlan folds a prepared plan's window (and provisional tail) and
 // decides its checkpoint.
-func (s *Service) foldPlan(ctx context.Context, ns *abacus.Namespace, counter string, pl *rollupPlan) (err error) {
+func (r *Roller) foldPlan(ctx context.Context, ns *abacus.Namespace, counter string, pl *rollupPlan) (err error) {
 	var p abacus.Partial
 	n := -1 // events in the window, if counted
 	if pl.provisional {
-		p, pl.tail, n, err = s.foldSplit(ctx, ns, counter, pl.st.Through, pl.end, pl.tailTo)
+		p, pl.tail, n, err = foldSplit(ctx, r.Stores.EventStore(ns), ns, counter, pl.st.Through, pl.end, pl.tailTo)
 		pl.tailDone = true
 	} else {
-		p, err = s.fold(ctx, ns, counter, pl.st.Through, pl.end)
+		p, err = Fold(ctx, r.Stores.EventStore(ns), ns, counter, pl.st.Through, pl.end)
 	}
 	if err != nil {
 		return err
@@ -211,9 +251,9 @@ func (s *Service) foldPlan(ctx context.Context, ns *abacus.Namespace, counter st
 
 // prepareRollup starts a plan: it reports whether the window has something to
 // fold and, if so, fences it first.
-func (s *Service) prepareRollup(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (pl rollupPlan, fold bool, err error) {
+func (r *Roller) prepareRollup(ctx context.Context, ns *abacus.Namespace, counter string, st abacus.RollupState) (pl rollupPlan, fold bool, err error) {
 	pl.st, pl.stored = st, st.Checkpoint
-	pl.now = s.now()
+	pl.now = r.now()
 	pl.end = ns.RollupEnd(pl.now)
 	// The provisional tail of an EVENTUAL count: every event after the
 	// window (none is accepted later than the future limit).
@@ -234,7 +274,7 @@ func (s *Service) prepareRollup(ctx context.Context, ns *abacus.Namespace, count
 	// The fence closes the window to writes that passed their accept-window
 	// check long ago but have not committed yet; without it such a write
 	// could land behind the new checkpoint and never be counted.
-	if err := s.cfg.Backends.RollupStore(ns).Fence(ctx, ns, counter, pl.end); err != nil {
+	if err := r.Stores.RollupStore(ns).Fence(ctx, ns, counter, pl.end); err != nil {
 		return pl, false, err
 	}
 	return pl, true, nil
@@ -261,12 +301,12 @@ func (pl *rollupPlan) decide(p abacus.Partial, empty bool) {
 // that span at most two time buckets are read with ScanMany, in chunks on
 // parallel goroutines; longer ones, which gain from plan's concurrent
 // pieces, are planned one by one.
-func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters []string, states []abacus.RollupState, ms abacus.MultiScanner, parallelism int) ([]rollupPlan, []error) {
+func (r *Roller) planMany(ctx context.Context, ns *abacus.Namespace, counters []string, states []abacus.RollupState, ms abacus.MultiScanner, parallelism int) ([]rollupPlan, []error) {
 	plans := make([]rollupPlan, len(counters))
 	errs := make([]error, len(counters))
 	folds := make([]bool, len(counters))
-	s.parallel(len(counters), parallelism, func(i int) {
-		plans[i], folds[i], errs[i] = s.prepareRollup(ctx, ns, counters[i], states[i])
+	r.parallel(len(counters), parallelism, func(i int) {
+		plans[i], folds[i], errs[i] = r.prepareRollup(ctx, ns, counters[i], states[i])
 	}, setErr(errs))
 	var short []int
 	var long []int
@@ -279,9 +319,9 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 			long = append(long, i)
 		}
 	}
-	s.parallel(len(long), parallelism, func(k int) {
+	r.parallel(len(long), parallelism, func(k int) {
 		i := long[k]
-		errs[i] = s.foldPlan(ctx, ns, counters[i], &plans[i])
+		errs[i] = r.foldPlan(ctx, ns, counters[i], &plans[i])
 	}, func(k int, err error) { errs[long[k]] = err })
 	before := make([]abacus.Partial, len(counters))
 	after := make([]abacus.Partial, len(counters))
@@ -289,7 +329,7 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 	chunks := max(1, min(parallelism, (len(short)+15)/16))
 	per := (len(short) + chunks - 1) / max(chunks, 1)
 	chunk := func(c int) []int { return short[min(c*per, len(short)):min((c+1)*per, len(short))] }
-	s.parallel(chunks, chunks, func(c int) {
+	r.parallel(chunks, chunks, func(c int) {
 		part := chunk(c)
 		if len(part) == 0 {
 			return
@@ -327,7 +367,7 @@ func (s *Service) planMany(ctx context.Context, ns *abacus.Namespace, counters [
 }
 
 // finish caches the count reads will return and reports the outcome.
-func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter string, pl rollupPlan) (rollup.Outcome, error) {
+func (r *Roller) finish(ctx context.Context, ns *abacus.Namespace, counter string, pl rollupPlan) (Outcome, error) {
 	st, stored := pl.st, pl.stored
 	caughtUp := !st.Behind() || st.LastWrite.Before(stored.Through)
 	cached := stored
@@ -342,17 +382,17 @@ func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter stri
 			tail := pl.tail
 			if !pl.tailDone {
 				var err error
-				if tail, err = s.fold(ctx, ns, counter, stored.Through, pl.tailTo); err != nil {
-					return rollup.Outcome{}, err
+				if tail, err = Fold(ctx, r.Stores.EventStore(ns), ns, counter, stored.Through, pl.tailTo); err != nil {
+					return Outcome{}, err
 				}
 			}
 			cached.Count = tail.On(stored.Count)
 		}
 	}
 	// A failed cache write only costs a later store read.
-	_ = s.cfg.Backends.RollupCache(ns).PutCheckpoint(ctx, cacheKey(ns, counter), cached, ns.TTL)
+	_ = r.Stores.RollupCache(ns).PutCheckpoint(ctx, abacus.CacheKey(ns, counter), cached, ns.TTL)
 	if caughtUp {
-		return rollup.Outcome{CaughtUp: true}, nil
+		return Outcome{CaughtUp: true}, nil
 	}
 	notBefore := st.LastWrite.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)
 	if ns.Type == abacus.Eventual && !pl.provisional {
@@ -365,7 +405,7 @@ func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter stri
 			notBefore = q
 		}
 	}
-	return rollup.Outcome{NotBefore: notBefore}, nil
+	return Outcome{NotBefore: notBefore}, nil
 }
 
 // quietAt is when a counter last written at lastWrite (as stored, rounded up
@@ -374,24 +414,4 @@ func (s *Service) finish(ctx context.Context, ns *abacus.Namespace, counter stri
 // been.
 func quietAt(ns *abacus.Namespace, lastWrite time.Time) time.Time {
 	return lastWrite.Add(-abacus.LastWriteResolution + ns.Queue.Coalesce/2 + time.Millisecond)
-}
-
-// Recover signals a rollup for every counter whose writes are newer than its
-// checkpoint: after a crash the in-memory signals are gone, and without this
-// an EVENTUAL counter nobody reads would stay stale.
-func (s *Service) Recover(ctx context.Context) (int, error) {
-	n := 0
-	for _, rs := range s.cfg.Backends.AllRollupStores() {
-		err := rs.BehindCounters(ctx, func(nsID uint64, counter string) error {
-			if ns, ok := s.reg.byID(nsID); ok && ns.Type.Durable() {
-				s.sig(ns, counter, false)
-				n++
-			}
-			return nil
-		})
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }

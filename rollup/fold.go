@@ -1,4 +1,4 @@
-package counter
+package rollup
 
 import (
 	"context"
@@ -24,13 +24,14 @@ func maxScanParallelism(ns *abacus.Namespace) int {
 
 var errStop = errors.New("stop scan")
 
-// fold returns the partial fold of one counter's events in [from, to). A zero
-// from means "from the first event". When the range spans several time
+// Fold returns the partial fold of one counter's events in es over [from,
+// to): what rollups aggregate into checkpoints and what ACCURATE reads add to
+// them. A zero from means "from the first event". When the range spans several time
 // buckets it is cut at bucket boundaries into pieces that are read
 // concurrently and combined in order (abacus.Partial.Then is associative).
-func (s *Service) fold(ctx context.Context, ns *abacus.Namespace, counter string, from, to time.Time) (abacus.Partial, error) {
+func Fold(ctx context.Context, es abacus.EventStore, ns *abacus.Namespace, counter string, from, to time.Time) (abacus.Partial, error) {
 	if from.IsZero() {
-		err := s.cfg.Backends.EventStore(ns).Scan(ctx, ns, counter, abacus.Range{To: to}, func(e abacus.Event) error {
+		err := es.Scan(ctx, ns, counter, abacus.Range{To: to}, func(e abacus.Event) error {
 			from = e.Time
 			return errStop
 		})
@@ -45,7 +46,7 @@ func (s *Service) fold(ctx context.Context, ns *abacus.Namespace, counter string
 	first, last := from.UnixNano()/width, (to.UnixNano()-1)/width
 	pieces := min(int64(maxScanParallelism(ns)), last-first+1)
 	if pieces <= 1 {
-		return s.scanPiece(ctx, ns, counter, from, to)
+		return scanPiece(ctx, es, ns, counter, from, to)
 	}
 	per := (last - first + pieces) / pieces // buckets per piece, rounded up
 	bounds := []time.Time{from}
@@ -60,7 +61,7 @@ func (s *Service) fold(ctx context.Context, ns *abacus.Namespace, counter string
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			parts[i], errs[i] = s.scanPiece(ctx, ns, counter, bounds[i], bounds[i+1])
+			parts[i], errs[i] = scanPiece(ctx, es, ns, counter, bounds[i], bounds[i+1])
 		}()
 	}
 	wg.Wait()
@@ -74,9 +75,9 @@ func (s *Service) fold(ctx context.Context, ns *abacus.Namespace, counter string
 	return p, nil
 }
 
-func (s *Service) scanPiece(ctx context.Context, ns *abacus.Namespace, counter string, from, to time.Time) (abacus.Partial, error) {
+func scanPiece(ctx context.Context, es abacus.EventStore, ns *abacus.Namespace, counter string, from, to time.Time) (abacus.Partial, error) {
 	var p abacus.Partial
-	err := s.cfg.Backends.EventStore(ns).Scan(ctx, ns, counter, abacus.Range{From: from, To: to}, func(e abacus.Event) error {
+	err := es.Scan(ctx, ns, counter, abacus.Range{From: from, To: to}, func(e abacus.Event) error {
 		p = p.Apply(e)
 		return nil
 	})
@@ -98,15 +99,15 @@ func oneScan(ns *abacus.Namespace, from, mid time.Time) bool {
 // so a long backlog is still read in concurrent pieces.
 //
 // nBefore is the number of events in [from, mid), or -1 if it was not counted.
-func (s *Service) foldSplit(ctx context.Context, ns *abacus.Namespace, counter string, from, mid, to time.Time) (before, after abacus.Partial, nBefore int, err error) {
+func foldSplit(ctx context.Context, es abacus.EventStore, ns *abacus.Namespace, counter string, from, mid, to time.Time) (before, after abacus.Partial, nBefore int, err error) {
 	if !oneScan(ns, from, mid) {
-		if before, err = s.fold(ctx, ns, counter, from, mid); err != nil {
+		if before, err = Fold(ctx, es, ns, counter, from, mid); err != nil {
 			return before, after, -1, err
 		}
-		after, err = s.fold(ctx, ns, counter, mid, to)
+		after, err = Fold(ctx, es, ns, counter, mid, to)
 		return before, after, -1, err
 	}
-	err = s.cfg.Backends.EventStore(ns).Scan(ctx, ns, counter, abacus.Range{From: from, To: to}, func(e abacus.Event) error {
+	err = es.Scan(ctx, ns, counter, abacus.Range{From: from, To: to}, func(e abacus.Event) error {
 		if e.Time.Before(mid) {
 			before = before.Apply(e)
 			nBefore++
