@@ -3,6 +3,7 @@ package abacus
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error for callers. Each code maps to exactly one gRPC /
@@ -32,6 +33,13 @@ const (
 	Canceled
 	// DeadlineExceeded: the caller's deadline passed.
 	DeadlineExceeded
+	// ResourceExhausted: a rate or size limit refused the request; nothing
+	// was applied. Error.RetryAfter, if set, says when to try again.
+	ResourceExhausted
+	// Unauthenticated: the request carried no valid access token.
+	Unauthenticated
+	// PermissionDenied: the access token lacks the right the call needs.
+	PermissionDenied
 )
 
 var codeNames = [...]string{
@@ -44,6 +52,9 @@ var codeNames = [...]string{
 	Unavailable:        "unavailable",
 	Canceled:           "canceled",
 	DeadlineExceeded:   "deadline_exceeded",
+	ResourceExhausted:  "resource_exhausted",
+	Unauthenticated:    "unauthenticated",
+	PermissionDenied:   "permission_denied",
 }
 
 // String returns the code's snake_case name.
@@ -61,6 +72,9 @@ type Error struct {
 	Code Code
 	Msg  string
 	Err  error
+	// RetryAfter, for ResourceExhausted, is how long the caller should wait
+	// before trying again; zero if unknown.
+	RetryAfter time.Duration
 }
 
 // Error implements error.
@@ -105,6 +119,16 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return contextCode(err)
+}
+
+// RetryAfter returns the RetryAfter of the first *Error in err's chain, zero
+// if none.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // ErrorMessage returns the client-facing message of err: the Msg of its first

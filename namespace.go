@@ -169,9 +169,34 @@ type Namespace struct {
 	RollupBatchCount int
 	Retention        Retention
 	Storage          Storage
-	Description      string
-	Created          time.Time
-	Updated          time.Time
+	// RateLimit bounds the requests this node serves for the namespace; nil
+	// sets no limit. In an update, nil keeps the current limit and a zero
+	// RateLimit removes it.
+	RateLimit   *RateLimit `json:",omitempty"`
+	Description string
+	Created     time.Time
+	Updated     time.Time
+}
+
+// RateLimit is a namespace's rate limit, enforced by each node on its own
+// (N nodes together allow N times the rates). A zero rate sets no limit of
+// that kind. A request over a limit is refused with ResourceExhausted before
+// anything is applied.
+type RateLimit struct {
+	// RequestsPerSecond bounds the calls naming the namespace: a batch call
+	// counts once per namespace it names.
+	RequestsPerSecond float64 `json:",omitzero"`
+	// IncrementsPerSecond bounds the adds (AddCount, AddAndGetCount, and
+	// each item of AddCounts), whatever their deltas.
+	IncrementsPerSecond float64 `json:",omitzero"`
+	// Burst is how many requests, and how many increments, may pass at
+	// once above the rates. Zero: one second's worth of each rate.
+	Burst int `json:",omitzero"`
+}
+
+// IsZero reports whether r sets no limit; a nil r sets none.
+func (r *RateLimit) IsZero() bool {
+	return r == nil || r.RequestsPerSecond == 0 && r.IncrementsPerSecond == 0
 }
 
 // FutureLimit is how far in the future a generation_time may be. It bounds the

@@ -142,6 +142,7 @@ func namespaceFromProto(p *abacusv1.Namespace) (*abacus.Namespace, error) {
 			Rollup: storageFromProto(p.GetStorage().GetCounterRollup()),
 			Events: storageFromProto(p.GetStorage().GetEventStorage()),
 		},
+		RateLimit:   rateLimitFromProto(p.GetRateLimit()),
 		Description: p.GetDescription(),
 	}
 	if c.err != nil {
@@ -213,6 +214,15 @@ func (c *conv) scaled(field string, n int64, unit time.Duration) time.Duration {
 	return time.Duration(n) * unit
 }
 
+// rateLimitFromProto keeps the difference between an unset rate_limit (nil:
+// no limit, or in an update the current one) and an empty one (no limit).
+func rateLimitFromProto(p *abacusv1.RateLimit) *abacus.RateLimit {
+	if p == nil {
+		return nil
+	}
+	return &abacus.RateLimit{RequestsPerSecond: p.GetRequestsPerSecond(), IncrementsPerSecond: p.GetIncrementsPerSecond(), Burst: int(p.GetBurst())}
+}
+
 func storageFromProto(p *abacusv1.PhysicalStorage) abacus.PhysicalStorage {
 	return abacus.PhysicalStorage{Type: p.GetType(), Cluster: p.GetCluster(), Dataset: p.GetDataset()}
 }
@@ -251,6 +261,9 @@ func namespaceToProto(ns *abacus.Namespace) *abacusv1.Namespace {
 			EventStorage:  storageToProto(ns.Storage.Events),
 		},
 		Description: ns.Description,
+	}
+	if r := ns.RateLimit; r != nil {
+		p.RateLimit = &abacusv1.RateLimit{RequestsPerSecond: r.RequestsPerSecond, IncrementsPerSecond: r.IncrementsPerSecond, Burst: int32(r.Burst)}
 	}
 	if !ns.Created.IsZero() {
 		p.CreateTime = timestamppb.New(ns.Created)

@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
+	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/abacus-dev/abacus"
 )
@@ -25,6 +29,9 @@ var wireCodes = [...]codes.Code{
 	abacus.Unavailable:        codes.Unavailable,
 	abacus.Canceled:           codes.Canceled,
 	abacus.DeadlineExceeded:   codes.DeadlineExceeded,
+	abacus.ResourceExhausted:  codes.ResourceExhausted,
+	abacus.Unauthenticated:    codes.Unauthenticated,
+	abacus.PermissionDenied:   codes.PermissionDenied,
 }
 
 // internalMessage replaces the message of Internal errors: their text may
@@ -43,22 +50,49 @@ func wireError(ctx context.Context, log *slog.Logger, procedure string, err erro
 	return codes.Internal, internalMessage
 }
 
-// grpcError returns err as a gRPC status error; nil for nil.
+// retryInfo returns the google.rpc.RetryInfo detail of a refused request
+// that says when to try again, nil if it does not.
+func retryInfo(err error) *errdetails.RetryInfo {
+	d := abacus.RetryAfter(err)
+	if d <= 0 {
+		return nil
+	}
+	return &errdetails.RetryInfo{RetryDelay: durationpb.New(d)}
+}
+
+// grpcError returns err as a gRPC status error; nil for nil. A request
+// refused by a rate limit carries a RetryInfo detail.
 func grpcError(ctx context.Context, log *slog.Logger, procedure string, err error) error {
 	if err == nil {
 		return nil
 	}
 	c, msg := wireError(ctx, log, procedure, err)
-	return status.Error(c, msg)
+	st := status.New(c, msg)
+	if ri := retryInfo(err); ri != nil {
+		if withInfo, derr := st.WithDetails(ri); derr == nil {
+			st = withInfo
+		}
+	}
+	return st.Err()
 }
 
-// connectError returns err as a *connect.Error; nil for nil.
+// connectError returns err as a *connect.Error; nil for nil. A request
+// refused by a rate limit carries a RetryInfo detail and, for plain HTTP
+// clients, a Retry-After header in whole seconds (rounded up).
 func connectError(ctx context.Context, log *slog.Logger, procedure string, err error) error {
 	if err == nil {
 		return nil
 	}
 	c, msg := wireError(ctx, log, procedure, err)
-	return connect.NewError(connect.Code(c), errors.New(msg))
+	ce := connect.NewError(connect.Code(c), errors.New(msg))
+	if ri := retryInfo(err); ri != nil {
+		if d, derr := connect.NewErrorDetail(ri); derr == nil {
+			ce.AddDetail(d)
+		}
+		secs := (abacus.RetryAfter(err) + time.Second - 1) / time.Second
+		ce.Meta().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
+	}
+	return ce
 }
 
 // codeLabel names a code for metric labels, identically for both transports

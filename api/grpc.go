@@ -1,12 +1,15 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
@@ -19,6 +22,15 @@ type GRPCOptions struct {
 	Metrics *Metrics
 	// Logger receives Internal errors and recovered panics. Default: slog.Default().
 	Logger *slog.Logger
+	// Auth, if not nil, turns access control on: every call needs a bearer
+	// token in its "authorization" metadata with the rights its method
+	// needs on its namespaces (see the README's Security section).
+	Auth Authenticator
+	// DefaultTimeout is the deadline of a call whose client set none, so
+	// that a call stuck on a failing store ends; 0: none.
+	DefaultTimeout time.Duration
+	// MaxMessageBytes bounds a request message; default MaxMessageBytes.
+	MaxMessageBytes int
 	// ServerOptions are passed to grpc.NewServer after this package's own:
 	// TLS credentials, keepalive, connection limits, more interceptors (which
 	// run inside the metrics interceptor).
@@ -32,12 +44,15 @@ type GRPCOptions struct {
 // Shutdown on it when the process starts to drain, so that load balancers stop
 // sending work before GracefulStop. The caller serves it on a listener.
 func NewGRPCServer(svc Service, opts GRPCOptions) (*grpc.Server, *health.Server) {
-	sopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessageBytes)}
+	sopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cmp.Or(opts.MaxMessageBytes, MaxMessageBytes))}
 	if opts.Metrics != nil {
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(opts.Metrics.UnaryServerInterceptor()))
 	}
 	s := grpc.NewServer(append(sopts, opts.ServerOptions...)...)
-	RegisterGRPC(s, svc, opts.Logger)
+	o := newOps(svc, opts.Logger)
+	o.auth = opts.Auth
+	o.timeout = opts.DefaultTimeout
+	registerGRPC(s, o)
 
 	hs := health.NewServer()
 	for _, name := range []string{"", abacusv1connect.CounterServiceName, abacusv1connect.NamespaceServiceName} {
@@ -52,7 +67,10 @@ func NewGRPCServer(svc Service, opts GRPCOptions) (*grpc.Server, *health.Server)
 // for callers that build their own server (they add metrics with
 // Metrics.UnaryServerInterceptor). A nil logger means slog.Default().
 func RegisterGRPC(s grpc.ServiceRegistrar, svc Service, logger *slog.Logger) {
-	o := newOps(svc, logger)
+	registerGRPC(s, newOps(svc, logger))
+}
+
+func registerGRPC(s grpc.ServiceRegistrar, o *ops) {
 	abacusv1.RegisterCounterServiceServer(s, grpcCounterServer{o: o})
 	abacusv1.RegisterNamespaceServiceServer(s, grpcNamespaceServer{o: o})
 }
@@ -66,7 +84,13 @@ func newOps(svc Service, logger *slog.Logger) *ops {
 
 // grpcCall runs one operation and maps its error to a gRPC status.
 func grpcCall[Req, Res any](ctx context.Context, o *ops, procedure string, op func(context.Context, Req) (Res, error), req Req) (Res, error) {
-	res, err := call(ctx, o, op, req)
+	var authorization string
+	if o.auth != nil {
+		if v := metadata.ValueFromIncomingContext(ctx, "authorization"); len(v) > 0 {
+			authorization = v[0]
+		}
+	}
+	res, err := call(ctx, o, authorization, op, req)
 	return res, grpcError(ctx, o.log, procedure, err)
 }
 

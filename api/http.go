@@ -1,10 +1,13 @@
 package api
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +29,17 @@ type HTTPOptions struct {
 	Metrics *Metrics
 	// Logger receives Internal errors and recovered panics. Default: slog.Default().
 	Logger *slog.Logger
+	// Auth, if not nil, turns access control on: every API call needs an
+	// "Authorization: Bearer <token>" header with the rights its method
+	// needs on its namespaces. /healthz, /readyz and /metrics stay open.
+	Auth Authenticator
+	// DefaultTimeout is the deadline of a call whose client set none, so
+	// that a call stuck on a failing store ends; 0: none.
+	DefaultTimeout time.Duration
+	// MaxMessageBytes bounds a request body; default MaxMessageBytes. A body
+	// declared larger is refused with RESOURCE_EXHAUSTED before it is read;
+	// one that grows larger is cut off, with the same code, at the limit.
+	MaxMessageBytes int
 	// HandlerOptions are appended to this package's connect options, e.g.
 	// authentication interceptors (which run inside the metrics interceptor).
 	HandlerOptions []connect.HandlerOption
@@ -47,7 +61,10 @@ type HTTPOptions struct {
 // connections forever.
 func NewHTTPHandler(svc Service, opts HTTPOptions) http.Handler {
 	o := newOps(svc, opts.Logger)
-	copts := []connect.HandlerOption{connect.WithReadMaxBytes(MaxMessageBytes)}
+	o.auth = opts.Auth
+	o.timeout = opts.DefaultTimeout
+	maxBytes := cmp.Or(opts.MaxMessageBytes, MaxMessageBytes)
+	copts := []connect.HandlerOption{connect.WithReadMaxBytes(maxBytes)}
 	for _, name := range jsonCodecNames {
 		copts = append(copts, connect.WithCodec(jsonCodec{name: name}))
 	}
@@ -57,8 +74,9 @@ func NewHTTPHandler(svc Service, opts HTTPOptions) http.Handler {
 	copts = append(copts, opts.HandlerOptions...)
 
 	mux := http.NewServeMux()
-	mux.Handle(abacusv1connect.NewCounterServiceHandler(connectCounterHandler{o: o}, copts...))
-	mux.Handle(abacusv1connect.NewNamespaceServiceHandler(connectNamespaceHandler{o: o}, copts...))
+	limit := limitBody(maxBytes, connect.NewErrorWriter(copts...))
+	mux.Handle(limit(abacusv1connect.NewCounterServiceHandler(connectCounterHandler{o: o}, copts...)))
+	mux.Handle(limit(abacusv1connect.NewNamespaceServiceHandler(connectNamespaceHandler{o: o}, copts...)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		plain(w, http.StatusOK, "ok\n")
 	})
@@ -88,6 +106,25 @@ func HTTPProtocols() *http.Protocols {
 	return p
 }
 
+// limitBody refuses, before reading it, a request body whose declared
+// length exceeds max, with RESOURCE_EXHAUSTED in the request's protocol (HTTP
+// 429 for Connect): a client that sends 50 MiB must not make the node read
+// 50 MiB, nor even the first max bytes, to say no. Bodies of unknown length
+// are cut off by connect's read limit at max.
+func limitBody(max int, ew *connect.ErrorWriter) func(path string, h http.Handler) (string, http.Handler) {
+	return func(path string, h http.Handler) (string, http.Handler) {
+		return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > int64(max) {
+				w.Header().Set("Connection", "close")
+				_ = ew.Write(w, r, connect.NewError(connect.CodeResourceExhausted,
+					fmt.Errorf("request body of %d bytes exceeds the limit of %d bytes (--max-request-bytes)", r.ContentLength, max)))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+}
+
 func plain(w http.ResponseWriter, code int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -97,7 +134,7 @@ func plain(w http.ResponseWriter, code int, body string) {
 
 // connectCall runs one operation and maps its error to a *connect.Error.
 func connectCall[Req, Res any](ctx context.Context, o *ops, req *connect.Request[Req], op func(context.Context, *Req) (*Res, error)) (*connect.Response[Res], error) {
-	res, err := call(ctx, o, op, req.Msg)
+	res, err := call(ctx, o, req.Header().Get("Authorization"), op, req.Msg)
 	if err != nil {
 		return nil, connectError(ctx, o.log, req.Spec().Procedure, err)
 	}

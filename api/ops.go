@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/auth"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 )
 
@@ -14,22 +16,37 @@ import (
 type ops struct {
 	svc Service
 	log *slog.Logger
+	// auth, if not nil, turns access control on (guard.go).
+	auth Authenticator
+	// timeout is the deadline of a call whose client set none; 0: none.
+	timeout time.Duration
 }
 
 // call runs op, turning a panic in the service into an Internal error: grpc-go
 // does not recover handler panics, and one bad request must not take the node
 // down.
-func call[Req, Res any](ctx context.Context, o *ops, op func(context.Context, Req) (Res, error), req Req) (res Res, err error) {
+//
+// authorization is the request's Authorization header value, checked by the
+// op through allow when access control is on.
+func call[Req, Res any](ctx context.Context, o *ops, authorization string, op func(context.Context, Req) (Res, error), req Req) (res Res, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			o.log.ErrorContext(ctx, "panic serving request", "panic", p, "stack", string(debug.Stack()))
 			err = abacus.Errorf(abacus.Internal, "panic: %v", p)
 		}
 	}()
-	return op(ctx, req)
+	if _, ok := ctx.Deadline(); !ok && o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	return op(o.withCaller(ctx, authorization), req)
 }
 
 func (o *ops) addCount(ctx context.Context, r *abacusv1.AddCountRequest) (*abacusv1.AddCountResponse, error) {
+	if err := o.allow(ctx, "AddCount", auth.Write, r.GetNamespace()); err != nil {
+		return nil, err
+	}
 	add, err := addFromProto(r)
 	if err != nil {
 		return nil, err
@@ -42,6 +59,9 @@ func (o *ops) addCount(ctx context.Context, r *abacusv1.AddCountRequest) (*abacu
 }
 
 func (o *ops) addAndGetCount(ctx context.Context, r *abacusv1.AddCountRequest) (*abacusv1.AddAndGetCountResponse, error) {
+	if err := o.allow(ctx, "AddAndGetCount", auth.Read|auth.Write, r.GetNamespace()); err != nil {
+		return nil, err
+	}
 	add, err := addFromProto(r)
 	if err != nil {
 		return nil, err
@@ -54,6 +74,9 @@ func (o *ops) addAndGetCount(ctx context.Context, r *abacusv1.AddCountRequest) (
 }
 
 func (o *ops) getCount(ctx context.Context, r *abacusv1.GetCountRequest) (*abacusv1.GetCountResponse, error) {
+	if err := o.allow(ctx, "GetCount", auth.Read, r.GetNamespace()); err != nil {
+		return nil, err
+	}
 	n, err := o.svc.Get(ctx, refFromProto(r))
 	if err != nil {
 		return nil, err
@@ -61,7 +84,11 @@ func (o *ops) getCount(ctx context.Context, r *abacusv1.GetCountRequest) (*abacu
 	return &abacusv1.GetCountResponse{Count: n}, nil
 }
 
-func (o *ops) clearCount(ctx context.Context, r *abacusv1.ClearCountRequest) (*abacusv1.ClearCountResponse, error) {
+func (o *ops) clearCount(ctx context.Context, r *abacusv1.ClearCountRequest) (_ *abacusv1.ClearCountResponse, err error) {
+	defer func() { o.audit(ctx, "ClearCount", r.GetNamespace(), err) }()
+	if err := o.allow(ctx, "ClearCount", auth.Write, r.GetNamespace()); err != nil {
+		return nil, err
+	}
 	tok, err := tokenFromProto("idempotency_token", r.GetIdempotencyToken())
 	if err != nil {
 		return nil, err
@@ -74,15 +101,19 @@ func (o *ops) clearCount(ctx context.Context, r *abacusv1.ClearCountRequest) (*a
 }
 
 func (o *ops) addCounts(ctx context.Context, r *abacusv1.AddCountsRequest) (*abacusv1.AddCountsResponse, error) {
-	adds, err := addsFromProto(r)
+	adds := r.GetAdds()
+	if err := o.allowEach(ctx, "AddCounts", auth.Write, len(adds), func(i int) string { return adds[i].GetNamespace() }); err != nil {
+		return nil, err
+	}
+	reqs, err := addsFromProto(r)
 	if err != nil {
 		return nil, err
 	}
-	toks, err := o.svc.AddBatch(ctx, adds)
+	toks, err := o.svc.AddBatch(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
-	if err := sameLen("AddBatch", len(adds), len(toks)); err != nil {
+	if err := sameLen("AddBatch", len(reqs), len(toks)); err != nil {
 		return nil, err
 	}
 	res := &abacusv1.AddCountsResponse{Results: make([]*abacusv1.AddCountResponse, len(toks))}
@@ -93,6 +124,10 @@ func (o *ops) addCounts(ctx context.Context, r *abacusv1.AddCountsRequest) (*aba
 }
 
 func (o *ops) getCounts(ctx context.Context, r *abacusv1.GetCountsRequest) (*abacusv1.GetCountsResponse, error) {
+	cs := r.GetCounters()
+	if err := o.allowEach(ctx, "GetCounts", auth.Read, len(cs), func(i int) string { return cs[i].GetNamespace() }); err != nil {
+		return nil, err
+	}
 	refs, err := refsFromProto(r)
 	if err != nil {
 		return nil, err
@@ -120,7 +155,12 @@ func sameLen(method string, want, got int) error {
 	return nil
 }
 
-func (o *ops) createNamespace(ctx context.Context, r *abacusv1.CreateNamespaceRequest) (*abacusv1.CreateNamespaceResponse, error) {
+func (o *ops) createNamespace(ctx context.Context, r *abacusv1.CreateNamespaceRequest) (_ *abacusv1.CreateNamespaceResponse, err error) {
+	name := r.GetNamespace().GetName()
+	defer func() { o.audit(ctx, "CreateNamespace", name, err) }()
+	if err := o.allow(ctx, "CreateNamespace", auth.Admin, name); err != nil {
+		return nil, err
+	}
 	ns, err := namespaceFromProto(r.GetNamespace())
 	if err != nil {
 		return nil, err
@@ -133,6 +173,9 @@ func (o *ops) createNamespace(ctx context.Context, r *abacusv1.CreateNamespaceRe
 }
 
 func (o *ops) getNamespace(ctx context.Context, r *abacusv1.GetNamespaceRequest) (*abacusv1.GetNamespaceResponse, error) {
+	if err := o.allowAny(ctx, "GetNamespace", r.GetName()); err != nil {
+		return nil, err
+	}
 	ns, err := o.svc.GetNamespace(ctx, r.GetName())
 	if err != nil {
 		return nil, err
@@ -141,18 +184,30 @@ func (o *ops) getNamespace(ctx context.Context, r *abacusv1.GetNamespaceRequest)
 }
 
 func (o *ops) listNamespaces(ctx context.Context, _ *abacusv1.ListNamespacesRequest) (*abacusv1.ListNamespacesResponse, error) {
+	if o.auth != nil {
+		if c := callerOf(ctx); c.err != nil {
+			return nil, abacus.Errorf(abacus.Unauthenticated, "ListNamespaces: %v", c.err)
+		}
+	}
 	nss, err := o.svc.ListNamespaces(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res := &abacusv1.ListNamespacesResponse{Namespaces: make([]*abacusv1.Namespace, len(nss))}
-	for i, ns := range nss {
-		res.Namespaces[i] = namespaceToProto(ns)
+	res := &abacusv1.ListNamespacesResponse{Namespaces: make([]*abacusv1.Namespace, 0, len(nss))}
+	for _, ns := range nss {
+		if o.visible(ctx, ns.Name) {
+			res.Namespaces = append(res.Namespaces, namespaceToProto(ns))
+		}
 	}
 	return res, nil
 }
 
-func (o *ops) updateNamespace(ctx context.Context, r *abacusv1.UpdateNamespaceRequest) (*abacusv1.UpdateNamespaceResponse, error) {
+func (o *ops) updateNamespace(ctx context.Context, r *abacusv1.UpdateNamespaceRequest) (_ *abacusv1.UpdateNamespaceResponse, err error) {
+	name := r.GetNamespace().GetName()
+	defer func() { o.audit(ctx, "UpdateNamespace", name, err) }()
+	if err := o.allow(ctx, "UpdateNamespace", auth.Admin, name); err != nil {
+		return nil, err
+	}
 	ns, err := namespaceFromProto(r.GetNamespace())
 	if err != nil {
 		return nil, err
@@ -164,7 +219,11 @@ func (o *ops) updateNamespace(ctx context.Context, r *abacusv1.UpdateNamespaceRe
 	return &abacusv1.UpdateNamespaceResponse{Namespace: namespaceToProto(ns)}, nil
 }
 
-func (o *ops) deleteNamespace(ctx context.Context, r *abacusv1.DeleteNamespaceRequest) (*abacusv1.DeleteNamespaceResponse, error) {
+func (o *ops) deleteNamespace(ctx context.Context, r *abacusv1.DeleteNamespaceRequest) (_ *abacusv1.DeleteNamespaceResponse, err error) {
+	defer func() { o.audit(ctx, "DeleteNamespace", r.GetName(), err) }()
+	if err := o.allow(ctx, "DeleteNamespace", auth.Admin, r.GetName()); err != nil {
+		return nil, err
+	}
 	if err := o.svc.DeleteNamespace(ctx, r.GetName()); err != nil {
 		return nil, err
 	}

@@ -88,6 +88,9 @@ func Defaults(c abacus.Cardinality) abacus.Namespace {
 // otherwise invalid value is kept, so that validation reports it rather than
 // silently replacing it.
 func fillDefaults(ns *abacus.Namespace, sup Supported) {
+	if ns.RateLimit != nil && *ns.RateLimit == (abacus.RateLimit{}) {
+		ns.RateLimit = nil // {} is no limit, as absent is
+	}
 	if ns.Cardinality == abacus.CardinalityUnspecified {
 		ns.Cardinality = abacus.Low
 	}

@@ -327,7 +327,7 @@ func (d *decoder) entry(n *yaml.Node, path string) *entry {
 }
 
 var nativeKeys = []string{"name", "counter_type", "counter_cardinality", "ttl", "accept_limit",
-	"time_partition", "queue_config", "rollup_batch_count", "retention", "storage", "description"}
+	"time_partition", "queue_config", "rollup_batch_count", "retention", "storage", "rate_limit", "description"}
 
 // native decodes an entry in abacus's own shape.
 func (d *decoder) native(e *entry, pairs []pair) {
@@ -350,6 +350,8 @@ func (d *decoder) native(e *entry, pairs []pair) {
 			set(d, e, "rollup_batch_count", path, p.val, (*decoder).int, &e.ns.RollupBatchCount)
 		case "retention":
 			d.retention(e, p.val, path)
+		case "rate_limit":
+			d.rateLimit(e, p.val, path)
 		case "storage":
 			for _, q := range d.fields(p.val, path) {
 				if r := roleByField(q.name); r != nil {
@@ -425,6 +427,30 @@ func (d *decoder) retention(e *entry, n *yaml.Node, path string) {
 			set(d, e, "retention.delete_after", qp, q.val, (*decoder).duration, &r.DeleteAfter)
 		default:
 			d.unknown(path, q, []string{"close_after", "delete_after"})
+		}
+	}
+}
+
+// rateLimit decodes {requests_per_second, increments_per_second, burst}.
+func (d *decoder) rateLimit(e *entry, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	if e.ns.RateLimit == nil {
+		e.ns.RateLimit = &abacus.RateLimit{}
+	}
+	r := e.ns.RateLimit
+	for _, q := range d.fields(n, path) {
+		qp := join(path, q.key)
+		switch q.name {
+		case "requests_per_second":
+			set(d, e, "rate_limit.requests_per_second", qp, q.val, (*decoder).float, &r.RequestsPerSecond)
+		case "increments_per_second":
+			set(d, e, "rate_limit.increments_per_second", qp, q.val, (*decoder).float, &r.IncrementsPerSecond)
+		case "burst":
+			set(d, e, "rate_limit.burst", qp, q.val, (*decoder).int, &r.Burst)
+		default:
+			d.unknown(path, q, []string{"requests_per_second", "increments_per_second", "burst"})
 		}
 	}
 }

@@ -180,7 +180,7 @@ func TestParseFileProblems(t *testing.T) {
 			`namespace: unknown key; did you mean "namespaces"?`},
 		{"odd key is quoted",
 			"namespaces:\n- name: n\n  counter_type: EVENTUAL\n  \"a b\": 1\n",
-			`namespaces[0]["a b"]: unknown key; expected one of name, counter_type, counter_cardinality, ttl, accept_limit, time_partition, queue_config, rollup_batch_count, retention, storage, description`},
+			`namespaces[0]["a b"]: unknown key; expected one of name, counter_type, counter_cardinality, ttl, accept_limit, time_partition, queue_config, rollup_batch_count, retention, storage, rate_limit, description`},
 		{"duplicate key",
 			"{\"namespaces\": [{\"name\": \"n\", \"counter_type\": \"EVENTUAL\", \"ttl\": \"1s\", \"ttl\": \"2s\"}]}",
 			`namespaces[0].ttl: duplicate key (also given as "ttl")`},

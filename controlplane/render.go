@@ -42,6 +42,7 @@ func MarshalFile(nss []*abacus.Namespace) []byte {
 				CounterRollup: physicalJSON(ns.Storage.Rollup),
 				EventStorage:  physicalJSON(ns.Storage.Events),
 			},
+			RateLimit:   (*rateLimitJSON)(ns.RateLimit),
 			Description: ns.Description,
 		}
 	}
@@ -69,6 +70,7 @@ type (
 		RollupBatchCount   int               `json:"rollup_batch_count"`
 		Retention          retentionJSON     `json:"retention"`
 		Storage            storageJSON       `json:"storage"`
+		RateLimit          *rateLimitJSON    `json:"rate_limit,omitempty"`
 		Description        string            `json:"description,omitempty"`
 	}
 	timePartitionJSON struct {
@@ -89,6 +91,11 @@ type (
 		Cache         physicalJSON `json:"cache"`
 		CounterRollup physicalJSON `json:"counter_rollup"`
 		EventStorage  physicalJSON `json:"event_storage"`
+	}
+	rateLimitJSON struct {
+		RequestsPerSecond   float64 `json:"requests_per_second,omitempty"`
+		IncrementsPerSecond float64 `json:"increments_per_second,omitempty"`
+		Burst               int     `json:"burst,omitempty"`
 	}
 	physicalJSON struct {
 		Type    string `json:"type"`

@@ -101,6 +101,9 @@ func keepOld(old, u *abacus.Namespace) {
 		orStr(&ps.Cluster, ops.Cluster)
 		orStr(&ps.Dataset, ops.Dataset)
 	}
+	if u.RateLimit == nil {
+		u.RateLimit = old.RateLimit
+	}
 	orStr(&u.Description, old.Description)
 }
 

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -168,6 +169,22 @@ func validate(ns *abacus.Namespace, sup Supported) []problem {
 	if r.DeleteAfter < r.CloseAfter {
 		add("retention.delete_after", "must be at least close_after (%s), got %s",
 			fmtDur(r.CloseAfter), fmtDur(r.DeleteAfter))
+	}
+
+	if rl := ns.RateLimit; rl != nil {
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"requests_per_second", rl.RequestsPerSecond}, {"increments_per_second", rl.IncrementsPerSecond}} {
+			if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+				add("rate_limit."+f.name, "must be a number ≥ 0 (0: no limit), got %v", f.v)
+			}
+		}
+		if rl.Burst < 0 {
+			add("rate_limit.burst", "must be ≥ 0 (0: one second's worth of the rate), got %d", rl.Burst)
+		} else if rl.Burst > 0 && rl.IsZero() {
+			add("rate_limit.burst", "needs requests_per_second or increments_per_second")
+		}
 	}
 
 	for i := range roles {

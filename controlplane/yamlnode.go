@@ -249,6 +249,28 @@ func (d *decoder) int64(n *yaml.Node, path string) (int64, bool) {
 	return 0, false
 }
 
+// float decodes a number.
+func (d *decoder) float(n *yaml.Node, path string) (float64, bool) {
+	n = deref(n)
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case "!!int", "!!float":
+			var f float64
+			if err := n.Decode(&f); err == nil {
+				return f, true
+			}
+		case "!!str":
+			if f, err := strconv.ParseFloat(strings.TrimSpace(n.Value), 64); err == nil {
+				return f, true
+			}
+		}
+		d.errorf(path, "expected a number, got %s", quote(n.Value))
+		return 0, false
+	}
+	d.errorf(path, "expected a number, got %s", kind(n))
+	return 0, false
+}
+
 // int decodes an integer that must fit in an int.
 func (d *decoder) int(n *yaml.Node, path string) (int, bool) {
 	v, ok := d.int64(n, path)

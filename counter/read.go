@@ -21,6 +21,9 @@ func (s *Service) Get(ctx context.Context, r abacus.Ref) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := s.admit(use{ns, 0}); err != nil {
+		return 0, err
+	}
 	return s.get(ctx, ns, r.Counter)
 }
 
@@ -62,9 +65,22 @@ func (s *Service) GetBatch(ctx context.Context, rs []abacus.Ref) ([]int64, error
 	if len(rs) > abacus.MaxBatch {
 		return nil, abacus.Errorf(abacus.InvalidArgument, "counters has %d items; the limit is %d", len(rs), abacus.MaxBatch)
 	}
+	nss := make([]*abacus.Namespace, len(rs))
+	for i, r := range rs {
+		err := r.Check()
+		if err == nil {
+			nss[i], err = s.namespace(r.Namespace)
+		}
+		if err != nil {
+			return nil, indexed("counters", i, err)
+		}
+	}
+	if err := s.admit(batchUses(len(rs), func(i int) *abacus.Namespace { return nss[i] }, 0)...); err != nil {
+		return nil, err
+	}
 	out := make([]int64, len(rs))
 	for i, r := range rs {
-		n, err := s.Get(ctx, r)
+		n, err := s.get(ctx, nss[i], r.Counter)
 		if err != nil {
 			return nil, indexed("counters", i, err)
 		}

@@ -51,6 +51,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// RateLimited, if set, is called each time a namespace's rate limit
+	// refuses a call, with the kind of limit ("requests" or "increments").
+	RateLimited func(namespace, kind string)
 	// RetentionFailed, if set, is called with the namespace and the error
 	// each time a namespace's retention fails (the daemon counts them in
 	// abacus_retention_failures_total).
@@ -66,6 +69,7 @@ type Service struct {
 	reg *registry
 	now func() time.Time
 	log *slog.Logger
+	limits limiters
 	// roll rolls up, before retention deletes their events, counters whose
 	// checkpoints do not cover them yet.
 	roll *rollup.Roller

@@ -116,6 +116,9 @@ func (s *Service) Add(ctx context.Context, r abacus.AddRequest) (abacus.Token, e
 	if err != nil {
 		return abacus.Token{}, err
 	}
+	if err := s.admit(use{p.ns, 1}); err != nil {
+		return abacus.Token{}, err
+	}
 	if p.ns.Type == abacus.BestEffort {
 		_, err := s.cfg.Backends.Cache(p.ns).Add(ctx, abacus.CacheKey(p.ns, r.Counter), r.Delta, p.ns.TTL)
 		return p.tok, err
@@ -142,6 +145,9 @@ func (s *Service) Add(ctx context.Context, r abacus.AddRequest) (abacus.Token, e
 func (s *Service) AddAndGet(ctx context.Context, r abacus.AddRequest) (int64, abacus.Token, error) {
 	p, err := s.prepare(ctx, r, false)
 	if err != nil {
+		return 0, abacus.Token{}, err
+	}
+	if err := s.admit(use{p.ns, 1}); err != nil {
 		return 0, abacus.Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
@@ -178,6 +184,9 @@ func (s *Service) Clear(ctx context.Context, r abacus.Ref, tok abacus.Token) (ab
 	req := abacus.AddRequest{Namespace: r.Namespace, Counter: r.Counter, Token: tok}
 	p, err := s.prepare(ctx, req, true)
 	if err != nil {
+		return abacus.Token{}, err
+	}
+	if err := s.admit(use{p.ns, 0}); err != nil {
 		return abacus.Token{}, err
 	}
 	if p.ns.Type == abacus.BestEffort {
@@ -229,6 +238,9 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 			totals[k] = totals[k].Add(r.Delta)
 			writes = append(writes, abacus.Write{NS: p.ns, Event: event(r, p.tok, false)})
 		}
+	}
+	if err := s.admit(batchUses(len(rs), func(i int) *abacus.Namespace { return ps[i].ns }, 1)...); err != nil {
+		return nil, err
 	}
 	// The checkpoints the overflow checks need are read per namespace
 	// together: a batch over many cold counters would otherwise pay one

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"runtime"
@@ -28,11 +29,38 @@ func (c Config) withDefaults() Config {
 			c.RollupConcurrency = 256
 		}
 	}
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = "127.0.0.1:0"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:0"
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = 30 * time.Second
+	}
+	if c.WatchInterval == 0 {
+		c.WatchInterval = 2 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
 }
+
+// Defaults of the limits, named for the flags' help.
+const (
+	DefaultMaxRequestBytes = 4 << 20
+	DefaultMaxConnections  = 10000
+)
 
 // Validate reports every problem of c at once, in one error, or nil. Zero
 // fields take their defaults and are never a problem, except the data
@@ -58,6 +86,25 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			add(d.name + " must not be negative, got " + d.v.String())
 		}
+	}
+	if c.AuthTokens == "" && !c.Insecure {
+		for _, l := range []struct{ flag, addr string }{{"--grpc-addr", c.GRPCAddr}, {"--http-addr", c.HTTPAddr}} {
+			if l.addr != "" && exposed(l.addr) { // "": a free loopback port
+				add(fmt.Sprintf("%s %s listens beyond loopback, where anyone who reaches it could read, write and delete every namespace: add --auth-tokens FILE to require access tokens (see the README's Security section), or --insecure to serve without them", l.flag, l.addr))
+			}
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		add("TLS needs both a certificate (--tls-cert) and its key (--tls-key)")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		add("--tls-client-ca needs TLS on: add --tls-cert and --tls-key")
+	}
+	if c.MaxRequestBytes < 0 {
+		add("MaxRequestBytes (--max-request-bytes) must not be negative")
+	}
+	if c.ReadHeaderTimeout < 0 || c.WatchInterval < 0 {
+		add("ReadHeaderTimeout (--read-header-timeout) and WatchInterval must not be negative")
 	}
 	if c.RollupConcurrency < 0 {
 		add("RollupConcurrency (--rollup-concurrency) must not be negative")

@@ -6,6 +6,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,11 +21,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/abacus-dev/abacus"
 	"github.com/abacus-dev/abacus/api"
+	"github.com/abacus-dev/abacus/auth"
+	"github.com/abacus-dev/abacus/certs"
 	"github.com/abacus-dev/abacus/controlplane"
 	"github.com/abacus-dev/abacus/counter"
 	"github.com/abacus-dev/abacus/rollup"
@@ -37,9 +41,12 @@ type Config struct {
 	// DataDir is the embedded store's directory (created if missing); unused
 	// with Postgres.
 	DataDir string
-	// GRPCAddr is the gRPC listen address; "127.0.0.1:0" picks a free port.
+	// GRPCAddr is the gRPC listen address; "127.0.0.1:0" picks a free port,
+	// and so does the default, "". An address beyond loopback needs
+	// AuthTokens or Insecure.
 	GRPCAddr string
-	// HTTPAddr is the HTTP (Connect, gRPC-Web, /metrics, /healthz, /readyz) address.
+	// HTTPAddr is the HTTP (Connect, gRPC-Web, /metrics, /healthz, /readyz)
+	// address, as GRPCAddr.
 	HTTPAddr string
 	// NamespacesFile, if set, is a YAML or JSON file of namespaces created or
 	// updated at start.
@@ -81,8 +88,35 @@ type Config struct {
 	// negative none.
 	WALSyncInterval time.Duration
 	// Pprof serves net/http/pprof under /debug/pprof/ on the HTTP port, for
-	// profiling (off by default: profiles expose internals).
+	// profiling (off by default: profiles expose internals). With AuthTokens
+	// it needs a token with the admin right on "*".
 	Pprof bool
+	// TLSCert and TLSKey, if set, are the PEM certificate and key both
+	// listeners serve TLS (1.2 at least) with; reloaded when they change.
+	TLSCert, TLSKey string
+	// TLSClientCA, if set, makes client certificates signed by one of its
+	// CAs required on both listeners (mutual TLS).
+	TLSClientCA string
+	// AuthTokens, if set, is the access tokens file (see package auth): every
+	// API call then needs a bearer token with the rights its method needs;
+	// reloaded when it changes.
+	AuthTokens string
+	// Insecure lets a node listen beyond loopback without AuthTokens.
+	Insecure bool
+	// MaxRequestBytes bounds a request message or body; default 4 MiB.
+	MaxRequestBytes int
+	// ReadHeaderTimeout bounds the time an HTTP client may take to send a
+	// request's headers; default 10s.
+	ReadHeaderTimeout time.Duration
+	// MaxConnections caps the open connections per listener; default 10000,
+	// negative for no cap.
+	MaxConnections int
+	// DefaultTimeout is the deadline of a call whose client sets none;
+	// default 30s, negative for none.
+	DefaultTimeout time.Duration
+	// WatchInterval is how often the TLS and tokens files are checked for
+	// changes; default 2s.
+	WatchInterval time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -104,6 +138,8 @@ type Node struct {
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
+	certs    *certs.Reloader // nil without TLS
+	tokens   *auth.Keeper    // nil without access tokens
 }
 
 // Start opens the stores, applies the namespaces file, recovers rollups that a
@@ -145,7 +181,11 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		Name: "abacus_retention_failures_total",
 		Help: "Retention passes that failed for a namespace (its slices are retried on the next pass).",
 	}, []string{"namespace"})
-	reg.MustRegister(retentionFailures)
+	rateLimited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "abacus_rate_limited_total",
+		Help: "Calls refused by a namespace's rate limit on this node, by the kind of limit that refused them (requests or increments).",
+	}, []string{"namespace", "limit"})
+	reg.MustRegister(retentionFailures, rateLimited)
 	// The pipeline rolls counters up over the stores; the service signals it.
 	roller := &rollup.Roller{Stores: n.stores.router}
 	var err error
@@ -171,6 +211,9 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		Complete:    validator.Complete,
 		CheckUpdate: validator.CheckUpdate,
 		Logger:      n.log,
+		RateLimited: func(ns, kind string) {
+			rateLimited.WithLabelValues(ns, kind).Inc()
+		},
 		RetentionFailed: func(ns string, _ error) {
 			retentionFailures.WithLabelValues(ns).Inc()
 		},
@@ -188,21 +231,32 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		n.log.Info("queued rollups of counters written before the last stop", "counters", k)
 	}
 
+	if err := n.loadSecurity(); err != nil {
+		return err
+	}
 	metrics, err := api.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
+	grpcOpts := []grpc.ServerOption{
+		// Long-lived workers keep their grown stacks: a goroutine per RPC
+		// spent ~10% of the CPU growing stacks through the storage path.
+		grpc.NumStreamWorkers(uint32(64 * runtime.GOMAXPROCS(0))),
+	}
+	if n.certs != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(n.certs.ServerConfig("h2"))))
+	}
 	n.grpc, n.health = api.NewGRPCServer(n.svc, api.GRPCOptions{Metrics: metrics, Logger: n.log,
-		ServerOptions: []grpc.ServerOption{
-			// Long-lived workers keep their grown stacks: a goroutine per RPC
-			// spent ~10% of the CPU growing stacks through the storage path.
-			grpc.NumStreamWorkers(uint32(64 * runtime.GOMAXPROCS(0))),
-		}})
+		Auth: n.authenticator(), MaxMessageBytes: n.cfg.MaxRequestBytes, DefaultTimeout: n.defaultTimeout(),
+		ServerOptions: grpcOpts})
 	httpHandler := api.NewHTTPHandler(n.svc, api.HTTPOptions{
-		Metrics:  metrics,
-		Gatherer: reg,
-		Ready:    func() bool { return n.ready.Load() && n.stores.healthy() },
-		Logger:   n.log,
+		Metrics:         metrics,
+		Gatherer:        reg,
+		Ready:           func() bool { return n.ready.Load() && n.stores.healthy() },
+		Logger:          n.log,
+		Auth:            n.authenticator(),
+		MaxMessageBytes: n.cfg.MaxRequestBytes,
+		DefaultTimeout:  n.defaultTimeout(),
 	})
 	if n.cfg.Pprof {
 		// The mutex and block profiles are empty unless sampled; a fraction
@@ -211,31 +265,36 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		runtime.SetBlockProfileRate(int(100 * time.Microsecond))
 		mux := http.NewServeMux()
 		mux.Handle("/", httpHandler)
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", n.adminOnly(pprof.Index))
+		mux.Handle("/debug/pprof/cmdline", n.adminOnly(pprof.Cmdline))
+		mux.Handle("/debug/pprof/profile", n.adminOnly(pprof.Profile))
+		mux.Handle("/debug/pprof/symbol", n.adminOnly(pprof.Symbol))
+		mux.Handle("/debug/pprof/trace", n.adminOnly(pprof.Trace))
 		httpHandler = mux
 	}
-	n.grpcLn, err = net.Listen("tcp", n.cfg.GRPCAddr)
+	n.grpcLn, err = n.listen(n.cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("grpc listen: %w", err)
 	}
-	n.httpLn, err = net.Listen("tcp", n.cfg.HTTPAddr)
+	n.httpLn, err = n.listen(n.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
 	n.http = &http.Server{
 		Handler:           httpHandler,
 		Protocols:         api.HTTPProtocols(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: n.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 
+	httpLn := n.httpLn
+	if n.certs != nil {
+		httpLn = tls.NewListener(httpLn, n.certs.ServerConfig("h2", "http/1.1"))
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	n.watchSecurity(bg)
 	n.wg.Add(5)
 	go func() {
 		defer n.wg.Done()
@@ -245,7 +304,7 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 	}()
 	go func() {
 		defer n.wg.Done()
-		if err := n.http.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := n.http.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -264,6 +323,7 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	n.ready.Store(true)
 	n.log.Info("abacusd serving", "grpc", n.grpcLn.Addr().String(), "http", n.httpLn.Addr().String(),
+		"tls", n.certs != nil, "mtls", n.cfg.TLSClientCA != "", "auth", n.tokens != nil,
 		"data_dir", n.cfg.DataDir, "postgres", n.cfg.Postgres != "", "redis", n.cfg.Redis, "memcached", n.cfg.Memcached)
 	return nil
 }

@@ -89,7 +89,16 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return nil
 	})
-	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the HTTP port")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on the HTTP port (with --auth-tokens: for tokens with admin on \"*\")")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) both listeners serve TLS with; reloaded when the file changes or on SIGHUP")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM bundle of CAs whose client certificates are required on both listeners (mutual TLS)")
+	fs.StringVar(&cfg.AuthTokens, "auth-tokens", "", "YAML or JSON file of access tokens (SHA-256 hashes and grants): every API call then needs Authorization: Bearer <token>; reloaded when the file changes or on SIGHUP")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow listening beyond loopback without --auth-tokens")
+	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", node.DefaultMaxRequestBytes, "largest request message or body accepted, in bytes")
+	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time an HTTP client may take to send a request's headers")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", node.DefaultMaxConnections, "most open connections per listener (-1: no cap)")
+	fs.DurationVar(&cfg.DefaultTimeout, "default-timeout", 30*time.Second, "deadline of a call whose client sets none (-1s: none)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -129,7 +138,18 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "abacusd: %v\n", err)
 		return 1
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for waiting := true; waiting; {
+		select {
+		case <-hup:
+			// Failures are logged, and the old files stay in force.
+			_ = n.Reload()
+		case <-ctx.Done():
+			waiting = false
+		}
+	}
 	stop()
 	cfg.Logger.Info("shutting down")
 	if err := n.Shutdown(context.Background()); err != nil {

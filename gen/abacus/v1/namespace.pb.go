@@ -439,6 +439,76 @@ func (x *Retention) GetDeleteAfter() *durationpb.Duration {
 	return nil
 }
 
+// RateLimit bounds the calls each node serves for a namespace (N nodes
+// together allow N times the rates). Over a limit a call fails with
+// RESOURCE_EXHAUSTED (HTTP 429) and a google.rpc.RetryInfo detail (HTTP
+// Retry-After), and nothing of it is applied.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// requests_per_second bounds the calls naming the namespace; a batch call
+	// counts once per namespace it names. 0: no limit.
+	RequestsPerSecond float64 `protobuf:"fixed64,1,opt,name=requests_per_second,json=requestsPerSecond,proto3" json:"requests_per_second,omitempty"`
+	// increments_per_second bounds the adds: AddCount, AddAndGetCount and each
+	// item of AddCounts, whatever their deltas. 0: no limit.
+	IncrementsPerSecond float64 `protobuf:"fixed64,2,opt,name=increments_per_second,json=incrementsPerSecond,proto3" json:"increments_per_second,omitempty"`
+	// burst is how many requests, and how many increments, may pass at once
+	// above the rates. 0: one second's worth of each rate.
+	Burst         int32 `protobuf:"varint,3,opt,name=burst,proto3" json:"burst,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_abacus_v1_namespace_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_namespace_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RateLimit) GetRequestsPerSecond() float64 {
+	if x != nil {
+		return x.RequestsPerSecond
+	}
+	return 0
+}
+
+func (x *RateLimit) GetIncrementsPerSecond() float64 {
+	if x != nil {
+		return x.IncrementsPerSecond
+	}
+	return 0
+}
+
+func (x *RateLimit) GetBurst() int32 {
+	if x != nil {
+		return x.Burst
+	}
+	return 0
+}
+
 // Namespace is the configuration shared by a set of counters. Zero fields take
 // defaults derived from counter_cardinality.
 type Namespace struct {
@@ -461,14 +531,18 @@ type Namespace struct {
 	// Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Output only.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// rate_limit, if set, bounds the calls each node serves for the namespace.
+	// In UpdateNamespace, unset keeps the current limit and an empty message
+	// removes it.
+	RateLimit     *RateLimit `protobuf:"bytes,14,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Namespace) Reset() {
 	*x = Namespace{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[5]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +554,7 @@ func (x *Namespace) String() string {
 func (*Namespace) ProtoMessage() {}
 
 func (x *Namespace) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[5]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +567,7 @@ func (x *Namespace) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Namespace.ProtoReflect.Descriptor instead.
 func (*Namespace) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{5}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Namespace) GetName() string {
@@ -587,6 +661,13 @@ func (x *Namespace) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Namespace) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
 type CreateNamespaceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Namespace     *Namespace             `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
@@ -596,7 +677,7 @@ type CreateNamespaceRequest struct {
 
 func (x *CreateNamespaceRequest) Reset() {
 	*x = CreateNamespaceRequest{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[6]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +689,7 @@ func (x *CreateNamespaceRequest) String() string {
 func (*CreateNamespaceRequest) ProtoMessage() {}
 
 func (x *CreateNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[6]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +702,7 @@ func (x *CreateNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*CreateNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{6}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateNamespaceRequest) GetNamespace() *Namespace {
@@ -640,7 +721,7 @@ type CreateNamespaceResponse struct {
 
 func (x *CreateNamespaceResponse) Reset() {
 	*x = CreateNamespaceResponse{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[7]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +733,7 @@ func (x *CreateNamespaceResponse) String() string {
 func (*CreateNamespaceResponse) ProtoMessage() {}
 
 func (x *CreateNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[7]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +746,7 @@ func (x *CreateNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*CreateNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{7}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateNamespaceResponse) GetNamespace() *Namespace {
@@ -684,7 +765,7 @@ type GetNamespaceRequest struct {
 
 func (x *GetNamespaceRequest) Reset() {
 	*x = GetNamespaceRequest{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[8]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +777,7 @@ func (x *GetNamespaceRequest) String() string {
 func (*GetNamespaceRequest) ProtoMessage() {}
 
 func (x *GetNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[8]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +790,7 @@ func (x *GetNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*GetNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{8}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetNamespaceRequest) GetName() string {
@@ -728,7 +809,7 @@ type GetNamespaceResponse struct {
 
 func (x *GetNamespaceResponse) Reset() {
 	*x = GetNamespaceResponse{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[9]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +821,7 @@ func (x *GetNamespaceResponse) String() string {
 func (*GetNamespaceResponse) ProtoMessage() {}
 
 func (x *GetNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[9]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +834,7 @@ func (x *GetNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*GetNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{9}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetNamespaceResponse) GetNamespace() *Namespace {
@@ -771,7 +852,7 @@ type ListNamespacesRequest struct {
 
 func (x *ListNamespacesRequest) Reset() {
 	*x = ListNamespacesRequest{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[10]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +864,7 @@ func (x *ListNamespacesRequest) String() string {
 func (*ListNamespacesRequest) ProtoMessage() {}
 
 func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[10]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +877,7 @@ func (x *ListNamespacesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesRequest.ProtoReflect.Descriptor instead.
 func (*ListNamespacesRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{10}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{11}
 }
 
 type ListNamespacesResponse struct {
@@ -808,7 +889,7 @@ type ListNamespacesResponse struct {
 
 func (x *ListNamespacesResponse) Reset() {
 	*x = ListNamespacesResponse{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[11]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +901,7 @@ func (x *ListNamespacesResponse) String() string {
 func (*ListNamespacesResponse) ProtoMessage() {}
 
 func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[11]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +914,7 @@ func (x *ListNamespacesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNamespacesResponse.ProtoReflect.Descriptor instead.
 func (*ListNamespacesResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{11}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListNamespacesResponse) GetNamespaces() []*Namespace {
@@ -845,7 +926,7 @@ func (x *ListNamespacesResponse) GetNamespaces() []*Namespace {
 
 // UpdateNamespaceRequest changes the mutable settings of a namespace: ttl,
 // accept_limit (may only shrink), queue_config, rollup_batch_count, retention,
-// counter_cardinality and description. Fields left unset keep their current
+// counter_cardinality, rate_limit and description. Fields left unset keep their current
 // value. Changing counter_type, time_partition or storage is refused.
 type UpdateNamespaceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -856,7 +937,7 @@ type UpdateNamespaceRequest struct {
 
 func (x *UpdateNamespaceRequest) Reset() {
 	*x = UpdateNamespaceRequest{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[12]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +949,7 @@ func (x *UpdateNamespaceRequest) String() string {
 func (*UpdateNamespaceRequest) ProtoMessage() {}
 
 func (x *UpdateNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[12]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +962,7 @@ func (x *UpdateNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{12}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateNamespaceRequest) GetNamespace() *Namespace {
@@ -900,7 +981,7 @@ type UpdateNamespaceResponse struct {
 
 func (x *UpdateNamespaceResponse) Reset() {
 	*x = UpdateNamespaceResponse{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[13]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +993,7 @@ func (x *UpdateNamespaceResponse) String() string {
 func (*UpdateNamespaceResponse) ProtoMessage() {}
 
 func (x *UpdateNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[13]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1006,7 @@ func (x *UpdateNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*UpdateNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{13}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateNamespaceResponse) GetNamespace() *Namespace {
@@ -944,7 +1025,7 @@ type DeleteNamespaceRequest struct {
 
 func (x *DeleteNamespaceRequest) Reset() {
 	*x = DeleteNamespaceRequest{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[14]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1037,7 @@ func (x *DeleteNamespaceRequest) String() string {
 func (*DeleteNamespaceRequest) ProtoMessage() {}
 
 func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[14]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1050,7 @@ func (x *DeleteNamespaceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{14}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteNamespaceRequest) GetName() string {
@@ -987,7 +1068,7 @@ type DeleteNamespaceResponse struct {
 
 func (x *DeleteNamespaceResponse) Reset() {
 	*x = DeleteNamespaceResponse{}
-	mi := &file_abacus_v1_namespace_proto_msgTypes[15]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1080,7 @@ func (x *DeleteNamespaceResponse) String() string {
 func (*DeleteNamespaceResponse) ProtoMessage() {}
 
 func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_namespace_proto_msgTypes[15]
+	mi := &file_abacus_v1_namespace_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1093,7 @@ func (x *DeleteNamespaceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNamespaceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteNamespaceResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{15}
+	return file_abacus_v1_namespace_proto_rawDescGZIP(), []int{16}
 }
 
 var File_abacus_v1_namespace_proto protoreflect.FileDescriptor
@@ -1041,7 +1122,11 @@ const file_abacus_v1_namespace_proto_rawDesc = "" +
 	"\tRetention\x12:\n" +
 	"\vclose_after\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"closeAfter\x12<\n" +
-	"\fdelete_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vdeleteAfter\"\xb6\x05\n" +
+	"\fdelete_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vdeleteAfter\"\x85\x01\n" +
+	"\tRateLimit\x12.\n" +
+	"\x13requests_per_second\x18\x01 \x01(\x01R\x11requestsPerSecond\x122\n" +
+	"\x15increments_per_second\x18\x02 \x01(\x01R\x13incrementsPerSecond\x12\x14\n" +
+	"\x05burst\x18\x03 \x01(\x05R\x05burst\"\xeb\x05\n" +
 	"\tNamespace\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
 	"\fcounter_type\x18\x02 \x01(\x0e2\x16.abacus.v1.CounterTypeR\vcounterType\x12G\n" +
@@ -1058,7 +1143,9 @@ const file_abacus_v1_namespace_proto_rawDesc = "" +
 	"\vcreate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"L\n" +
+	"updateTime\x123\n" +
+	"\n" +
+	"rate_limit\x18\x0e \x01(\v2\x14.abacus.v1.RateLimitR\trateLimit\"L\n" +
 	"\x16CreateNamespaceRequest\x122\n" +
 	"\tnamespace\x18\x01 \x01(\v2\x14.abacus.v1.NamespaceR\tnamespace\"M\n" +
 	"\x17CreateNamespaceResponse\x122\n" +
@@ -1108,7 +1195,7 @@ func file_abacus_v1_namespace_proto_rawDescGZIP() []byte {
 }
 
 var file_abacus_v1_namespace_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_abacus_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_abacus_v1_namespace_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_abacus_v1_namespace_proto_goTypes = []any{
 	(CounterType)(0),                // 0: abacus.v1.CounterType
 	(Cardinality)(0),                // 1: abacus.v1.Cardinality
@@ -1117,57 +1204,59 @@ var file_abacus_v1_namespace_proto_goTypes = []any{
 	(*TimePartition)(nil),           // 4: abacus.v1.TimePartition
 	(*QueueConfig)(nil),             // 5: abacus.v1.QueueConfig
 	(*Retention)(nil),               // 6: abacus.v1.Retention
-	(*Namespace)(nil),               // 7: abacus.v1.Namespace
-	(*CreateNamespaceRequest)(nil),  // 8: abacus.v1.CreateNamespaceRequest
-	(*CreateNamespaceResponse)(nil), // 9: abacus.v1.CreateNamespaceResponse
-	(*GetNamespaceRequest)(nil),     // 10: abacus.v1.GetNamespaceRequest
-	(*GetNamespaceResponse)(nil),    // 11: abacus.v1.GetNamespaceResponse
-	(*ListNamespacesRequest)(nil),   // 12: abacus.v1.ListNamespacesRequest
-	(*ListNamespacesResponse)(nil),  // 13: abacus.v1.ListNamespacesResponse
-	(*UpdateNamespaceRequest)(nil),  // 14: abacus.v1.UpdateNamespaceRequest
-	(*UpdateNamespaceResponse)(nil), // 15: abacus.v1.UpdateNamespaceResponse
-	(*DeleteNamespaceRequest)(nil),  // 16: abacus.v1.DeleteNamespaceRequest
-	(*DeleteNamespaceResponse)(nil), // 17: abacus.v1.DeleteNamespaceResponse
-	(*durationpb.Duration)(nil),     // 18: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
+	(*RateLimit)(nil),               // 7: abacus.v1.RateLimit
+	(*Namespace)(nil),               // 8: abacus.v1.Namespace
+	(*CreateNamespaceRequest)(nil),  // 9: abacus.v1.CreateNamespaceRequest
+	(*CreateNamespaceResponse)(nil), // 10: abacus.v1.CreateNamespaceResponse
+	(*GetNamespaceRequest)(nil),     // 11: abacus.v1.GetNamespaceRequest
+	(*GetNamespaceResponse)(nil),    // 12: abacus.v1.GetNamespaceResponse
+	(*ListNamespacesRequest)(nil),   // 13: abacus.v1.ListNamespacesRequest
+	(*ListNamespacesResponse)(nil),  // 14: abacus.v1.ListNamespacesResponse
+	(*UpdateNamespaceRequest)(nil),  // 15: abacus.v1.UpdateNamespaceRequest
+	(*UpdateNamespaceResponse)(nil), // 16: abacus.v1.UpdateNamespaceResponse
+	(*DeleteNamespaceRequest)(nil),  // 17: abacus.v1.DeleteNamespaceRequest
+	(*DeleteNamespaceResponse)(nil), // 18: abacus.v1.DeleteNamespaceResponse
+	(*durationpb.Duration)(nil),     // 19: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
 }
 var file_abacus_v1_namespace_proto_depIdxs = []int32{
 	2,  // 0: abacus.v1.Storage.cache:type_name -> abacus.v1.PhysicalStorage
 	2,  // 1: abacus.v1.Storage.counter_rollup:type_name -> abacus.v1.PhysicalStorage
 	2,  // 2: abacus.v1.Storage.event_storage:type_name -> abacus.v1.PhysicalStorage
-	18, // 3: abacus.v1.Retention.close_after:type_name -> google.protobuf.Duration
-	18, // 4: abacus.v1.Retention.delete_after:type_name -> google.protobuf.Duration
+	19, // 3: abacus.v1.Retention.close_after:type_name -> google.protobuf.Duration
+	19, // 4: abacus.v1.Retention.delete_after:type_name -> google.protobuf.Duration
 	0,  // 5: abacus.v1.Namespace.counter_type:type_name -> abacus.v1.CounterType
 	1,  // 6: abacus.v1.Namespace.counter_cardinality:type_name -> abacus.v1.Cardinality
-	18, // 7: abacus.v1.Namespace.ttl:type_name -> google.protobuf.Duration
-	18, // 8: abacus.v1.Namespace.accept_limit:type_name -> google.protobuf.Duration
+	19, // 7: abacus.v1.Namespace.ttl:type_name -> google.protobuf.Duration
+	19, // 8: abacus.v1.Namespace.accept_limit:type_name -> google.protobuf.Duration
 	4,  // 9: abacus.v1.Namespace.time_partition:type_name -> abacus.v1.TimePartition
 	5,  // 10: abacus.v1.Namespace.queue_config:type_name -> abacus.v1.QueueConfig
 	6,  // 11: abacus.v1.Namespace.retention:type_name -> abacus.v1.Retention
 	3,  // 12: abacus.v1.Namespace.storage:type_name -> abacus.v1.Storage
-	19, // 13: abacus.v1.Namespace.create_time:type_name -> google.protobuf.Timestamp
-	19, // 14: abacus.v1.Namespace.update_time:type_name -> google.protobuf.Timestamp
-	7,  // 15: abacus.v1.CreateNamespaceRequest.namespace:type_name -> abacus.v1.Namespace
-	7,  // 16: abacus.v1.CreateNamespaceResponse.namespace:type_name -> abacus.v1.Namespace
-	7,  // 17: abacus.v1.GetNamespaceResponse.namespace:type_name -> abacus.v1.Namespace
-	7,  // 18: abacus.v1.ListNamespacesResponse.namespaces:type_name -> abacus.v1.Namespace
-	7,  // 19: abacus.v1.UpdateNamespaceRequest.namespace:type_name -> abacus.v1.Namespace
-	7,  // 20: abacus.v1.UpdateNamespaceResponse.namespace:type_name -> abacus.v1.Namespace
-	8,  // 21: abacus.v1.NamespaceService.CreateNamespace:input_type -> abacus.v1.CreateNamespaceRequest
-	10, // 22: abacus.v1.NamespaceService.GetNamespace:input_type -> abacus.v1.GetNamespaceRequest
-	12, // 23: abacus.v1.NamespaceService.ListNamespaces:input_type -> abacus.v1.ListNamespacesRequest
-	14, // 24: abacus.v1.NamespaceService.UpdateNamespace:input_type -> abacus.v1.UpdateNamespaceRequest
-	16, // 25: abacus.v1.NamespaceService.DeleteNamespace:input_type -> abacus.v1.DeleteNamespaceRequest
-	9,  // 26: abacus.v1.NamespaceService.CreateNamespace:output_type -> abacus.v1.CreateNamespaceResponse
-	11, // 27: abacus.v1.NamespaceService.GetNamespace:output_type -> abacus.v1.GetNamespaceResponse
-	13, // 28: abacus.v1.NamespaceService.ListNamespaces:output_type -> abacus.v1.ListNamespacesResponse
-	15, // 29: abacus.v1.NamespaceService.UpdateNamespace:output_type -> abacus.v1.UpdateNamespaceResponse
-	17, // 30: abacus.v1.NamespaceService.DeleteNamespace:output_type -> abacus.v1.DeleteNamespaceResponse
-	26, // [26:31] is the sub-list for method output_type
-	21, // [21:26] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	20, // 13: abacus.v1.Namespace.create_time:type_name -> google.protobuf.Timestamp
+	20, // 14: abacus.v1.Namespace.update_time:type_name -> google.protobuf.Timestamp
+	7,  // 15: abacus.v1.Namespace.rate_limit:type_name -> abacus.v1.RateLimit
+	8,  // 16: abacus.v1.CreateNamespaceRequest.namespace:type_name -> abacus.v1.Namespace
+	8,  // 17: abacus.v1.CreateNamespaceResponse.namespace:type_name -> abacus.v1.Namespace
+	8,  // 18: abacus.v1.GetNamespaceResponse.namespace:type_name -> abacus.v1.Namespace
+	8,  // 19: abacus.v1.ListNamespacesResponse.namespaces:type_name -> abacus.v1.Namespace
+	8,  // 20: abacus.v1.UpdateNamespaceRequest.namespace:type_name -> abacus.v1.Namespace
+	8,  // 21: abacus.v1.UpdateNamespaceResponse.namespace:type_name -> abacus.v1.Namespace
+	9,  // 22: abacus.v1.NamespaceService.CreateNamespace:input_type -> abacus.v1.CreateNamespaceRequest
+	11, // 23: abacus.v1.NamespaceService.GetNamespace:input_type -> abacus.v1.GetNamespaceRequest
+	13, // 24: abacus.v1.NamespaceService.ListNamespaces:input_type -> abacus.v1.ListNamespacesRequest
+	15, // 25: abacus.v1.NamespaceService.UpdateNamespace:input_type -> abacus.v1.UpdateNamespaceRequest
+	17, // 26: abacus.v1.NamespaceService.DeleteNamespace:input_type -> abacus.v1.DeleteNamespaceRequest
+	10, // 27: abacus.v1.NamespaceService.CreateNamespace:output_type -> abacus.v1.CreateNamespaceResponse
+	12, // 28: abacus.v1.NamespaceService.GetNamespace:output_type -> abacus.v1.GetNamespaceResponse
+	14, // 29: abacus.v1.NamespaceService.ListNamespaces:output_type -> abacus.v1.ListNamespacesResponse
+	16, // 30: abacus.v1.NamespaceService.UpdateNamespace:output_type -> abacus.v1.UpdateNamespaceResponse
+	18, // 31: abacus.v1.NamespaceService.DeleteNamespace:output_type -> abacus.v1.DeleteNamespaceResponse
+	27, // [27:32] is the sub-list for method output_type
+	22, // [22:27] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_abacus_v1_namespace_proto_init() }
@@ -1181,7 +1270,7 @@ func file_abacus_v1_namespace_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_abacus_v1_namespace_proto_rawDesc), len(file_abacus_v1_namespace_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
