@@ -7,34 +7,33 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
 
+	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/client"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// abacusTarget drives an abacusd node over gRPC with the generated stubs.
+// abacusTarget drives an abacusd node through the Go client's
+// abacus.CounterService, with none of the client's batching or retries, so
+// that each op makes the RPCs its target names and nothing more.
 //
 // Unary (abacus-unary): one AddCount or GetCount RPC per counter; a batch op
 // (ScenarioBatch) makes its RPCs one after the other. Batch (abacus-batch):
 // one AddCounts or GetCounts RPC per op, of Config.BatchSize counters in
 // every scenario.
 //
-// Every add carries an idempotency token, as a careful client's would: a
-// unique token and the current time. Nothing is retried, so that errors
-// show in the report.
+// Every add carries an idempotency token, as a careful client's would: the
+// client's unique token and the current time. Nothing is retried, so that
+// errors show in the report.
 type abacusTarget struct {
-	label  string
-	opts   Options
-	batch  bool
-	conns  []*grpc.ClientConn
-	stubs  []abacusv1.CounterServiceClient
-	tokens tokenSource
-	info   string
+	label string
+	opts  Options
+	batch bool
+	c     *client.Client
+	svc   abacus.CounterService
+	info  string
 }
 
 func newAbacusTarget(label string, batch bool, o Options) *abacusTarget {
@@ -46,53 +45,50 @@ func (t *abacusTarget) Batched() bool    { return t.batch }
 func (t *abacusTarget) Describe() string { return t.info }
 
 func (t *abacusTarget) Setup(ctx context.Context, w Workload) error {
-	// grpc-go multiplexes every call over one HTTP/2 connection; more
-	// connections (--conns) spread the load over several.
-	for range max(t.opts.Conns, 1) {
-		conn, err := grpc.NewClient(t.opts.Abacus, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return fmt.Errorf("--addr %q: %w", t.opts.Abacus, err)
-		}
-		t.conns = append(t.conns, conn)
-		t.stubs = append(t.stubs, abacusv1.NewCounterServiceClient(conn))
-	}
-	var err error
-	t.info, err = ensureNamespace(ctx, t.conns[0], t.opts.Namespace, t.opts.NamespaceType)
+	c, err := client.New(t.opts.Abacus,
+		// grpc-go multiplexes every call over one HTTP/2 connection; more
+		// connections (--conns) spread the load over several.
+		client.WithConns(max(t.opts.Conns, 1)),
+		// One op, one RPC: no natural batches, no retries; and with no
+		// retries the client needs no counter types, so it looks none up.
+		client.WithBatching(false),
+		client.WithRetries(0),
+		client.WithBestEffortRetries(true),
+		// The run bounds each op (Config.Timeout).
+		client.WithAttemptTimeout(0),
+	)
 	if err != nil {
-		return err
+		return fmt.Errorf("--addr %q: %w", t.opts.Abacus, err)
 	}
-	t.tokens, err = newTokenSource()
+	t.c, t.svc = c, c.Service()
+	t.info, err = ensureNamespace(ctx, c.Namespaces(), t.opts.Namespace, t.opts.NamespaceType)
 	return err
 }
 
-func (t *abacusTarget) Do(ctx context.Context, caller int, op Op) error {
-	stub := t.stubs[caller%len(t.stubs)]
+func (t *abacusTarget) Do(ctx context.Context, _ int, op Op) error {
 	ns := t.opts.Namespace
 	if t.batch {
 		if op.Read {
-			req := &abacusv1.GetCountsRequest{Counters: make([]*abacusv1.GetCountRequest, len(op.Counters))}
+			refs := make([]abacus.Ref, len(op.Counters))
 			for i, c := range op.Counters {
-				req.Counters[i] = &abacusv1.GetCountRequest{Namespace: ns, CounterName: counterName(c)}
+				refs[i] = abacus.Ref{Namespace: ns, Counter: counterName(c)}
 			}
-			_, err := stub.GetCounts(ctx, req)
+			_, err := t.svc.GetBatch(ctx, refs)
 			return err
 		}
-		req := &abacusv1.AddCountsRequest{Adds: make([]*abacusv1.AddCountRequest, len(op.Counters))}
-		now := timestamppb.Now()
+		adds := make([]abacus.AddRequest, len(op.Counters))
 		for i, c := range op.Counters {
-			req.Adds[i] = &abacusv1.AddCountRequest{Namespace: ns, CounterName: counterName(c), Delta: 1,
-				IdempotencyToken: &abacusv1.IdempotencyToken{Token: t.tokens.next(), GenerationTime: now}}
+			adds[i] = abacus.AddRequest{Namespace: ns, Counter: counterName(c), Delta: 1}
 		}
-		_, err := stub.AddCounts(ctx, req)
+		_, err := t.svc.AddBatch(ctx, adds)
 		return err
 	}
 	for _, c := range op.Counters {
 		var err error
 		if op.Read {
-			_, err = stub.GetCount(ctx, &abacusv1.GetCountRequest{Namespace: ns, CounterName: counterName(c)})
+			_, err = t.svc.Get(ctx, abacus.Ref{Namespace: ns, Counter: counterName(c)})
 		} else {
-			_, err = stub.AddCount(ctx, &abacusv1.AddCountRequest{Namespace: ns, CounterName: counterName(c), Delta: 1,
-				IdempotencyToken: &abacusv1.IdempotencyToken{Token: t.tokens.next(), GenerationTime: timestamppb.Now()}})
+			_, err = t.svc.Add(ctx, abacus.AddRequest{Namespace: ns, Counter: counterName(c), Delta: 1})
 		}
 		if err != nil {
 			return err
@@ -102,10 +98,10 @@ func (t *abacusTarget) Do(ctx context.Context, caller int, op Op) error {
 }
 
 func (t *abacusTarget) Close() error {
-	for _, c := range t.conns {
-		c.Close()
+	if t.c == nil {
+		return nil
 	}
-	return nil
+	return t.c.Close()
 }
 
 // counterName is the abacus counter name of counter index i.
@@ -114,8 +110,7 @@ func counterName(i int) string { return "c" + strconv.Itoa(i) }
 // ensureNamespace creates namespace name with counter type typ unless it
 // exists, and describes it for the report. An existing namespace is used as
 // it is, whatever its type: the description says which type it has.
-func ensureNamespace(ctx context.Context, conn *grpc.ClientConn, name, typ string) (string, error) {
-	nsc := abacusv1.NewNamespaceServiceClient(conn)
+func ensureNamespace(ctx context.Context, nsc abacusv1.NamespaceServiceClient, name, typ string) (string, error) {
 	got, err := nsc.GetNamespace(ctx, &abacusv1.GetNamespaceRequest{Name: name})
 	if status.Code(err) == codes.NotFound {
 		ct, ok := abacusv1.CounterType_value[strings.ToUpper(typ)]
@@ -128,7 +123,7 @@ func ensureNamespace(ctx context.Context, conn *grpc.ClientConn, name, typ strin
 		}})
 		if status.Code(err) == codes.AlreadyExists {
 			// Created meanwhile by another bench: use it.
-			return ensureNamespace(ctx, conn, name, typ)
+			return ensureNamespace(ctx, nsc, name, typ)
 		}
 		if err != nil {
 			return "", fmt.Errorf("create namespace %s: %w", name, err)
@@ -141,22 +136,12 @@ func ensureNamespace(ctx context.Context, conn *grpc.ClientConn, name, typ strin
 	return fmt.Sprintf("namespace %s (%s)", name, got.GetNamespace().GetCounterType()), nil
 }
 
-// tokenSource makes unique idempotency tokens cheaply: a random prefix per
-// run and a sequence number, instead of a UUID (and a read of the system's
-// random source) per write.
-type tokenSource struct {
-	prefix string
-	seq    *atomic.Uint64
-}
-
-func newTokenSource() (tokenSource, error) {
+// runID returns a random id, so that the counters of one convergence run
+// are fresh: no earlier run wrote them.
+func runID() (string, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
-		return tokenSource{}, err
+		return "", err
 	}
-	return tokenSource{prefix: "bench-" + hex.EncodeToString(b[:]) + "-", seq: new(atomic.Uint64)}, nil
-}
-
-func (s tokenSource) next() string {
-	return s.prefix + strconv.FormatUint(s.seq.Add(1), 36)
+	return hex.EncodeToString(b[:]), nil
 }

@@ -6,8 +6,6 @@ import (
 	"sync"
 
 	"github.com/abacus-dev/abacus/client"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // clientTarget drives abacus through the Go client with natural batching:
@@ -41,14 +39,7 @@ func (t *clientTarget) Setup(ctx context.Context, w Workload) error {
 		return err
 	}
 	t.c = c
-	// The client speaks only CounterService: the namespace is set up over
-	// a connection of its own.
-	conn, err := grpc.NewClient(t.opts.Abacus, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return fmt.Errorf("--addr %q: %w", t.opts.Abacus, err)
-	}
-	defer conn.Close()
-	t.info, err = ensureNamespace(ctx, conn, t.opts.Namespace, t.opts.NamespaceType)
+	t.info, err = ensureNamespace(ctx, c.Namespaces(), t.opts.Namespace, t.opts.NamespaceType)
 	return err
 }
 

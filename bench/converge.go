@@ -9,12 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/client"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // SchemaConverge names the JSON document of a convergence run.
@@ -180,16 +177,25 @@ func Converge(ctx context.Context, c ConvergeConfig) (*ConvergeResult, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	conn, err := grpc.NewClient(c.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cl, err := client.New(c.Addr,
+		client.WithBatching(false),
+		// The same 5 attempts as ever, each bounded by Timeout; the
+		// namespace is checked to deduplicate writes below, so the client
+		// need not look its type up to retry them.
+		client.WithRetries(4),
+		client.WithAttemptTimeout(c.Timeout),
+		client.WithBackoff(100*time.Millisecond, 400*time.Millisecond),
+		client.WithBestEffortRetries(true),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("address %q: %w", c.Addr, err)
 	}
-	defer conn.Close()
-	info, err := ensureNamespace(ctx, conn, c.Namespace, c.Type)
+	defer cl.Close()
+	info, err := ensureNamespace(ctx, cl.Namespaces(), c.Namespace, c.Type)
 	if err != nil {
 		return nil, err
 	}
-	got, err := abacusv1.NewNamespaceServiceClient(conn).GetNamespace(ctx, &abacusv1.GetNamespaceRequest{Name: c.Namespace})
+	got, err := cl.Namespaces().GetNamespace(ctx, &abacusv1.GetNamespaceRequest{Name: c.Namespace})
 	if err != nil {
 		return nil, fmt.Errorf("get namespace %s: %w", c.Namespace, err)
 	}
@@ -203,18 +209,18 @@ func Converge(ctx context.Context, c ConvergeConfig) (*ConvergeResult, error) {
 	if c.MaxWait == 0 {
 		c.MaxWait = accept + time.Minute
 	}
-	tokens, err := newTokenSource()
+	id, err := runID()
 	if err != nil {
 		return nil, err
 	}
-	r := &converger{cfg: c, stub: abacusv1.NewCounterServiceClient(conn), prefix: "cv-" + tokens.prefix[len("bench-"):]}
+	r := &converger{cfg: c, svc: cl.Service(), prefix: "cv-" + id + "-"}
 	res := &ConvergeResult{
 		Namespace: c.Namespace, TargetInfo: info, Counters: c.Counters, Adds: int64(c.Counters) * int64(c.Adds),
 		AcceptLimitSec: accept.Seconds(), TargetSec: (accept + time.Second).Seconds(),
 	}
 
 	start := time.Now()
-	last, err := r.write(ctx, tokens)
+	last, err := r.write(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +241,7 @@ func Converge(ctx context.Context, c ConvergeConfig) (*ConvergeResult, error) {
 
 type converger struct {
 	cfg    ConvergeConfig
-	stub   abacusv1.CounterServiceClient
+	svc    abacus.CounterService
 	prefix string
 }
 
@@ -243,7 +249,7 @@ func (r *converger) name(i int) string { return r.prefix + strconv.Itoa(i) }
 
 // write sends every add, round by round (each counter's n-th add in round
 // n), and returns when the last add was acknowledged.
-func (r *converger) write(ctx context.Context, tokens tokenSource) (time.Time, error) {
+func (r *converger) write(ctx context.Context) (time.Time, error) {
 	c := r.cfg
 	total := int64(c.Counters) * int64(c.Adds)
 	batches := (total + int64(c.BatchSize) - 1) / int64(c.BatchSize)
@@ -257,18 +263,11 @@ func (r *converger) write(ctx context.Context, tokens tokenSource) (time.Time, e
 				return nil
 			}
 			lo, hi := b*int64(c.BatchSize), min((b+1)*int64(c.BatchSize), total)
-			req := &abacusv1.AddCountsRequest{Adds: make([]*abacusv1.AddCountRequest, 0, hi-lo)}
-			now := timestamppb.Now()
+			adds := make([]abacus.AddRequest, 0, hi-lo)
 			for k := lo; k < hi; k++ {
-				req.Adds = append(req.Adds, &abacusv1.AddCountRequest{
-					Namespace: c.Namespace, CounterName: r.name(int(k % int64(c.Counters))), Delta: 1,
-					IdempotencyToken: &abacusv1.IdempotencyToken{Token: tokens.next(), GenerationTime: now},
-				})
+				adds = append(adds, abacus.AddRequest{Namespace: c.Namespace, Counter: r.name(int(k % int64(c.Counters))), Delta: 1})
 			}
-			if err := r.retry(ctx, func(ctx context.Context) error {
-				_, err := r.stub.AddCounts(ctx, req)
-				return err
-			}); err != nil {
+			if _, err := r.svc.AddBatch(ctx, adds); err != nil {
 				return fmt.Errorf("AddCounts: %w", err)
 			}
 			done.Add(hi - lo)
@@ -324,28 +323,21 @@ func (r *converger) check(ctx context.Context, last time.Time, res *ConvergeResu
 					return nil
 				}
 				hi := min(lo+c.BatchSize, len(pending))
-				req := &abacusv1.GetCountsRequest{Counters: make([]*abacusv1.GetCountRequest, 0, hi-lo)}
+				refs := make([]abacus.Ref, 0, hi-lo)
 				for _, i := range pending[lo:hi] {
-					req.Counters = append(req.Counters, &abacusv1.GetCountRequest{Namespace: c.Namespace, CounterName: r.name(i)})
+					refs = append(refs, abacus.Ref{Namespace: c.Namespace, Counter: r.name(i)})
 				}
-				var resp *abacusv1.GetCountsResponse
-				if err := r.retry(ctx, func(ctx context.Context) (err error) {
-					resp, err = r.stub.GetCounts(ctx, req)
-					return err
-				}); err != nil {
+				counts, err := r.svc.GetBatch(ctx, refs)
+				if err != nil {
 					return fmt.Errorf("GetCounts: %w", err)
-				}
-				counts := resp.GetCounts()
-				if len(counts) != hi-lo {
-					return fmt.Errorf("GetCounts answered %d counts for %d counters", len(counts), hi-lo)
 				}
 				seen := time.Now()
 				n := int64(0)
 				for k, got := range counts {
-					if got.GetCount() > want {
+					if got > want {
 						over[pending[lo+k]] = true
 					}
-					if got.GetCount() == want {
+					if got == want {
 						exact[lo+k] = true
 						n++
 					}
@@ -404,34 +396,6 @@ func (r *converger) parallel(ctx context.Context, f func(ctx context.Context) er
 		return err
 	}
 	return ctx.Err()
-}
-
-// retry calls f under the call timeout, again with the same request after
-// UNAVAILABLE or DEADLINE_EXCEEDED (the adds carry their tokens, so a retry
-// cannot count twice), up to 5 times.
-func (r *converger) retry(ctx context.Context, f func(ctx context.Context) error) error {
-	var err error
-	for attempt := range 5 {
-		if attempt > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
-			}
-		}
-		cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-		err = f(cctx)
-		cancel()
-		switch status.Code(err) {
-		case codes.Unavailable, codes.DeadlineExceeded:
-			if ctx.Err() != nil {
-				return err
-			}
-			continue
-		}
-		return err
-	}
-	return err
 }
 
 // progress reports done/total about every 100ms until the returned

@@ -1,5 +1,7 @@
 // Package cli implements abacus, the command-line client of the abacus counting
-// service. It talks gRPC to one abacusd node.
+// service. It talks gRPC to one abacusd node through the Go client (package
+// client), so that its retries, idempotency tokens and rules for writes of
+// unknown outcome are the client's.
 //
 // The whole program lives here rather than in cmd/abacus so that tests can run
 // it in-process: Run takes the arguments and the output streams and returns
@@ -24,10 +26,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/abacus-dev/abacus/client"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -66,8 +67,6 @@ type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
-	newToken       func() string
-	now            func() time.Time
 	// backoff is the pause before the first retry; it doubles up to maxBackoff.
 	backoff time.Duration
 
@@ -77,7 +76,8 @@ type app struct {
 	timeout time.Duration
 	retries int
 
-	conn *grpc.ClientConn
+	// cl is the client of --addr, made on first use (see client).
+	cl *client.Client
 }
 
 func newApp(stdout, stderr io.Writer) *app {
@@ -86,8 +86,6 @@ func newApp(stdout, stderr io.Writer) *app {
 		stdout:    stdout,
 		stderr:    stderr,
 		lookupEnv: os.LookupEnv,
-		newToken:  uuid.NewString,
-		now:       time.Now,
 		backoff:   100 * time.Millisecond,
 	}
 }
@@ -96,8 +94,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 	root := a.rootCmd()
 	root.SetArgs(normalizeArgs(root, args))
 	err := root.ExecuteContext(ctx)
-	if a.conn != nil {
-		a.conn.Close()
+	if a.cl != nil {
+		a.cl.Close()
 	}
 	if err == nil {
 		return ExitOK
@@ -216,9 +214,9 @@ func (a *app) report(err error) int {
 	// A write that failed after its retries may still have been applied;
 	// printing its idempotency key lets the user rerun it safely.
 	var rerun string
-	if we, ok := errors.AsType[*writeError](err); ok {
-		rerun = fmt.Sprintf(" (outcome unknown; rerun with --token %s --time %s to apply it at most once)", we.token, formatTime(we.time))
-		err = we.err
+	if amb, ok := errors.AsType[*client.AmbiguousError](err); ok {
+		rerun = fmt.Sprintf(" (outcome unknown; rerun with --token %s --time %s to apply it at most once)", amb.Token, formatTime(amb.Time))
+		err = amb.Err
 	}
 	var code codes.Code
 	msg := err.Error()

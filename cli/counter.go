@@ -1,14 +1,15 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"strconv"
 	"text/tabwriter"
 
+	"github.com/abacus-dev/abacus"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // writeFlags are the idempotency flags shared by add and clear.
@@ -44,39 +45,32 @@ once. With --get the count after the add is printed alone on a line.`,
 			if err != nil {
 				return usagef(cmd, "DELTA %q is not a 64-bit integer", args[2])
 			}
-			tok, err := a.idempotencyToken(wf.token, wf.at)
-			if err != nil {
-				return &usageError{cmd: cmd, err: err}
-			}
-			client, err := a.counters()
+			tok, err := a.writeToken(cmd, wf)
 			if err != nil {
 				return err
 			}
-			req := &abacusv1.AddCountRequest{Namespace: args[0], CounterName: args[1], Delta: delta, IdempotencyToken: tok}
+			svc, err := a.counters()
+			if err != nil {
+				return err
+			}
+			req := abacus.AddRequest{Namespace: args[0], Counter: args[1], Delta: delta, Token: tok}
 			if get {
-				var resp *abacusv1.AddAndGetCountResponse
-				err := a.retry(cmd.Context(), func(ctx context.Context) (err error) {
-					resp, err = client.AddAndGetCount(ctx, req)
-					return err
-				})
+				n, tok, err := svc.AddAndGet(cmd.Context(), req)
 				if err != nil {
-					return ambiguousWrite(err, tok)
+					return err
 				}
-				return a.print(resp, func(w io.Writer) error {
-					_, err := fmt.Fprintln(w, resp.GetCount())
+				return a.print(&abacusv1.AddAndGetCountResponse{Count: n, IdempotencyToken: tokenProto(tok)}, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, n)
 					return err
 				})
 			}
-			var resp *abacusv1.AddCountResponse
-			err = a.retry(cmd.Context(), func(ctx context.Context) (err error) {
-				resp, err = client.AddCount(ctx, req)
-				return err
-			})
+			tok, err = svc.Add(cmd.Context(), req)
 			if err != nil {
-				return ambiguousWrite(err, tok)
+				return err
 			}
+			resp := &abacusv1.AddCountResponse{IdempotencyToken: tokenProto(tok)}
 			return a.print(resp, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "added %d to %s/%s %s\n", delta, req.Namespace, req.CounterName, tokenText(resp.GetIdempotencyToken(), tok))
+				_, err := fmt.Fprintf(w, "added %d to %s/%s %s\n", delta, req.Namespace, req.Counter, tokenText(resp.IdempotencyToken))
 				return err
 			})
 		},
@@ -98,44 +92,37 @@ the order given, read in one call.`,
   abacus get views home -o json`,
 		Args: usageArgs(cobra.MinimumNArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := a.counters()
+			svc, err := a.counters()
 			if err != nil {
 				return err
 			}
 			ns, names := args[0], args[1:]
 			if len(names) == 1 {
-				var resp *abacusv1.GetCountResponse
-				err := a.retry(cmd.Context(), func(ctx context.Context) (err error) {
-					resp, err = client.GetCount(ctx, &abacusv1.GetCountRequest{Namespace: ns, CounterName: names[0]})
-					return err
-				})
+				n, err := svc.Get(cmd.Context(), abacus.Ref{Namespace: ns, Counter: names[0]})
 				if err != nil {
 					return err
 				}
-				return a.print(resp, func(w io.Writer) error {
-					_, err := fmt.Fprintln(w, resp.GetCount())
+				return a.print(&abacusv1.GetCountResponse{Count: n}, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, n)
 					return err
 				})
 			}
-			req := &abacusv1.GetCountsRequest{}
-			for _, name := range names {
-				req.Counters = append(req.Counters, &abacusv1.GetCountRequest{Namespace: ns, CounterName: name})
+			refs := make([]abacus.Ref, len(names))
+			for i, name := range names {
+				refs[i] = abacus.Ref{Namespace: ns, Counter: name}
 			}
-			var resp *abacusv1.GetCountsResponse
-			err = a.retry(cmd.Context(), func(ctx context.Context) (err error) {
-				resp, err = client.GetCounts(ctx, req)
-				return err
-			})
+			counts, err := svc.GetBatch(cmd.Context(), refs)
 			if err != nil {
 				return err
 			}
-			if len(resp.GetCounts()) != len(names) {
-				return fmt.Errorf("server answered %d counts for %d counters", len(resp.GetCounts()), len(names))
+			resp := &abacusv1.GetCountsResponse{Counts: make([]*abacusv1.GetCountResponse, len(counts))}
+			for i, n := range counts {
+				resp.Counts[i] = &abacusv1.GetCountResponse{Count: n}
 			}
 			return a.print(resp, func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				for i, c := range resp.GetCounts() {
-					fmt.Fprintf(tw, "%s\t%d\n", names[i], c.GetCount())
+				for i, n := range counts {
+					fmt.Fprintf(tw, "%s\t%d\n", names[i], n)
 				}
 				return tw.Flush()
 			})
@@ -153,25 +140,22 @@ and --time, or a new UUID and the current time) and is retried with it after
 UNAVAILABLE or DEADLINE_EXCEEDED.`,
 		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tok, err := a.idempotencyToken(wf.token, wf.at)
-			if err != nil {
-				return &usageError{cmd: cmd, err: err}
-			}
-			client, err := a.counters()
+			tok, err := a.writeToken(cmd, wf)
 			if err != nil {
 				return err
 			}
-			req := &abacusv1.ClearCountRequest{Namespace: args[0], CounterName: args[1], IdempotencyToken: tok}
-			var resp *abacusv1.ClearCountResponse
-			err = a.retry(cmd.Context(), func(ctx context.Context) (err error) {
-				resp, err = client.ClearCount(ctx, req)
-				return err
-			})
+			svc, err := a.counters()
 			if err != nil {
-				return ambiguousWrite(err, tok)
+				return err
 			}
+			ref := abacus.Ref{Namespace: args[0], Counter: args[1]}
+			tok, err = svc.Clear(cmd.Context(), ref, tok)
+			if err != nil {
+				return err
+			}
+			resp := &abacusv1.ClearCountResponse{IdempotencyToken: tokenProto(tok)}
 			return a.print(resp, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "cleared %s/%s %s\n", req.Namespace, req.CounterName, tokenText(resp.GetIdempotencyToken(), tok))
+				_, err := fmt.Fprintf(w, "cleared %s/%s %s\n", ref.Namespace, ref.Counter, tokenText(resp.IdempotencyToken))
 				return err
 			})
 		},
@@ -180,11 +164,17 @@ UNAVAILABLE or DEADLINE_EXCEEDED.`,
 	return cmd
 }
 
-// tokenText describes the token a write was stored under: the server's echo
-// when it sent one, else the token the CLI sent.
-func tokenText(stored, sent *abacusv1.IdempotencyToken) string {
-	if stored.GetToken() == "" {
-		stored = sent
+// tokenText describes the token a write was stored under.
+func tokenText(tok *abacusv1.IdempotencyToken) string {
+	return fmt.Sprintf("(token %s, generation_time %s)", tok.GetToken(), formatTimestamp(tok.GetGenerationTime()))
+}
+
+// tokenProto is a token as -o json prints it: the idempotency_token of the
+// RPC's response, which echoes the token the write was sent with.
+func tokenProto(tok abacus.Token) *abacusv1.IdempotencyToken {
+	p := &abacusv1.IdempotencyToken{Token: tok.ID}
+	if !tok.Time.IsZero() {
+		p.GenerationTime = timestamppb.New(tok.Time)
 	}
-	return fmt.Sprintf("(token %s, generation_time %s)", stored.GetToken(), formatTimestamp(stored.GetGenerationTime()))
+	return p
 }

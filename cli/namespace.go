@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -40,15 +39,11 @@ func (a *app) nsListCmd() *cobra.Command {
 		Short:   "List every namespace, ordered by name",
 		Args:    usageArgs(cobra.ExactArgs(0)),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, err := a.namespaces()
+			nsc, err := a.namespaces()
 			if err != nil {
 				return err
 			}
-			var resp *abacusv1.ListNamespacesResponse
-			err = a.retry(cmd.Context(), func(ctx context.Context) (err error) {
-				resp, err = client.ListNamespaces(ctx, &abacusv1.ListNamespacesRequest{})
-				return err
-			})
+			resp, err := nsc.ListNamespaces(cmd.Context(), &abacusv1.ListNamespacesRequest{})
 			if err != nil {
 				return err
 			}
@@ -65,15 +60,11 @@ func (a *app) nsGetCmd() *cobra.Command {
 		Short: "Show every setting of a namespace, defaults filled in",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := a.namespaces()
+			nsc, err := a.namespaces()
 			if err != nil {
 				return err
 			}
-			var resp *abacusv1.GetNamespaceResponse
-			err = a.retry(cmd.Context(), func(ctx context.Context) (err error) {
-				resp, err = client.GetNamespace(ctx, &abacusv1.GetNamespaceRequest{Name: args[0]})
-				return err
-			})
+			resp, err := nsc.GetNamespace(cmd.Context(), &abacusv1.GetNamespaceRequest{Name: args[0]})
 			if err != nil {
 				return err
 			}
@@ -88,15 +79,11 @@ func (a *app) nsDeleteCmd() *cobra.Command {
 		Short: "Delete a namespace and, with it, its counters' events and checkpoints",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, err := a.namespaces()
+			nsc, err := a.namespaces()
 			if err != nil {
 				return err
 			}
-			var resp *abacusv1.DeleteNamespaceResponse
-			err = a.once(cmd.Context(), func(ctx context.Context) (err error) {
-				resp, err = client.DeleteNamespace(ctx, &abacusv1.DeleteNamespaceRequest{Name: args[0]})
-				return err
-			})
+			resp, err := nsc.DeleteNamespace(cmd.Context(), &abacusv1.DeleteNamespaceRequest{Name: args[0]})
 			if err != nil {
 				return err
 			}
@@ -153,15 +140,11 @@ namespace is printed as the server stored it.`,
 			if err != nil {
 				return &usageError{cmd: cmd, err: err}
 			}
-			client, err := a.namespaces()
+			nsc, err := a.namespaces()
 			if err != nil {
 				return err
 			}
-			var resp *abacusv1.CreateNamespaceResponse
-			err = a.once(cmd.Context(), func(ctx context.Context) (err error) {
-				resp, err = client.CreateNamespace(ctx, &abacusv1.CreateNamespaceRequest{Namespace: ns})
-				return err
-			})
+			resp, err := nsc.CreateNamespace(cmd.Context(), &abacusv1.CreateNamespaceRequest{Namespace: ns})
 			if err != nil {
 				return err
 			}
@@ -266,15 +249,11 @@ set those explicitly.`,
 			if err != nil {
 				return &usageError{cmd: cmd, err: err}
 			}
-			client, err := a.namespaces()
+			nsc, err := a.namespaces()
 			if err != nil {
 				return err
 			}
-			var resp *abacusv1.UpdateNamespaceResponse
-			err = a.once(cmd.Context(), func(ctx context.Context) (err error) {
-				resp, err = client.UpdateNamespace(ctx, &abacusv1.UpdateNamespaceRequest{Namespace: ns})
-				return err
-			})
+			resp, err := nsc.UpdateNamespace(cmd.Context(), &abacusv1.UpdateNamespaceRequest{Namespace: ns})
 			if err != nil {
 				return err
 			}

@@ -77,9 +77,13 @@ func (c *Client) AddAndGetCount(ctx context.Context, namespace, counter string, 
 	if err := c.checkAdd(namespace, counter, delta); err != nil {
 		return 0, err
 	}
-	req := c.addRequest(namespace, counter, delta)
+	return c.addAndGet(ctx, c.addRequest(namespace, counter, delta))
+}
+
+// addAndGet sends an AddAndGetCount, retried and hedged if it may be.
+func (c *Client) addAndGet(ctx context.Context, req *abacusv1.AddCountRequest) (int64, error) {
 	tok, at := keyOf(req.IdempotencyToken)
-	resp, maybe, err := invoke(c, ctx, c.againWrite(namespace), func(ctx context.Context, cn *conn) (*abacusv1.AddAndGetCountResponse, error) {
+	resp, maybe, err := invoke(c, ctx, c.againWrite(req.GetNamespace()), func(ctx context.Context, cn *conn) (*abacusv1.AddAndGetCountResponse, error) {
 		return cn.cli.AddAndGetCount(ctx, req)
 	})
 	return resp.GetCount(), writeError(err, maybe, tok, at)
@@ -114,9 +118,14 @@ func (c *Client) ClearCount(ctx context.Context, namespace, counter string) erro
 		return err
 	}
 	req := &abacusv1.ClearCountRequest{Namespace: namespace, CounterName: counter, IdempotencyToken: c.idempotencyToken()}
+	c.touch(namespace, req.IdempotencyToken.GetGenerationTime().AsTime())
+	return c.clear(ctx, req)
+}
+
+// clear sends a ClearCount, retried and hedged if it may be.
+func (c *Client) clear(ctx context.Context, req *abacusv1.ClearCountRequest) error {
 	tok, at := keyOf(req.IdempotencyToken)
-	c.touch(namespace, at)
-	_, maybe, err := invoke(c, ctx, c.againWrite(namespace), func(ctx context.Context, cn *conn) (*abacusv1.ClearCountResponse, error) {
+	_, maybe, err := invoke(c, ctx, c.againWrite(req.GetNamespace()), func(ctx context.Context, cn *conn) (*abacusv1.ClearCountResponse, error) {
 		return cn.cli.ClearCount(ctx, req)
 	})
 	return writeError(err, maybe, tok, at)

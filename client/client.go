@@ -129,7 +129,7 @@ func (c *Client) pick() *conn {
 type conn struct {
 	cc  *grpc.ClientConn
 	cli abacusv1.CounterServiceClient
-	ns  abacusv1.NamespaceServiceClient // for counter type lookups
+	ns  abacusv1.NamespaceServiceClient // for Namespaces and counter type lookups
 }
 
 // ack sends a write whose reply carries nothing the client needs: AddCount

@@ -1,5 +1,13 @@
 // Package client is the Go client of abacus's CounterService over gRPC.
 //
+// A Client has two faces. Its own methods (AddCount, GetCount, AddCounts,
+// ...) take names and deltas and return gRPC status errors. Service gives
+// the same calls as an abacus.CounterService, in the vocabulary of the
+// root package (requests with tokens of the caller's choosing, *abacus.Error
+// values), so that a program can run over the network or in-process
+// alike. Namespaces gives the NamespaceService over the same connections.
+// Both faces follow the rules below.
+//
 // A Client makes writes safe to retry where the server makes that possible,
 // and cheap to send concurrently:
 //

@@ -384,3 +384,34 @@ func (q *batcher) occupy() (release func()) {
 		}
 	}
 }
+
+// The namespace writes and ListNamespaces are recorded and see the hook,
+// for the tests of Namespaces; they change nothing.
+
+func (f *fake) ListNamespaces(ctx context.Context, r *abacusv1.ListNamespacesRequest) (*abacusv1.ListNamespacesResponse, error) {
+	if err := f.record(ctx, "ListNamespaces", r); err != nil {
+		return nil, err
+	}
+	return &abacusv1.ListNamespacesResponse{}, nil
+}
+
+func (f *fake) CreateNamespace(ctx context.Context, r *abacusv1.CreateNamespaceRequest) (*abacusv1.CreateNamespaceResponse, error) {
+	if err := f.record(ctx, "CreateNamespace", r); err != nil {
+		return nil, err
+	}
+	return &abacusv1.CreateNamespaceResponse{Namespace: r.GetNamespace()}, nil
+}
+
+func (f *fake) UpdateNamespace(ctx context.Context, r *abacusv1.UpdateNamespaceRequest) (*abacusv1.UpdateNamespaceResponse, error) {
+	if err := f.record(ctx, "UpdateNamespace", r); err != nil {
+		return nil, err
+	}
+	return &abacusv1.UpdateNamespaceResponse{Namespace: r.GetNamespace()}, nil
+}
+
+func (f *fake) DeleteNamespace(ctx context.Context, r *abacusv1.DeleteNamespaceRequest) (*abacusv1.DeleteNamespaceResponse, error) {
+	if err := f.record(ctx, "DeleteNamespace", r); err != nil {
+		return nil, err
+	}
+	return &abacusv1.DeleteNamespaceResponse{}, nil
+}

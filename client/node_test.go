@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/abacus-dev/abacus"
 	"github.com/abacus-dev/abacus/node"
 )
 
@@ -97,6 +100,64 @@ func TestNode(t *testing.T) {
 	}
 	if got, err := c.GetCount(ctx, "acc", "x"); err != nil || got != 0 {
 		t.Fatalf("GetCount after ClearCount = %d, %v; want 0", got, err)
+	}
+}
+
+// TestNodeService drives a real node through Service, batching on and off:
+// a write with the caller's token is applied once however often it is
+// sent, every method answers as the counter service does, and an invalid
+// request gets the same error whether the client or the node refuses it.
+func TestNodeService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	n := startNode(t)
+	ctx := context.Background()
+	for _, batching := range []bool{true, false} {
+		t.Run(fmt.Sprintf("batching=%v", batching), func(t *testing.T) {
+			s := newClient(t, n.GRPCAddr(), WithBatching(batching)).Service()
+			ctr := fmt.Sprint("svc-", batching)
+			add := abacus.AddRequest{Namespace: "acc", Counter: ctr, Delta: 2, Token: abacus.Token{ID: "evt-" + ctr, Time: time.Now()}}
+			for range 2 {
+				if tok, err := s.Add(ctx, add); err != nil || tok != add.Token {
+					t.Fatalf("Add = %+v, %v; want the caller's token", tok, err)
+				}
+			}
+			got, tok, err := s.AddAndGet(ctx, abacus.AddRequest{Namespace: "acc", Counter: ctr, Delta: 1})
+			if err != nil || got != 3 || tok.ID == "" {
+				t.Fatalf("AddAndGet = %d, %+v, %v; want 3 (the first add counted once) and a token", got, tok, err)
+			}
+			toks, err := s.AddBatch(ctx, []abacus.AddRequest{{Namespace: "acc", Counter: ctr + "-b", Delta: 5}, add})
+			if err != nil || len(toks) != 2 || toks[1] != add.Token {
+				t.Fatalf("AddBatch = %+v, %v", toks, err)
+			}
+			counts, err := s.GetBatch(ctx, []abacus.Ref{{Namespace: "acc", Counter: ctr}, {Namespace: "acc", Counter: ctr + "-b"}})
+			if err != nil || fmt.Sprint(counts) != "[3 5]" {
+				t.Fatalf("GetBatch = %v, %v; want [3 5]", counts, err)
+			}
+			if _, err := s.Clear(ctx, abacus.Ref{Namespace: "acc", Counter: ctr}, abacus.Token{}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.Get(ctx, abacus.Ref{Namespace: "acc", Counter: ctr}); err != nil || got != 0 {
+				t.Fatalf("Get after Clear = %d, %v; want 0", got, err)
+			}
+
+			for _, bad := range []abacus.AddRequest{
+				{Namespace: "acc", Counter: ctr},
+				{Namespace: "a b", Counter: ctr, Delta: 1},
+				{Namespace: "acc", Counter: ctr, Delta: 1, Token: abacus.Token{ID: "t"}},
+			} {
+				_, err := s.Add(ctx, bad)
+				want := bad.Check()
+				if abacus.ErrorCode(err) != abacus.InvalidArgument || abacus.ErrorMessage(err) != abacus.ErrorMessage(want) {
+					t.Errorf("Add(%+v) = %v, want %v", bad, err, want)
+				}
+			}
+			_, err = s.Get(ctx, abacus.Ref{Namespace: "nope", Counter: ctr})
+			if e, ok := errors.AsType[*abacus.Error](err); !ok || e.Code != abacus.NotFound {
+				t.Errorf("Get of an unknown namespace = %#v, want a NotFound *abacus.Error", err)
+			}
+		})
 	}
 }
 

@@ -33,6 +33,7 @@ type options struct {
 
 	bestEffortRetries bool
 	typeTTL           time.Duration
+	keepAmbiguous     bool
 }
 
 func defaultOptions() options {
@@ -97,6 +98,16 @@ func WithHedging(after time.Duration) Option { return func(o *options) { o.hedge
 // be EVENTUAL or ACCURATE once only: no retry, no hedge. Such a write that
 // fails after it may have been applied returns an *AmbiguousError.
 func WithBestEffortRetries(on bool) Option { return func(o *options) { o.bestEffortRetries = on } }
+
+// WithKeepAmbiguous(true) reports a write as an *AmbiguousError whenever
+// an attempt of it may have been applied, even when a retry was then
+// refused with ALREADY_EXISTS or FAILED_PRECONDITION. By default the client
+// takes such a refusal as settling the outcome (the server answers a late
+// retry from the stored event: see the package documentation). A caller
+// that would rather have a person rerun the write with its key than trust a
+// refusal, or that may talk to a server which refuses late retries without
+// looking at the stored event, turns it on. Default false.
+func WithKeepAmbiguous(on bool) Option { return func(o *options) { o.keepAmbiguous = on } }
 
 // WithCounterTypeTTL sets how long the client trusts a namespace's counter
 // type once it has looked it up (NamespaceService.GetNamespace, over the

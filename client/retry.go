@@ -33,7 +33,7 @@ func invoke[T any](c *Client, ctx context.Context, a again, fn attempt[T]) (res 
 			return res, maybe, nil
 		}
 		switch {
-		case settled(err):
+		case settled(err) && !c.o.keepAmbiguous:
 			// The server stores no event of this key and payload, and
 			// never will (it fences out attempts still in flight before
 			// it says so): no earlier attempt was applied either.
