@@ -22,7 +22,11 @@ func (a *app) client() (*client.Client, error) {
 	if a.cl != nil {
 		return a.cl, nil
 	}
-	c, err := client.New(a.addr,
+	sec, err := a.securityOptions()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(a.addr, append(sec,
 		// One call per process: there is nothing to coalesce.
 		client.WithBatching(false),
 		client.WithRetries(a.retries),
@@ -35,12 +39,29 @@ func (a *app) client() (*client.Client, error) {
 		// The error of a write refused after an uncertain attempt keeps
 		// the rerun hint: rerunning with the key is always safe.
 		client.WithKeepAmbiguous(true),
-	)
+	)...)
 	if err != nil {
 		return nil, &usageError{err: fmt.Errorf("--addr %q: %w", a.addr, err)}
 	}
 	a.cl = c
 	return c, nil
+}
+
+// securityOptions are the client options of the access and TLS flags:
+// TLS when any --tls-* flag is given, a bearer token with --token.
+func (a *app) securityOptions() ([]client.Option, error) {
+	var opts []client.Option
+	if a.tlsCA != "" || a.tlsCert != "" || a.tlsKey != "" || a.tlsServerName != "" {
+		cfg, err := client.TLSConfig(a.tlsCA, a.tlsCert, a.tlsKey, a.tlsServerName)
+		if err != nil {
+			return nil, &usageError{err: err}
+		}
+		opts = append(opts, client.WithTLS(cfg))
+	}
+	if a.token != "" {
+		opts = append(opts, client.WithToken(a.token))
+	}
+	return opts, nil
 }
 
 // counters returns the counter service of --addr.

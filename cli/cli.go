@@ -53,6 +53,10 @@ const defaultAddr = "127.0.0.1:7400"
 // command at one node without repeating --addr.
 const addrEnv = "ABACUS_ADDR"
 
+// tokenEnv gives the access token when --token is not set: a token in an
+// environment variable stays out of the shell history and of ps.
+const tokenEnv = "ABACUS_TOKEN"
+
 // Run runs the abacus command line args (without the program name), writing
 // results to stdout and diagnostics to stderr, and returns the exit status
 // (ExitOK, ExitServer or ExitUsage). Cancelling ctx aborts the RPC in flight.
@@ -75,6 +79,9 @@ type app struct {
 	output  string
 	timeout time.Duration
 	retries int
+	// Access and TLS flags.
+	token                                 string
+	tlsCA, tlsCert, tlsKey, tlsServerName string
 
 	// cl is the client of --addr, made on first use (see client).
 	cl *client.Client
@@ -138,8 +145,14 @@ error. Errors are printed as "abacus: <code>: <message>".`,
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json (protojson, one document per call)")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "deadline of each RPC attempt")
 	pf.IntVar(&a.retries, "retries", 3, "retries of an idempotent call after UNAVAILABLE or DEADLINE_EXCEEDED (0 disables)")
+	token, _ := a.lookupEnv(tokenEnv)
+	pf.StringVar(&a.token, "token", token, "access token, sent as Authorization: Bearer (default from $"+tokenEnv+")")
+	pf.StringVar(&a.tlsCA, "tls-ca", "", "speak TLS, trusting the CAs of this PEM bundle (default with --tls-cert or --tls-server-name: the system's)")
+	pf.StringVar(&a.tlsCert, "tls-cert", "", "PEM client certificate, for a node with --tls-client-ca (needs --tls-key)")
+	pf.StringVar(&a.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	pf.StringVar(&a.tlsServerName, "tls-server-name", "", "name the server's certificate must carry (default: the host of --addr)")
 
-	root.AddCommand(a.addCmd(), a.getCmd(), a.clearCmd(), a.nsCmd(), a.versionCmd(), a.benchCmd())
+	root.AddCommand(a.addCmd(), a.getCmd(), a.clearCmd(), a.nsCmd(), a.versionCmd(), a.benchCmd(), a.tokenCmd())
 	return root
 }
 
@@ -215,7 +228,7 @@ func (a *app) report(err error) int {
 	// printing its idempotency key lets the user rerun it safely.
 	var rerun string
 	if amb, ok := errors.AsType[*client.AmbiguousError](err); ok {
-		rerun = fmt.Sprintf(" (outcome unknown; rerun with --token %s --time %s to apply it at most once)", amb.Token, formatTime(amb.Time))
+		rerun = fmt.Sprintf(" (outcome unknown; rerun with --idempotency-token %s --time %s to apply it at most once)", amb.Token, formatTime(amb.Time))
 		err = amb.Err
 	}
 	var code codes.Code

@@ -61,6 +61,7 @@ retention.delete_after:            720h
 storage.cache:                     MEMORY
 storage.counter_rollup:            EMBEDDED
 storage.event_storage:             EMBEDDED cluster=local dataset=views
+rate_limit:                        -
 create_time:                       2024-10-05T14:48:00Z
 update_time:                       -
 `
@@ -73,11 +74,11 @@ update_time:                       -
 		"storage":{"cache":{"type":"MEMORY","cluster":"","dataset":""},
 			"counter_rollup":{"type":"EMBEDDED","cluster":"","dataset":""},
 			"event_storage":{"type":"EMBEDDED","cluster":"local","dataset":"views"}},
-		"description":"page views","create_time":"2024-10-05T14:48:00Z","update_time":null}`
+		"description":"page views","create_time":"2024-10-05T14:48:00Z","update_time":null,"rate_limit":null}`
 	clicksJSON = `{"name":"clicks","counter_type":"BEST_EFFORT","counter_cardinality":"HIGH",
 		"ttl":"5400s","accept_limit":"60s","time_partition":null,"queue_config":null,
 		"rollup_batch_count":0,"retention":null,"storage":null,"description":"",
-		"create_time":"2024-10-05T14:48:00Z","update_time":null}`
+		"create_time":"2024-10-05T14:48:00Z","update_time":null,"rate_limit":null}`
 	pagesText = `name:                              pages
 description:                       web pages
 counter_type:                      ACCURATE
@@ -96,6 +97,7 @@ retention.delete_after:            -
 storage.cache:                     -
 storage.counter_rollup:            -
 storage.event_storage:             -
+rate_limit:                        -
 create_time:                       2024-10-05T14:48:00Z
 update_time:                       -
 `
@@ -103,14 +105,14 @@ update_time:                       -
 		"ttl":"5400s","accept_limit":"5s","time_partition":null,
 		"queue_config":{"num_queues":0,"coalesce_ms":"1000","capacity_bytes":"0"},
 		"rollup_batch_count":0,"retention":null,"storage":null,"description":"web pages",
-		"create_time":"2024-10-05T14:48:00Z","update_time":null}`
+		"create_time":"2024-10-05T14:48:00Z","update_time":null,"rate_limit":null}`
 	pagesFile = `{"name": "pages", "counter_type": "ACCURATE", "counter_cardinality": "HIGH",
 		"ttl": "5400s", "accept_limit": "5s", "queue_config": {"coalesce_ms": 1000},
 		"description": "web pages"}`
 	// viewsUpdate is "ns get views -o json" with a new description and ttl.
 	viewsUpdate = `{"name":"views","counter_type":"EVENTUAL","counter_cardinality":"LOW",
 		"ttl":"3600s","accept_limit":"5s","description":"all page views",
-		"create_time":"2024-10-05T14:48:00Z","update_time":null}`
+		"create_time":"2024-10-05T14:48:00Z","update_time":null,"rate_limit":null}`
 	t0 = "2024-10-05T14:48:00Z"
 )
 
@@ -136,13 +138,13 @@ func TestCommands(t *testing.T) {
 		// add
 		{
 			name:   "add text",
-			args:   []string{"add", "views", "home", "5", "--token", "t1", "--time", t0},
+			args:   []string{"add", "views", "home", "5", "--idempotency-token", "t1", "--time", t0},
 			stdout: "added 5 to views/home (token t1, generation_time 2024-10-05T14:48:00Z)\n",
 			check:  wantCount("views/home", 12),
 		},
 		{
 			name:  "add json",
-			args:  []string{"-o", "json", "add", "views", "home", "5", "--token", "t1", "--time", t0},
+			args:  []string{"-o", "json", "add", "views", "home", "5", "--idempotency-token", "t1", "--time", t0},
 			json:  `{"idempotency_token":{"token":"t1","generation_time":"2024-10-05T14:48:00Z"}}`,
 			check: wantCount("views/home", 12),
 		},
@@ -165,7 +167,7 @@ func TestCommands(t *testing.T) {
 		},
 		{
 			name:   "add fractional time",
-			args:   []string{"add", "views", "home", "1", "--token", "t1", "--time", "2024-10-05T16:48:00.5+02:00"},
+			args:   []string{"add", "views", "home", "1", "--idempotency-token", "t1", "--time", "2024-10-05T16:48:00.5+02:00"},
 			stdout: "added 1 to views/home (token t1, generation_time 2024-10-05T14:48:00.5Z)\n",
 		},
 		{
@@ -187,19 +189,19 @@ func TestCommands(t *testing.T) {
 		},
 		{
 			name:  "add negative delta with flags around it",
-			args:  []string{"-o", "json", "add", "--get", "views", "home", "-10", "--token=t2", "--time", t0},
+			args:  []string{"-o", "json", "add", "--get", "views", "home", "-10", "--idempotency-token=t2", "--time", t0},
 			json:  `{"count":"-3","idempotency_token":{"token":"t2","generation_time":"2024-10-05T14:48:00Z"}}`,
 			check: wantCount("views/home", -3),
 		},
 		{
 			name:  "add negative delta with attached shorthand value",
-			args:  []string{"add", "views", "home", "-5", "-ojson", "--token", "t3", "--time", t0},
+			args:  []string{"add", "views", "home", "-5", "-ojson", "--idempotency-token", "t3", "--time", t0},
 			json:  `{"idempotency_token":{"token":"t3","generation_time":"2024-10-05T14:48:00Z"}}`,
 			check: wantCount("views/home", 2),
 		},
 		{
 			name:   "add negative-looking flag value stays the value",
-			args:   []string{"add", "views", "home", "-5", "--token", "-7", "--time", t0},
+			args:   []string{"add", "views", "home", "-5", "--idempotency-token", "-7", "--time", t0},
 			stdout: "added -5 to views/home (token -7, generation_time 2024-10-05T14:48:00Z)\n",
 		},
 		{
@@ -209,7 +211,7 @@ func TestCommands(t *testing.T) {
 		},
 		{
 			name: "add --get json",
-			args: []string{"add", "--get", "views", "home", "3", "--token", "t1", "--time", t0, "-o", "json"},
+			args: []string{"add", "--get", "views", "home", "3", "--idempotency-token", "t1", "--time", t0, "-o", "json"},
 			json: `{"count":"10","idempotency_token":{"token":"t1","generation_time":"2024-10-05T14:48:00Z"}}`,
 		},
 		{
@@ -290,13 +292,13 @@ func TestCommands(t *testing.T) {
 		// clear
 		{
 			name:   "clear text",
-			args:   []string{"clear", "views", "home", "--token", "c1", "--time", t0},
+			args:   []string{"clear", "views", "home", "--idempotency-token", "c1", "--time", t0},
 			stdout: "cleared views/home (token c1, generation_time 2024-10-05T14:48:00Z)\n",
 			check:  wantCount("views/home", 0),
 		},
 		{
 			name:  "clear json",
-			args:  []string{"clear", "views", "home", "--token", "c1", "--time", t0, "-o", "json"},
+			args:  []string{"clear", "views", "home", "--idempotency-token", "c1", "--time", t0, "-o", "json"},
 			json:  `{"idempotency_token":{"token":"c1","generation_time":"2024-10-05T14:48:00Z"}}`,
 			check: wantCount("views/home", 0),
 		},
@@ -355,7 +357,7 @@ func TestCommands(t *testing.T) {
 		{
 			name: "ns create from flags leaves the rest to the server",
 			args: []string{"ns", "create", "taps", "--type", "best-effort", "-o", "json"},
-			json: `{"name":"taps","counter_type":"BEST_EFFORT","counter_cardinality":"LOW","ttl":null,"accept_limit":null,"time_partition":null,"queue_config":null,"rollup_batch_count":0,"retention":null,"storage":null,"description":"","create_time":"2024-10-05T14:48:00Z","update_time":null}`,
+			json: `{"name":"taps","counter_type":"BEST_EFFORT","counter_cardinality":"LOW","ttl":null,"accept_limit":null,"time_partition":null,"queue_config":null,"rollup_batch_count":0,"retention":null,"storage":null,"description":"","create_time":"2024-10-05T14:48:00Z","update_time":null,"rate_limit":null}`,
 		},
 		{name: "ns create from a file", args: []string{"ns", "create", "-f", "FILE"}, file: pagesFile, stdout: pagesText},
 		{name: "ns create from stdin", args: []string{"ns", "create", "-f", "-", "-o", "json"}, stdin: pagesFile, json: pagesJSON},
@@ -453,7 +455,7 @@ func TestCommands(t *testing.T) {
 			args: []string{"ns", "update", "-f", "-", "-o", "json"}, stdin: viewsUpdate,
 			json: `{"name":"views","counter_type":"EVENTUAL","counter_cardinality":"LOW","ttl":"3600s","accept_limit":"5s",` +
 				`"time_partition":null,"queue_config":null,"rollup_batch_count":0,"retention":null,"storage":null,` +
-				`"description":"all page views","create_time":"2024-10-05T14:48:00Z","update_time":"2024-10-05T15:48:00Z"}`,
+				`"description":"all page views","create_time":"2024-10-05T14:48:00Z","update_time":"2024-10-05T15:48:00Z","rate_limit":null}`,
 		},
 		{
 			name: "ns update unknown",
@@ -465,7 +467,7 @@ func TestCommands(t *testing.T) {
 			name:   "ns update without -f",
 			args:   []string{"ns", "update"},
 			code:   ExitUsage,
-			stderr: "abacus: invalid_argument: -f FILE is required\nusage: abacus ns update -f FILE [flags]\n",
+			stderr: "abacus: invalid_argument: give -f FILE, or a NAME and --rate-limit-* flags\nusage: abacus ns update {-f FILE | NAME --rate-limit-rps N [--rate-limit-ips M] [--rate-limit-burst B]} [flags]\n",
 		},
 
 		// ns delete
@@ -687,7 +689,7 @@ func TestRetryAfterDeadlineExceeded(t *testing.T) {
 	f := newFake()
 	addr := f.start(t)
 	f.script("AddCount", fault{hang: true, apply: true})
-	r := runCLI(t, addr, "", "--timeout", "200ms", "add", "views", "home", "5", "--token", "t1")
+	r := runCLI(t, addr, "", "--timeout", "200ms", "add", "views", "home", "5", "--idempotency-token", "t1")
 	if r.code != ExitOK {
 		t.Fatalf("exit status %d, stderr %q", r.code, r.stderr)
 	}
@@ -715,14 +717,14 @@ func TestRetriesExhausted(t *testing.T) {
 		t.Fatalf("AddCount called %d times, want 3", len(sent))
 	}
 	tok := sent[0].(*abacusv1.AddCountRequest).GetIdempotencyToken().GetToken()
-	want := "abacus: unavailable: injected unavailable (outcome unknown; rerun with --token " + tok +
+	want := "abacus: unavailable: injected unavailable (outcome unknown; rerun with --idempotency-token " + tok +
 		" --time 2024-10-05T14:48:00Z to apply it at most once)\n"
 	if r.stderr != want {
 		t.Errorf("stderr %q\nwant   %q", r.stderr, want)
 	}
 	// The rerun the message suggests is a no-op for the fake once applied,
 	// and applies the write when nothing was.
-	rerun := runCLI(t, addr, "", "add", "views", "home", "5", "--token", tok, "--time", t0)
+	rerun := runCLI(t, addr, "", "add", "views", "home", "5", "--idempotency-token", tok, "--time", t0)
 	if rerun.code != ExitOK || f.count("views/home") != 12 {
 		t.Errorf("rerun: %+v, count %d", rerun, f.count("views/home"))
 	}
@@ -739,8 +741,8 @@ func TestNoRetry(t *testing.T) {
 	}{
 		{"AddCount", fault{code: codes.FailedPrecondition}, []string{"add", "views", "home", "1"},
 			"abacus: failed_precondition: injected failed_precondition\n"},
-		{"AddCount", fault{code: codes.Unavailable}, []string{"--retries", "0", "add", "views", "home", "1", "--token", "t", "--time", t0},
-			"abacus: unavailable: injected unavailable (outcome unknown; rerun with --token t --time 2024-10-05T14:48:00Z to apply it at most once)\n"},
+		{"AddCount", fault{code: codes.Unavailable}, []string{"--retries", "0", "add", "views", "home", "1", "--idempotency-token", "t", "--time", t0},
+			"abacus: unavailable: injected unavailable (outcome unknown; rerun with --idempotency-token t --time 2024-10-05T14:48:00Z to apply it at most once)\n"},
 		{"CreateNamespace", fault{code: codes.Unavailable}, []string{"ns", "create", "pages", "--type", "EVENTUAL"},
 			"abacus: unavailable: injected unavailable\n"},
 		{"UpdateNamespace", fault{code: codes.Unavailable}, []string{"ns", "update", "-f", "-"},
@@ -859,7 +861,7 @@ func TestNormalizeArgs(t *testing.T) {
 		{"add ns c -5", "add -- ns c -5"},
 		{"add ns c -5 --get", "add --get -- ns c -5"},
 		{"-o json add --get ns c -5", "add -o json --get -- ns c -5"},
-		{"add ns c -5 --token -7 --time=t", "add --token -7 --time=t -- ns c -5"},
+		{"add ns c -5 --idempotency-token -7 --time=t", "add --idempotency-token -7 --time=t -- ns c -5"},
 		{"add ns c -5 -ojson", "add -ojson -- ns c -5"},
 		{"add ns c -5 -- -x", "add -- ns c -5 -x"},
 		{"get ns -1 -2", "get -- ns -1 -2"},
@@ -880,8 +882,8 @@ func TestRefusalAfterRetry(t *testing.T) {
 	f := newFake()
 	addr := f.start(t)
 	f.script("AddCount", fault{code: codes.Unavailable, apply: true}, fault{code: codes.FailedPrecondition})
-	r := runCLI(t, addr, "", "add", "views", "home", "5", "--token", "t", "--time", t0)
-	want := "abacus: failed_precondition: injected failed_precondition (outcome unknown; rerun with --token t --time 2024-10-05T14:48:00Z to apply it at most once)\n"
+	r := runCLI(t, addr, "", "add", "views", "home", "5", "--idempotency-token", "t", "--time", t0)
+	want := "abacus: failed_precondition: injected failed_precondition (outcome unknown; rerun with --idempotency-token t --time 2024-10-05T14:48:00Z to apply it at most once)\n"
 	if r.code != ExitServer || r.stderr != want {
 		t.Errorf("got %d %q\nwant %d %q", r.code, r.stderr, ExitServer, want)
 	}

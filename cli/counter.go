@@ -19,7 +19,7 @@ type writeFlags struct {
 }
 
 func (w *writeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&w.token, "token", "", "idempotency token (default: a new UUID)")
+	cmd.Flags().StringVar(&w.token, "idempotency-token", "", "idempotency token, the event id (default: a new UUID)")
 	cmd.Flags().StringVar(&w.at, "time", "", "generation time of the token, RFC 3339 (default: now)")
 }
 
@@ -31,14 +31,14 @@ func (a *app) addCmd() *cobra.Command {
 		Short: "Add DELTA (which may be negative) to a counter",
 		Long: `Add DELTA, a signed 64-bit integer other than 0, to a counter.
 
-Every add carries an idempotency token: --token and --time when given, else a
+Every add carries an idempotency token: --idempotency-token and --time when given, else a
 new UUID and the current time. A call that fails with UNAVAILABLE or
 DEADLINE_EXCEEDED is retried with the same token and time, so it is applied
 once. With --get the count after the add is printed alone on a line.`,
 		Example: `  abacus add views home 1
   abacus add views home -5
   n=$(abacus add --get views home 1)
-  abacus add views home 1 --token evt-42 --time 2024-10-05T14:48:00Z`,
+  abacus add views home 1 --idempotency-token evt-42 --time 2024-10-05T14:48:00Z`,
 		Args: usageArgs(cobra.ExactArgs(3)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			delta, err := strconv.ParseInt(args[2], 10, 64)
@@ -135,7 +135,7 @@ func (a *app) clearCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clear NAMESPACE COUNTER",
 		Short: "Reset a counter to 0",
-		Long: `Reset a counter to 0. Like add, a clear carries an idempotency token (--token
+		Long: `Reset a counter to 0. Like add, a clear carries an idempotency token (--idempotency-token
 and --time, or a new UUID and the current time) and is retried with it after
 UNAVAILABLE or DEADLINE_EXCEEDED.`,
 		Args: usageArgs(cobra.ExactArgs(2)),

@@ -9,6 +9,7 @@ import (
 
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -104,6 +105,42 @@ type nsSettings struct {
 	ttl         time.Duration
 	coalesce    time.Duration
 	description string
+	rateLimit   rateLimitFlags
+}
+
+// rateLimitFlags are the --rate-limit-* flags of "ns create" and "ns update".
+type rateLimitFlags struct {
+	rps, ips float64
+	burst    int32
+}
+
+var rateLimitFlagNames = []string{"rate-limit-rps", "rate-limit-ips", "rate-limit-burst"}
+
+func (r *rateLimitFlags) add(f *pflag.FlagSet) {
+	f.Float64Var(&r.rps, "rate-limit-rps", 0, "rate limit: requests per second this namespace may take on each node (0: none)")
+	f.Float64Var(&r.ips, "rate-limit-ips", 0, "rate limit: increments (adds, batch items) per second on each node (0: none)")
+	f.Int32Var(&r.burst, "rate-limit-burst", 0, "rate limit: requests and increments that may pass at once above the rates (0: one second's worth)")
+}
+
+// apply sets the --rate-limit-* flags given on the command line into rl,
+// creating it if needed; the ones not given keep rl's values.
+func (r *rateLimitFlags) apply(cmd *cobra.Command, rl **abacusv1.RateLimit) {
+	if countSet(cmd, rateLimitFlagNames...) == 0 {
+		return
+	}
+	if *rl == nil {
+		*rl = &abacusv1.RateLimit{}
+	}
+	set := cmd.Flags().Changed
+	if set("rate-limit-rps") {
+		(*rl).RequestsPerSecond = r.rps
+	}
+	if set("rate-limit-ips") {
+		(*rl).IncrementsPerSecond = r.ips
+	}
+	if set("rate-limit-burst") {
+		(*rl).Burst = r.burst
+	}
 }
 
 func (a *app) nsCreateCmd() *cobra.Command {
@@ -159,11 +196,12 @@ namespace is printed as the server stored it.`,
 	f.DurationVar(&s.ttl, "ttl", 0, "TTL of best-effort counts and cached rollups (e.g. 24h)")
 	f.DurationVar(&s.coalesce, "coalesce", 0, "window over which rollup signals of one counter are coalesced (e.g. 1s)")
 	f.StringVar(&s.description, "description", "", "free-text description")
+	s.rateLimit.add(f)
 	return cmd
 }
 
 // settingsFlags are the flags of "ns create" that -f excludes.
-var settingsFlags = []string{"type", "cardinality", "accept-limit", "ttl", "coalesce", "description"}
+var settingsFlags = append([]string{"type", "cardinality", "accept-limit", "ttl", "coalesce", "description"}, rateLimitFlagNames...)
 
 // countSet counts the named flags that were given on the command line.
 func countSet(cmd *cobra.Command, names ...string) int {
@@ -218,6 +256,7 @@ func (s *nsSettings) namespace(cmd *cobra.Command, name string) (*abacusv1.Names
 		}
 		ns.QueueConfig = &abacusv1.QueueConfig{CoalesceMs: s.coalesce.Milliseconds()}
 	}
+	s.rateLimit.apply(cmd, &ns.RateLimit)
 	return ns, nil
 }
 
@@ -228,30 +267,53 @@ func enumName(s string) string {
 
 func (a *app) nsUpdateCmd() *cobra.Command {
 	var file string
+	var rl rateLimitFlags
 	cmd := &cobra.Command{
-		Use:   "update -f FILE",
-		Short: "Replace the mutable settings of a namespace from a JSON file",
+		Use:   "update {-f FILE | NAME --rate-limit-rps N [--rate-limit-ips M] [--rate-limit-burst B]}",
+		Short: "Replace the mutable settings of a namespace from a JSON file, or its rate limit from flags",
 		Long: `Replace the mutable settings of the namespace named in FILE ("-" for stdin),
 which holds one abacus.v1.Namespace in protobuf JSON, as "ns get -o json"
 prints it. The server changes counter_cardinality, ttl, accept_limit (which
 may only shrink), queue_config, rollup_batch_count, retention and description,
 and refuses changes to counter_type, time_partition and storage. A new
 counter_cardinality does not re-derive the settings it chose defaults for:
-set those explicitly.`,
+set those explicitly.
+
+With NAME and --rate-limit-* flags instead of a file, only the namespace's
+rate limit changes: the flags given replace those parts of the current
+limit, and all three at 0 remove it. Rate limits are enforced by each node on
+its own: N nodes allow N times the rates.`,
 		Example: `  abacus ns update -f views.json
-  abacus ns get views -o json | jq '.description = "page views"' | abacus ns update -f -`,
-		Args: usageArgs(cobra.ExactArgs(0)),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if file == "" {
-				return usagef(cmd, "-f FILE is required")
-			}
-			ns, err := a.readNamespace(file)
-			if err != nil {
-				return &usageError{cmd: cmd, err: err}
+  abacus ns get views -o json | jq '.description = "page views"' | abacus ns update -f -
+  abacus ns update views --rate-limit-rps 1000 --rate-limit-ips 50000`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			flags := countSet(cmd, rateLimitFlagNames...)
+			var ns *abacusv1.Namespace
+			var err error
+			switch {
+			case file != "" && (len(args) > 0 || flags > 0):
+				return usagef(cmd, "-f takes the whole namespace from the file; give no NAME or --rate-limit-* flags with it")
+			case file != "":
+				if ns, err = a.readNamespace(file); err != nil {
+					return &usageError{cmd: cmd, err: err}
+				}
+			case len(args) == 0 || flags == 0:
+				return usagef(cmd, "give -f FILE, or a NAME and --rate-limit-* flags")
 			}
 			nsc, err := a.namespaces()
 			if err != nil {
 				return err
+			}
+			if ns == nil {
+				// Only the rate limit: start from the stored one so that
+				// the flags not given keep their values.
+				cur, err := nsc.GetNamespace(cmd.Context(), &abacusv1.GetNamespaceRequest{Name: args[0]})
+				if err != nil {
+					return err
+				}
+				ns = &abacusv1.Namespace{Name: args[0], RateLimit: cur.GetNamespace().GetRateLimit()}
+				rl.apply(cmd, &ns.RateLimit)
 			}
 			resp, err := nsc.UpdateNamespace(cmd.Context(), &abacusv1.UpdateNamespaceRequest{Namespace: ns})
 			if err != nil {
@@ -261,6 +323,7 @@ set those explicitly.`,
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", `read the namespace from FILE, JSON of abacus.v1.Namespace ("-" for stdin)`)
+	rl.add(cmd.Flags())
 	return cmd
 }
 

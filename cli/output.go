@@ -134,6 +134,7 @@ func writeNamespace(w io.Writer, ns *abacusv1.Namespace) error {
 		{"storage.cache", storageText(st.GetCache())},
 		{"storage.counter_rollup", storageText(st.GetCounterRollup())},
 		{"storage.event_storage", storageText(st.GetEventStorage())},
+		{"rate_limit", rateLimitText(ns.GetRateLimit())},
 		{"create_time", formatTimestamp(ns.GetCreateTime())},
 		{"update_time", formatTimestamp(ns.GetUpdateTime())},
 	}
@@ -142,6 +143,16 @@ func writeNamespace(w io.Writer, ns *abacusv1.Namespace) error {
 		fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 	}
 	return tw.Flush()
+}
+
+// rateLimitText shows a rate limit as the namespace file writes it, "-"
+// for none.
+func rateLimitText(r *abacusv1.RateLimit) string {
+	if r.GetRequestsPerSecond() == 0 && r.GetIncrementsPerSecond() == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("{requests_per_second: %g, increments_per_second: %g, burst: %d}",
+		r.GetRequestsPerSecond(), r.GetIncrementsPerSecond(), r.GetBurst())
 }
 
 // oneLine keeps a free-text field from breaking the line-per-record layout.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -231,6 +232,9 @@ var domainCodes = map[codes.Code]abacus.Code{
 	codes.Unavailable:        abacus.Unavailable,
 	codes.Canceled:           abacus.Canceled,
 	codes.DeadlineExceeded:   abacus.DeadlineExceeded,
+	codes.ResourceExhausted:  abacus.ResourceExhausted,
+	codes.Unauthenticated:    abacus.Unauthenticated,
+	codes.PermissionDenied:   abacus.PermissionDenied,
 }
 
 // serviceError turns an error of the client's own methods into the errors
@@ -258,7 +262,13 @@ func domainError(err error) error {
 		if !known {
 			code = abacus.Internal
 		}
-		return &abacus.Error{Code: code, Msg: s.Message(), Err: err}
+		e := &abacus.Error{Code: code, Msg: s.Message(), Err: err}
+		for _, d := range s.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok {
+				e.RetryAfter = ri.GetRetryDelay().AsDuration()
+			}
+		}
+		return e
 	}
 	// Context errors of a caller who left a natural batch.
 	return &abacus.Error{Code: abacus.ErrorCode(err), Msg: err.Error(), Err: err}
