@@ -45,7 +45,7 @@ func (t *abacusTarget) Batched() bool    { return t.batch }
 func (t *abacusTarget) Describe() string { return t.info }
 
 func (t *abacusTarget) Setup(ctx context.Context, w Workload) error {
-	c, err := client.New(t.opts.Abacus,
+	c, err := client.New(t.opts.Abacus, append([]client.Option{
 		// grpc-go multiplexes every call over one HTTP/2 connection; more
 		// connections (--conns) spread the load over several.
 		client.WithConns(max(t.opts.Conns, 1)),
@@ -56,7 +56,7 @@ func (t *abacusTarget) Setup(ctx context.Context, w Workload) error {
 		client.WithBestEffortRetries(true),
 		// The run bounds each op (Config.Timeout).
 		client.WithAttemptTimeout(0),
-	)
+	}, t.opts.ClientOptions...)...)
 	if err != nil {
 		return fmt.Errorf("--addr %q: %w", t.opts.Abacus, err)
 	}

@@ -34,7 +34,7 @@ func (t *clientTarget) Setup(ctx context.Context, w Workload) error {
 	if t.opts.Conns > 0 {
 		opts = append(opts, client.WithConns(t.opts.Conns))
 	}
-	c, err := client.New(t.opts.Abacus, opts...)
+	c, err := client.New(t.opts.Abacus, append(opts, t.opts.ClientOptions...)...)
 	if err != nil {
 		return err
 	}

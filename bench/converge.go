@@ -45,6 +45,8 @@ type ConvergeConfig struct {
 	Timeout time.Duration
 	// Progress, if set, is called from one goroutine about every 100ms.
 	Progress func(ConvergeProgress)
+	// ClientOptions are added to the client's: TLS and an access token.
+	ClientOptions []client.Option
 }
 
 // ConvergeProgress reports how far a convergence run has gone.
@@ -177,7 +179,7 @@ func Converge(ctx context.Context, c ConvergeConfig) (*ConvergeResult, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	cl, err := client.New(c.Addr,
+	cl, err := client.New(c.Addr, append([]client.Option{
 		client.WithBatching(false),
 		// The same 5 attempts as ever, each bounded by Timeout; the
 		// namespace is checked to deduplicate writes below, so the client
@@ -186,7 +188,7 @@ func Converge(ctx context.Context, c ConvergeConfig) (*ConvergeResult, error) {
 		client.WithAttemptTimeout(c.Timeout),
 		client.WithBackoff(100*time.Millisecond, 400*time.Millisecond),
 		client.WithBestEffortRetries(true),
-	)
+	}, c.ClientOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("address %q: %w", c.Addr, err)
 	}

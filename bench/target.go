@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/abacus-dev/abacus/client"
 	"slices"
 	"strings"
 	"time"
@@ -130,6 +131,9 @@ type Options struct {
 	Retries int
 	// KeyPrefix prefixes the Redis and memcached keys; default "bench:".
 	KeyPrefix string
+	// ClientOptions are added to every abacus target's client options: TLS
+	// and an access token (client.WithTLS, client.WithToken).
+	ClientOptions []client.Option
 }
 
 func (o Options) withDefaults() Options {

@@ -108,14 +108,19 @@ func parseRate(s string) (rate, fraction float64, err error) {
 	return v, 0, nil
 }
 
-func (f *benchFlags) options(a *app) bench.Options {
+func (f *benchFlags) options(a *app) (bench.Options, error) {
+	sec, err := a.securityOptions()
+	if err != nil {
+		return bench.Options{}, err
+	}
 	return bench.Options{
+		ClientOptions: sec,
 		Abacus:        a.addr,
 		Namespace:     f.namespace,
 		NamespaceType: f.nsType,
 		Conns:         f.conns,
 		Retries:       a.retries,
-	}
+	}, nil
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -161,7 +166,11 @@ peak, then runs at half of it.
 			default:
 				return usagef(cmd, "--via must be unary, client or batch, not %q", via)
 			}
-			return a.runBench(cmd.Context(), cfg, bench.Spec{Target: target}, f.options(a), f.noProgress)
+			opts, err := f.options(a)
+			if err != nil {
+				return err
+			}
+			return a.runBench(cmd.Context(), cfg, bench.Spec{Target: target}, opts, f.noProgress)
 		},
 	}
 	f.register(cmd)

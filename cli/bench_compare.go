@@ -64,7 +64,10 @@ Throughput is in counter operations per second (an AddCounts of 100 counts
 					specs = append(specs, sp)
 				}
 			}
-			opts := f.options(a)
+			opts, err := f.options(a)
+			if err != nil {
+				return err
+			}
 			opts.Redis, opts.Memcached, opts.Postgres = redis, memcached, postgres
 			return a.runCompare(cmd.Context(), bench.CompareConfig{
 				Config: cfg, Reps: reps, Specs: specs, Options: opts, Baseline: baseline,

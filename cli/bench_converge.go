@@ -43,8 +43,13 @@ Defaults differ from "abacus bench": --counters 1000000, --batch-size 1000,
   abacus bench converge --counters 100000 --adds 3 -o json`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			sec, err := a.securityOptions()
+			if err != nil {
+				return err
+			}
 			cfg := bench.ConvergeConfig{
-				Addr: a.addr, Namespace: "bench_converge", Type: f.nsType, Counters: 1_000_000,
+				ClientOptions: sec,
+				Addr:          a.addr, Namespace: "bench_converge", Type: f.nsType, Counters: 1_000_000,
 				Adds: adds, BatchSize: 1000, Callers: 16, MaxWait: maxWait, Timeout: max(a.timeout, 30*time.Second),
 			}
 			fl := cmd.Flags()
