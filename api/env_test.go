@@ -44,7 +44,15 @@ type env struct {
 	h2c      *http.Client // cleartext HTTP/2 only
 }
 
-func newEnv(t testing.TB) *env {
+// envOption changes the API options of a newEnv.
+type envOption func(g *api.GRPCOptions, h *api.HTTPOptions)
+
+// withAuth turns access control on, with a.
+func withAuth(a api.Authenticator) envOption {
+	return func(g *api.GRPCOptions, h *api.HTTPOptions) { g.Auth, h.Auth = a, a }
+}
+
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	e := &env{fake: newFake(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	e.ready.Store(true)
@@ -54,7 +62,17 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 
-	gs, hs := api.NewGRPCServer(e.fake, api.GRPCOptions{Metrics: m, Logger: logger})
+	gopts := api.GRPCOptions{Metrics: m, Logger: logger}
+	hopts := api.HTTPOptions{
+		Ready:    e.ready.Load,
+		Gatherer: e.reg,
+		Metrics:  m,
+		Logger:   logger,
+	}
+	for _, o := range opts {
+		o(&gopts, &hopts)
+	}
+	gs, hs := api.NewGRPCServer(e.fake, gopts)
 	e.health = hs
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -69,12 +87,7 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(func() { _ = e.grpcConn.Close() })
 
-	h := api.NewHTTPHandler(e.fake, api.HTTPOptions{
-		Ready:    e.ready.Load,
-		Gatherer: e.reg,
-		Metrics:  m,
-		Logger:   logger,
-	})
+	h := api.NewHTTPHandler(e.fake, hopts)
 	e.http = httptest.NewUnstartedServer(h)
 	e.http.Config.Protocols = api.HTTPProtocols()
 	e.http.Start()
