@@ -65,10 +65,10 @@ var _ abacus.CounterService = (*Service)(nil)
 // Service implements the counter and namespace operations of abacus. It is safe
 // for concurrent use.
 type Service struct {
-	cfg Config
-	reg *registry
-	now func() time.Time
-	log *slog.Logger
+	cfg    Config
+	reg    *registry
+	now    func() time.Time
+	log    *slog.Logger
 	limits limiters
 	// roll rolls up, before retention deletes their events, counters whose
 	// checkpoints do not cover them yet.
