@@ -102,6 +102,38 @@ type RollupStore interface {
 	// BehindCounters calls fn for every counter whose last write is at or after
 	// its checkpoint: the counters a node must roll up after a restart.
 	BehindCounters(ctx context.Context, fn func(nsID uint64, counter string) error) error
+
+	// ListCounters returns, in name order, at most limit counters of ns
+	// that the store has a record of (written at least once), whose names
+	// start with prefix and sort after after (all of them for ""), each
+	// with its state. Fewer than limit means there are no more.
+	ListCounters(ctx context.Context, ns *Namespace, prefix, after string, limit int) ([]CounterState, error)
+
+	// RepairCheckpoint replaces a counter's stored checkpoint with fixed if
+	// it is still old (same Count and Through) and fixed.Through equals
+	// old.Through, and returns the checkpoint stored afterwards and whether
+	// it replaced it. It is how a recount corrects a wrong count without
+	// moving a checkpoint's time: a rollup that advanced the checkpoint
+	// meanwhile makes it fail (ok false), and the recount starts again from
+	// the new one, so no write that raced it is lost.
+	RepairCheckpoint(ctx context.Context, ns *Namespace, counter string, old, fixed Checkpoint) (stored Checkpoint, ok bool, err error)
+
+	// RetainedBase returns the count of a counter's events that retention
+	// has deleted, and the time they end at: the base a recount starts from
+	// (the zero Checkpoint if none were deleted).
+	RetainedBase(ctx context.Context, ns *Namespace, counter string) (Checkpoint, error)
+
+	// SetRetainedBase records base as the count of the counter's events
+	// before base.Through, before retention deletes them. It only moves
+	// forward (a base with an earlier Through is ignored), and is durable
+	// by the time EventStore.DeleteSlices deletes them.
+	SetRetainedBase(ctx context.Context, ns *Namespace, counter string, base Checkpoint) error
+}
+
+// CounterState is one counter as RollupStore.ListCounters returns it.
+type CounterState struct {
+	Counter string
+	RollupState
 }
 
 // BatchRollupStore is implemented by rollup stores that read and advance

@@ -85,6 +85,18 @@ func (m missing) err() error {
 	return abacus.Errorf(abacus.Unavailable, "this node has no %q storage", string(m))
 }
 
+func (m missing) ListCounters(context.Context, *abacus.Namespace, string, string, int) ([]abacus.CounterState, error) {
+	return nil, m.err()
+}
+func (m missing) RepairCheckpoint(context.Context, *abacus.Namespace, string, abacus.Checkpoint, abacus.Checkpoint) (abacus.Checkpoint, bool, error) {
+	return abacus.Checkpoint{}, false, m.err()
+}
+func (m missing) RetainedBase(context.Context, *abacus.Namespace, string) (abacus.Checkpoint, error) {
+	return abacus.Checkpoint{}, m.err()
+}
+func (m missing) SetRetainedBase(context.Context, *abacus.Namespace, string, abacus.Checkpoint) error {
+	return m.err()
+}
 func (m missing) Append(context.Context, []abacus.Write) error { return m.err() }
 func (m missing) Scan(context.Context, *abacus.Namespace, string, abacus.Range, func(abacus.Event) error) error {
 	return m.err()
