@@ -298,3 +298,23 @@ func (f *fakeService) DeleteNamespace(_ context.Context, name string) error {
 	delete(f.namespaces, name)
 	return nil
 }
+
+// The audit methods of the fake know no events: the API tests check the
+// transports and rights; the audit itself is tested in package counter and
+// against a built abacusd.
+
+func (f *fakeService) ListEvents(context.Context, abacus.EventQuery) (abacus.EventPage, error) {
+	return abacus.EventPage{}, nil
+}
+
+func (f *fakeService) ExportEvents(_ context.Context, q abacus.ExportQuery, fn func(time.Time, []abacus.Event) error) error {
+	return fn(time.Time{}, []abacus.Event{{Counter: q.Counter, ID: "e1", Time: f.now, Delta: 1}})
+}
+
+func (f *fakeService) Recount(context.Context, abacus.Ref, bool) (abacus.RecountResult, error) {
+	return abacus.RecountResult{Match: true}, nil
+}
+
+func (f *fakeService) ListCounters(context.Context, abacus.CounterQuery) (abacus.CounterPage, error) {
+	return abacus.CounterPage{}, nil
+}

@@ -124,6 +124,26 @@ func (s grpcCounterServer) GetCounts(ctx context.Context, r *abacusv1.GetCountsR
 	return grpcCall(ctx, s.o, abacusv1connect.CounterServiceGetCountsProcedure, s.o.getCounts, r)
 }
 
+func (s grpcCounterServer) ListEvents(ctx context.Context, r *abacusv1.ListEventsRequest) (*abacusv1.ListEventsResponse, error) {
+	return grpcCall(ctx, s.o, abacusv1connect.CounterServiceListEventsProcedure, s.o.listEvents, r)
+}
+
+func (s grpcCounterServer) ExportEvents(r *abacusv1.ExportEventsRequest, stream grpc.ServerStreamingServer[abacusv1.ExportEventsResponse]) error {
+	_, err := grpcCall(stream.Context(), s.o.streaming(), abacusv1connect.CounterServiceExportEventsProcedure,
+		func(ctx context.Context, r *abacusv1.ExportEventsRequest) (struct{}, error) {
+			return struct{}{}, s.o.exportEvents(ctx, r, stream.Send)
+		}, r)
+	return err
+}
+
+func (s grpcCounterServer) Recount(ctx context.Context, r *abacusv1.RecountRequest) (*abacusv1.RecountResponse, error) {
+	return grpcCall(ctx, s.o, abacusv1connect.CounterServiceRecountProcedure, s.o.recount, r)
+}
+
+func (s grpcCounterServer) ListCounters(ctx context.Context, r *abacusv1.ListCountersRequest) (*abacusv1.ListCountersResponse, error) {
+	return grpcCall(ctx, s.o, abacusv1connect.CounterServiceListCountersProcedure, s.o.listCounters, r)
+}
+
 // grpcNamespaceServer implements abacusv1.NamespaceServiceServer.
 type grpcNamespaceServer struct {
 	abacusv1.UnimplementedNamespaceServiceServer

@@ -170,6 +170,25 @@ func (h connectCounterHandler) GetCounts(ctx context.Context, r *connect.Request
 	return connectCall(ctx, h.o, r, h.o.getCounts)
 }
 
+func (h connectCounterHandler) ListEvents(ctx context.Context, r *connect.Request[abacusv1.ListEventsRequest]) (*connect.Response[abacusv1.ListEventsResponse], error) {
+	return connectCall(ctx, h.o, r, h.o.listEvents)
+}
+
+func (h connectCounterHandler) ExportEvents(ctx context.Context, r *connect.Request[abacusv1.ExportEventsRequest], stream *connect.ServerStream[abacusv1.ExportEventsResponse]) error {
+	_, err := call(ctx, h.o.streaming(), r.Header().Get("Authorization"), func(ctx context.Context, m *abacusv1.ExportEventsRequest) (struct{}, error) {
+		return struct{}{}, h.o.exportEvents(ctx, m, stream.Send)
+	}, r.Msg)
+	return connectError(ctx, h.o.log, r.Spec().Procedure, err)
+}
+
+func (h connectCounterHandler) Recount(ctx context.Context, r *connect.Request[abacusv1.RecountRequest]) (*connect.Response[abacusv1.RecountResponse], error) {
+	return connectCall(ctx, h.o, r, h.o.recount)
+}
+
+func (h connectCounterHandler) ListCounters(ctx context.Context, r *connect.Request[abacusv1.ListCountersRequest]) (*connect.Response[abacusv1.ListCountersResponse], error) {
+	return connectCall(ctx, h.o, r, h.o.listCounters)
+}
+
 // connectNamespaceHandler implements abacusv1connect.NamespaceServiceHandler.
 type connectNamespaceHandler struct{ o *ops }
 

@@ -43,6 +43,15 @@ func call[Req, Res any](ctx context.Context, o *ops, authorization string, op fu
 	return op(o.withCaller(ctx, authorization), req)
 }
 
+// streaming returns o for a server stream: an export runs as long as it
+// has events to send, so the default deadline of unary calls does not
+// apply to it (the client's own deadline does).
+func (o *ops) streaming() *ops {
+	so := *o
+	so.timeout = 0
+	return &so
+}
+
 func (o *ops) addCount(ctx context.Context, r *abacusv1.AddCountRequest) (*abacusv1.AddCountResponse, error) {
 	if err := o.allow(ctx, "AddCount", auth.Write, r.GetNamespace()); err != nil {
 		return nil, err

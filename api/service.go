@@ -24,6 +24,7 @@ import (
 // are logged and replaced by a generic message.
 type Service interface {
 	abacus.CounterService
+	abacus.AuditService
 	// CreateNamespace fills defaults, validates and stores ns, and returns it as stored.
 	CreateNamespace(ctx context.Context, ns *abacus.Namespace) (*abacus.Namespace, error)
 	// GetNamespace returns the namespace named name; NotFound if there is none.

@@ -47,23 +47,46 @@ func (s *Service) Retain(ctx context.Context) (int, error) {
 
 func (s *Service) retain(ctx context.Context, ns *abacus.Namespace) (int, error) {
 	cutoff := s.now().Add(-ns.Retention.DeleteAfter)
-	err := s.cfg.Backends.EventStore(ns).Counters(ctx, ns, time.Time{}, cutoff, func(counter string) error {
-		st, err := s.cfg.Backends.RollupStore(ns).RollupState(ctx, ns, counter)
+	// Whole slices ending at or before cutoff go: events before boundary.
+	boundary := sliceFloor(cutoff, ns.Partition.SliceWidth)
+	rs, es := s.cfg.Backends.RollupStore(ns), s.cfg.Backends.EventStore(ns)
+	err := es.Counters(ctx, ns, time.Time{}, boundary, func(counter string) error {
+		st, err := rs.RollupState(ctx, ns, counter)
 		if err != nil {
 			return err
 		}
-		if !st.Through.Before(cutoff) || !st.Behind() {
-			return nil
+		if st.Through.Before(cutoff) && st.Behind() {
+			// delete_after exceeds accept_limit + skew, so one rollup
+			// reaches past the cutoff.
+			if _, err := s.roll.RollupCounter(ctx, ns, counter); err != nil {
+				return err
+			}
 		}
-		// delete_after exceeds accept_limit + skew, so one rollup reaches past
-		// the cutoff.
-		_, err = s.roll.RollupCounter(ctx, ns, counter)
-		return err
+		return s.keepBase(ctx, ns, counter, boundary)
 	})
 	if err != nil {
 		return 0, err
 	}
-	return s.cfg.Backends.EventStore(ns).DeleteSlices(ctx, ns, cutoff)
+	return es.DeleteSlices(ctx, ns, cutoff)
+}
+
+// keepBase records the count of a counter's events before boundary, which
+// retention is about to delete, so that a recount can still start from it.
+func (s *Service) keepBase(ctx context.Context, ns *abacus.Namespace, counter string, boundary time.Time) error {
+	rs := s.cfg.Backends.RollupStore(ns)
+	base, err := rs.RetainedBase(ctx, ns, counter)
+	if err != nil || !boundary.After(base.Through) {
+		return err
+	}
+	var p abacus.Partial
+	err = s.cfg.Backends.EventStore(ns).Scan(ctx, ns, counter, abacus.Range{From: base.Through, To: boundary}, func(e abacus.Event) error {
+		p = p.Apply(e)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return rs.SetRetainedBase(ctx, ns, counter, abacus.Checkpoint{Count: p.On(base.Count), Through: boundary})
 }
 
 // RunRetention calls Retain every interval until ctx ends, logging failures.

@@ -57,7 +57,7 @@ func transports(t *testing.T, n *node.Node) []transport {
 	base := "http://" + n.HTTPAddr()
 	return []transport{
 		{"grpc", cc, nc},
-		{"http-json", connectCounter{abacusv1connect.NewCounterServiceClient(http.DefaultClient, base, connect.WithProtoJSON())},
+		{"http-json", connectCounter{c: abacusv1connect.NewCounterServiceClient(http.DefaultClient, base, connect.WithProtoJSON())},
 			connectNamespace{abacusv1connect.NewNamespaceServiceClient(http.DefaultClient, base, connect.WithProtoJSON())}},
 	}
 }

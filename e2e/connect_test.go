@@ -16,7 +16,8 @@ func errorsAs(err error, target any) bool { return errors.As(err, target) }
 // connectCounter adapts the Connect client to the grpc-go client interface so
 // one test body runs over both transports.
 type connectCounter struct {
-	c abacusv1connect.CounterServiceClient
+	abacusv1.CounterServiceClient // nil: the audit methods are called directly
+	c                             abacusv1connect.CounterServiceClient
 }
 
 func unwrap[T any](r *connect.Response[T], err error) (*T, error) {

@@ -25,6 +25,833 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// EventOrder orders the events of ListEvents.
+type EventOrder int32
+
+const (
+	// EVENT_ORDER_UNSPECIFIED is OLDEST_FIRST.
+	EventOrder_EVENT_ORDER_UNSPECIFIED EventOrder = 0
+	// OLDEST_FIRST is the order rollups apply events in: by generation_time;
+	// at one time, deltas before clears (a clear wipes the events at its
+	// time), then by event_id.
+	EventOrder_OLDEST_FIRST EventOrder = 1
+	// NEWEST_FIRST is the reverse.
+	EventOrder_NEWEST_FIRST EventOrder = 2
+)
+
+// Enum value maps for EventOrder.
+var (
+	EventOrder_name = map[int32]string{
+		0: "EVENT_ORDER_UNSPECIFIED",
+		1: "OLDEST_FIRST",
+		2: "NEWEST_FIRST",
+	}
+	EventOrder_value = map[string]int32{
+		"EVENT_ORDER_UNSPECIFIED": 0,
+		"OLDEST_FIRST":            1,
+		"NEWEST_FIRST":            2,
+	}
+)
+
+func (x EventOrder) Enum() *EventOrder {
+	p := new(EventOrder)
+	*p = x
+	return p
+}
+
+func (x EventOrder) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventOrder) Descriptor() protoreflect.EnumDescriptor {
+	return file_abacus_v1_counter_proto_enumTypes[0].Descriptor()
+}
+
+func (EventOrder) Type() protoreflect.EnumType {
+	return &file_abacus_v1_counter_proto_enumTypes[0]
+}
+
+func (x EventOrder) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventOrder.Descriptor instead.
+func (EventOrder) EnumDescriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{0}
+}
+
+// Event is one stored write of a counter.
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event_id is the write's idempotency token.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// generation_time is the token's generation_time: the event time.
+	GenerationTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=generation_time,json=generationTime,proto3" json:"generation_time,omitempty"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*Event_Delta
+	//	*Event_Clear
+	Kind isEvent_Kind `protobuf_oneof:"kind"`
+	// counter_name is the event's counter (set by ExportEvents).
+	CounterName   string `protobuf:"bytes,5,opt,name=counter_name,json=counterName,proto3" json:"counter_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Event) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *Event) GetGenerationTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GenerationTime
+	}
+	return nil
+}
+
+func (x *Event) GetKind() isEvent_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *Event) GetDelta() int64 {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Delta); ok {
+			return x.Delta
+		}
+	}
+	return 0
+}
+
+func (x *Event) GetClear() bool {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Clear); ok {
+			return x.Clear
+		}
+	}
+	return false
+}
+
+func (x *Event) GetCounterName() string {
+	if x != nil {
+		return x.CounterName
+	}
+	return ""
+}
+
+type isEvent_Kind interface {
+	isEvent_Kind()
+}
+
+type Event_Delta struct {
+	// delta was added to the count.
+	Delta int64 `protobuf:"varint,3,opt,name=delta,proto3,oneof"`
+}
+
+type Event_Clear struct {
+	// clear, always true when set, reset the count: it wipes every event of
+	// the counter at or before generation_time.
+	Clear bool `protobuf:"varint,4,opt,name=clear,proto3,oneof"`
+}
+
+func (*Event_Delta) isEvent_Kind() {}
+
+func (*Event_Clear) isEvent_Kind() {}
+
+type ListEventsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Namespace   string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	CounterName string                 `protobuf:"bytes,2,opt,name=counter_name,json=counterName,proto3" json:"counter_name,omitempty"`
+	// start_time and end_time bound the events listed to [start_time,
+	// end_time) by generation_time; unset: from the first, through the last.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// page_size is the most events per page: default 100, at most 10000.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token is the next_page_token of the previous page, with the same
+	// other fields; empty for the first page.
+	PageToken     string     `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	Order         EventOrder `protobuf:"varint,7,opt,name=order,proto3,enum=abacus.v1.EventOrder" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsRequest) Reset() {
+	*x = ListEventsRequest{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsRequest) ProtoMessage() {}
+
+func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListEventsRequest) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListEventsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetCounterName() string {
+	if x != nil {
+		return x.CounterName
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ListEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetOrder() EventOrder {
+	if x != nil {
+		return x.Order
+	}
+	return EventOrder_EVENT_ORDER_UNSPECIFIED
+}
+
+type ListEventsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Events []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// next_page_token is opaque; empty after the last page. Paging through a
+	// range that is being written to returns no event twice.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// retained_from is the earliest generation_time whose events are all
+	// still kept: retention may have deleted earlier ones (their counts stay
+	// in the checkpoints). Unset while the namespace is too young for
+	// retention to have deleted anything.
+	RetainedFrom  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=retained_from,json=retainedFrom,proto3" json:"retained_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEventsResponse) Reset() {
+	*x = ListEventsResponse{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEventsResponse) ProtoMessage() {}
+
+func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListEventsResponse) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListEventsResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListEventsResponse) GetRetainedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetainedFrom
+	}
+	return nil
+}
+
+type ExportEventsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// counter_name: one counter; empty: every counter of the namespace.
+	CounterName string `protobuf:"bytes,2,opt,name=counter_name,json=counterName,proto3" json:"counter_name,omitempty"`
+	// start_time and end_time bound the events to [start_time, end_time) by
+	// generation_time; unset: from the first, through the last.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	EndTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// resume_after, if set, is the last event a previous export received
+	// (its counter_name, event_id, generation_time and kind): the stream
+	// starts right after it, in the same order.
+	ResumeAfter   *Event `protobuf:"bytes,5,opt,name=resume_after,json=resumeAfter,proto3" json:"resume_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportEventsRequest) Reset() {
+	*x = ExportEventsRequest{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportEventsRequest) ProtoMessage() {}
+
+func (x *ExportEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportEventsRequest.ProtoReflect.Descriptor instead.
+func (*ExportEventsRequest) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ExportEventsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ExportEventsRequest) GetCounterName() string {
+	if x != nil {
+		return x.CounterName
+	}
+	return ""
+}
+
+func (x *ExportEventsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ExportEventsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *ExportEventsRequest) GetResumeAfter() *Event {
+	if x != nil {
+		return x.ResumeAfter
+	}
+	return nil
+}
+
+type ExportEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events is the next chunk of the export, in order.
+	Events []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// retained_from: see ListEventsResponse; sent with the first chunk.
+	RetainedFrom  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=retained_from,json=retainedFrom,proto3" json:"retained_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportEventsResponse) Reset() {
+	*x = ExportEventsResponse{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportEventsResponse) ProtoMessage() {}
+
+func (x *ExportEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportEventsResponse.ProtoReflect.Descriptor instead.
+func (*ExportEventsResponse) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ExportEventsResponse) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ExportEventsResponse) GetRetainedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetainedFrom
+	}
+	return nil
+}
+
+type RecountRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Namespace   string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	CounterName string                 `protobuf:"bytes,2,opt,name=counter_name,json=counterName,proto3" json:"counter_name,omitempty"`
+	// repair rewrites the checkpoint when it does not match the recount,
+	// without moving its time; needs the admin right.
+	Repair        bool `protobuf:"varint,3,opt,name=repair,proto3" json:"repair,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecountRequest) Reset() {
+	*x = RecountRequest{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecountRequest) ProtoMessage() {}
+
+func (x *RecountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecountRequest.ProtoReflect.Descriptor instead.
+func (*RecountRequest) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RecountRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *RecountRequest) GetCounterName() string {
+	if x != nil {
+		return x.CounterName
+	}
+	return ""
+}
+
+func (x *RecountRequest) GetRepair() bool {
+	if x != nil {
+		return x.Repair
+	}
+	return false
+}
+
+type RecountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// checkpoint_count is the stored checkpoint's count, before any repair.
+	CheckpointCount int64 `protobuf:"varint,1,opt,name=checkpoint_count,json=checkpointCount,proto3" json:"checkpoint_count,omitempty"`
+	// recounted is the count of the events before checkpoint_time (on top of
+	// what retention deleted, whose count was kept when it deleted them).
+	Recounted int64 `protobuf:"varint,2,opt,name=recounted,proto3" json:"recounted,omitempty"`
+	// events_scanned is the number of events read.
+	EventsScanned int64 `protobuf:"varint,3,opt,name=events_scanned,json=eventsScanned,proto3" json:"events_scanned,omitempty"`
+	// checkpoint_time is the time the checkpoint covers events up to (unset:
+	// never rolled up, and then both counts are 0).
+	CheckpointTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=checkpoint_time,json=checkpointTime,proto3" json:"checkpoint_time,omitempty"`
+	// match: recounted equals checkpoint_count.
+	Match bool `protobuf:"varint,5,opt,name=match,proto3" json:"match,omitempty"`
+	// repaired: the checkpoint was rewritten to recounted.
+	Repaired bool `protobuf:"varint,6,opt,name=repaired,proto3" json:"repaired,omitempty"`
+	// retained_from: events before it were deleted by retention and their
+	// count taken from what retention recorded (see ListEventsResponse).
+	RetainedFrom  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=retained_from,json=retainedFrom,proto3" json:"retained_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecountResponse) Reset() {
+	*x = RecountResponse{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecountResponse) ProtoMessage() {}
+
+func (x *RecountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecountResponse.ProtoReflect.Descriptor instead.
+func (*RecountResponse) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RecountResponse) GetCheckpointCount() int64 {
+	if x != nil {
+		return x.CheckpointCount
+	}
+	return 0
+}
+
+func (x *RecountResponse) GetRecounted() int64 {
+	if x != nil {
+		return x.Recounted
+	}
+	return 0
+}
+
+func (x *RecountResponse) GetEventsScanned() int64 {
+	if x != nil {
+		return x.EventsScanned
+	}
+	return 0
+}
+
+func (x *RecountResponse) GetCheckpointTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckpointTime
+	}
+	return nil
+}
+
+func (x *RecountResponse) GetMatch() bool {
+	if x != nil {
+		return x.Match
+	}
+	return false
+}
+
+func (x *RecountResponse) GetRepaired() bool {
+	if x != nil {
+		return x.Repaired
+	}
+	return false
+}
+
+func (x *RecountResponse) GetRetainedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetainedFrom
+	}
+	return nil
+}
+
+type ListCountersRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Namespace string                 `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// prefix, if set, lists only the counters whose names start with it.
+	Prefix string `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	// page_size is the most counters per page: default 100, at most 10000.
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCountersRequest) Reset() {
+	*x = ListCountersRequest{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCountersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCountersRequest) ProtoMessage() {}
+
+func (x *ListCountersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCountersRequest.ProtoReflect.Descriptor instead.
+func (*ListCountersRequest) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListCountersRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *ListCountersRequest) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *ListCountersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCountersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// CounterInfo is one counter of ListCounters.
+type CounterInfo struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	CounterName string                 `protobuf:"bytes,1,opt,name=counter_name,json=counterName,proto3" json:"counter_name,omitempty"`
+	// checkpoint_count and checkpoint_time: the last rollup's checkpoint
+	// (checkpoint_time unset if never rolled up).
+	CheckpointCount int64                  `protobuf:"varint,2,opt,name=checkpoint_count,json=checkpointCount,proto3" json:"checkpoint_count,omitempty"`
+	CheckpointTime  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=checkpoint_time,json=checkpointTime,proto3" json:"checkpoint_time,omitempty"`
+	// last_write_time is the latest event time written (rounded up by up to
+	// 100ms), unset if none.
+	LastWriteTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_write_time,json=lastWriteTime,proto3" json:"last_write_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CounterInfo) Reset() {
+	*x = CounterInfo{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CounterInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CounterInfo) ProtoMessage() {}
+
+func (x *CounterInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CounterInfo.ProtoReflect.Descriptor instead.
+func (*CounterInfo) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CounterInfo) GetCounterName() string {
+	if x != nil {
+		return x.CounterName
+	}
+	return ""
+}
+
+func (x *CounterInfo) GetCheckpointCount() int64 {
+	if x != nil {
+		return x.CheckpointCount
+	}
+	return 0
+}
+
+func (x *CounterInfo) GetCheckpointTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CheckpointTime
+	}
+	return nil
+}
+
+func (x *CounterInfo) GetLastWriteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastWriteTime
+	}
+	return nil
+}
+
+type ListCountersResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Counters []*CounterInfo         `protobuf:"bytes,1,rep,name=counters,proto3" json:"counters,omitempty"`
+	// next_page_token is opaque; empty after the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCountersResponse) Reset() {
+	*x = ListCountersResponse{}
+	mi := &file_abacus_v1_counter_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCountersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCountersResponse) ProtoMessage() {}
+
+func (x *ListCountersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_abacus_v1_counter_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCountersResponse.ProtoReflect.Descriptor instead.
+func (*ListCountersResponse) Descriptor() ([]byte, []int) {
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListCountersResponse) GetCounters() []*CounterInfo {
+	if x != nil {
+		return x.Counters
+	}
+	return nil
+}
+
+func (x *ListCountersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // IdempotencyToken identifies one write. The pair (token, generation_time) is the
 // idempotency key: a retry with the same pair is applied once.
 //
@@ -53,7 +880,7 @@ type IdempotencyToken struct {
 
 func (x *IdempotencyToken) Reset() {
 	*x = IdempotencyToken{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[0]
+	mi := &file_abacus_v1_counter_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -65,7 +892,7 @@ func (x *IdempotencyToken) String() string {
 func (*IdempotencyToken) ProtoMessage() {}
 
 func (x *IdempotencyToken) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[0]
+	mi := &file_abacus_v1_counter_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -78,7 +905,7 @@ func (x *IdempotencyToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdempotencyToken.ProtoReflect.Descriptor instead.
 func (*IdempotencyToken) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{0}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IdempotencyToken) GetToken() string {
@@ -110,7 +937,7 @@ type AddCountRequest struct {
 
 func (x *AddCountRequest) Reset() {
 	*x = AddCountRequest{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[1]
+	mi := &file_abacus_v1_counter_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -122,7 +949,7 @@ func (x *AddCountRequest) String() string {
 func (*AddCountRequest) ProtoMessage() {}
 
 func (x *AddCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[1]
+	mi := &file_abacus_v1_counter_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -135,7 +962,7 @@ func (x *AddCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCountRequest.ProtoReflect.Descriptor instead.
 func (*AddCountRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{1}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AddCountRequest) GetNamespace() string {
@@ -178,7 +1005,7 @@ type AddCountResponse struct {
 
 func (x *AddCountResponse) Reset() {
 	*x = AddCountResponse{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[2]
+	mi := &file_abacus_v1_counter_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -190,7 +1017,7 @@ func (x *AddCountResponse) String() string {
 func (*AddCountResponse) ProtoMessage() {}
 
 func (x *AddCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[2]
+	mi := &file_abacus_v1_counter_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -203,7 +1030,7 @@ func (x *AddCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCountResponse.ProtoReflect.Descriptor instead.
 func (*AddCountResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{2}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AddCountResponse) GetIdempotencyToken() *IdempotencyToken {
@@ -224,7 +1051,7 @@ type AddAndGetCountResponse struct {
 
 func (x *AddAndGetCountResponse) Reset() {
 	*x = AddAndGetCountResponse{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[3]
+	mi := &file_abacus_v1_counter_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -236,7 +1063,7 @@ func (x *AddAndGetCountResponse) String() string {
 func (*AddAndGetCountResponse) ProtoMessage() {}
 
 func (x *AddAndGetCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[3]
+	mi := &file_abacus_v1_counter_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -249,7 +1076,7 @@ func (x *AddAndGetCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddAndGetCountResponse.ProtoReflect.Descriptor instead.
 func (*AddAndGetCountResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{3}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AddAndGetCountResponse) GetCount() int64 {
@@ -277,7 +1104,7 @@ type GetCountRequest struct {
 
 func (x *GetCountRequest) Reset() {
 	*x = GetCountRequest{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[4]
+	mi := &file_abacus_v1_counter_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -289,7 +1116,7 @@ func (x *GetCountRequest) String() string {
 func (*GetCountRequest) ProtoMessage() {}
 
 func (x *GetCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[4]
+	mi := &file_abacus_v1_counter_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -302,7 +1129,7 @@ func (x *GetCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCountRequest.ProtoReflect.Descriptor instead.
 func (*GetCountRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{4}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetCountRequest) GetNamespace() string {
@@ -329,7 +1156,7 @@ type GetCountResponse struct {
 
 func (x *GetCountResponse) Reset() {
 	*x = GetCountResponse{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[5]
+	mi := &file_abacus_v1_counter_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +1168,7 @@ func (x *GetCountResponse) String() string {
 func (*GetCountResponse) ProtoMessage() {}
 
 func (x *GetCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[5]
+	mi := &file_abacus_v1_counter_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +1181,7 @@ func (x *GetCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCountResponse.ProtoReflect.Descriptor instead.
 func (*GetCountResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{5}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetCountResponse) GetCount() int64 {
@@ -376,7 +1203,7 @@ type ClearCountRequest struct {
 
 func (x *ClearCountRequest) Reset() {
 	*x = ClearCountRequest{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[6]
+	mi := &file_abacus_v1_counter_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +1215,7 @@ func (x *ClearCountRequest) String() string {
 func (*ClearCountRequest) ProtoMessage() {}
 
 func (x *ClearCountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[6]
+	mi := &file_abacus_v1_counter_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +1228,7 @@ func (x *ClearCountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearCountRequest.ProtoReflect.Descriptor instead.
 func (*ClearCountRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{6}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClearCountRequest) GetNamespace() string {
@@ -435,7 +1262,7 @@ type ClearCountResponse struct {
 
 func (x *ClearCountResponse) Reset() {
 	*x = ClearCountResponse{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[7]
+	mi := &file_abacus_v1_counter_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +1274,7 @@ func (x *ClearCountResponse) String() string {
 func (*ClearCountResponse) ProtoMessage() {}
 
 func (x *ClearCountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[7]
+	mi := &file_abacus_v1_counter_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +1287,7 @@ func (x *ClearCountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearCountResponse.ProtoReflect.Descriptor instead.
 func (*ClearCountResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{7}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClearCountResponse) GetIdempotencyToken() *IdempotencyToken {
@@ -480,7 +1307,7 @@ type AddCountsRequest struct {
 
 func (x *AddCountsRequest) Reset() {
 	*x = AddCountsRequest{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[8]
+	mi := &file_abacus_v1_counter_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +1319,7 @@ func (x *AddCountsRequest) String() string {
 func (*AddCountsRequest) ProtoMessage() {}
 
 func (x *AddCountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[8]
+	mi := &file_abacus_v1_counter_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +1332,7 @@ func (x *AddCountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCountsRequest.ProtoReflect.Descriptor instead.
 func (*AddCountsRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{8}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AddCountsRequest) GetAdds() []*AddCountRequest {
@@ -525,7 +1352,7 @@ type AddCountsResponse struct {
 
 func (x *AddCountsResponse) Reset() {
 	*x = AddCountsResponse{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[9]
+	mi := &file_abacus_v1_counter_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +1364,7 @@ func (x *AddCountsResponse) String() string {
 func (*AddCountsResponse) ProtoMessage() {}
 
 func (x *AddCountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[9]
+	mi := &file_abacus_v1_counter_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +1377,7 @@ func (x *AddCountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCountsResponse.ProtoReflect.Descriptor instead.
 func (*AddCountsResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{9}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AddCountsResponse) GetResults() []*AddCountResponse {
@@ -570,7 +1397,7 @@ type GetCountsRequest struct {
 
 func (x *GetCountsRequest) Reset() {
 	*x = GetCountsRequest{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[10]
+	mi := &file_abacus_v1_counter_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +1409,7 @@ func (x *GetCountsRequest) String() string {
 func (*GetCountsRequest) ProtoMessage() {}
 
 func (x *GetCountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[10]
+	mi := &file_abacus_v1_counter_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +1422,7 @@ func (x *GetCountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCountsRequest.ProtoReflect.Descriptor instead.
 func (*GetCountsRequest) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{10}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetCountsRequest) GetCounters() []*GetCountRequest {
@@ -615,7 +1442,7 @@ type GetCountsResponse struct {
 
 func (x *GetCountsResponse) Reset() {
 	*x = GetCountsResponse{}
-	mi := &file_abacus_v1_counter_proto_msgTypes[11]
+	mi := &file_abacus_v1_counter_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +1454,7 @@ func (x *GetCountsResponse) String() string {
 func (*GetCountsResponse) ProtoMessage() {}
 
 func (x *GetCountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_abacus_v1_counter_proto_msgTypes[11]
+	mi := &file_abacus_v1_counter_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +1467,7 @@ func (x *GetCountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCountsResponse.ProtoReflect.Descriptor instead.
 func (*GetCountsResponse) Descriptor() ([]byte, []int) {
-	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{11}
+	return file_abacus_v1_counter_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetCountsResponse) GetCounts() []*GetCountResponse {
@@ -654,7 +1481,64 @@ var File_abacus_v1_counter_proto protoreflect.FileDescriptor
 
 const file_abacus_v1_counter_proto_rawDesc = "" +
 	"\n" +
-	"\x17abacus/v1/counter.proto\x12\tabacus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"m\n" +
+	"\x17abacus/v1/counter.proto\x12\tabacus.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n" +
+	"\x05Event\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12C\n" +
+	"\x0fgeneration_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0egenerationTime\x12\x16\n" +
+	"\x05delta\x18\x03 \x01(\x03H\x00R\x05delta\x12\x16\n" +
+	"\x05clear\x18\x04 \x01(\bH\x00R\x05clear\x12!\n" +
+	"\fcounter_name\x18\x05 \x01(\tR\vcounterNameB\x06\n" +
+	"\x04kind\"\xaf\x02\n" +
+	"\x11ListEventsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n" +
+	"\fcounter_name\x18\x02 \x01(\tR\vcounterName\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12+\n" +
+	"\x05order\x18\a \x01(\x0e2\x15.abacus.v1.EventOrderR\x05order\"\xa7\x01\n" +
+	"\x12ListEventsResponse\x12(\n" +
+	"\x06events\x18\x01 \x03(\v2\x10.abacus.v1.EventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12?\n" +
+	"\rretained_from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fretainedFrom\"\xfd\x01\n" +
+	"\x13ExportEventsRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n" +
+	"\fcounter_name\x18\x02 \x01(\tR\vcounterName\x129\n" +
+	"\n" +
+	"start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x123\n" +
+	"\fresume_after\x18\x05 \x01(\v2\x10.abacus.v1.EventR\vresumeAfter\"\x81\x01\n" +
+	"\x14ExportEventsResponse\x12(\n" +
+	"\x06events\x18\x01 \x03(\v2\x10.abacus.v1.EventR\x06events\x12?\n" +
+	"\rretained_from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fretainedFrom\"i\n" +
+	"\x0eRecountRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n" +
+	"\fcounter_name\x18\x02 \x01(\tR\vcounterName\x12\x16\n" +
+	"\x06repair\x18\x03 \x01(\bR\x06repair\"\xb9\x02\n" +
+	"\x0fRecountResponse\x12)\n" +
+	"\x10checkpoint_count\x18\x01 \x01(\x03R\x0fcheckpointCount\x12\x1c\n" +
+	"\trecounted\x18\x02 \x01(\x03R\trecounted\x12%\n" +
+	"\x0eevents_scanned\x18\x03 \x01(\x03R\reventsScanned\x12C\n" +
+	"\x0fcheckpoint_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0echeckpointTime\x12\x14\n" +
+	"\x05match\x18\x05 \x01(\bR\x05match\x12\x1a\n" +
+	"\brepaired\x18\x06 \x01(\bR\brepaired\x12?\n" +
+	"\rretained_from\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fretainedFrom\"\x87\x01\n" +
+	"\x13ListCountersRequest\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xe4\x01\n" +
+	"\vCounterInfo\x12!\n" +
+	"\fcounter_name\x18\x01 \x01(\tR\vcounterName\x12)\n" +
+	"\x10checkpoint_count\x18\x02 \x01(\x03R\x0fcheckpointCount\x12C\n" +
+	"\x0fcheckpoint_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0echeckpointTime\x12B\n" +
+	"\x0flast_write_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rlastWriteTime\"r\n" +
+	"\x14ListCountersResponse\x122\n" +
+	"\bcounters\x18\x01 \x03(\v2\x16.abacus.v1.CounterInfoR\bcounters\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"m\n" +
 	"\x10IdempotencyToken\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12C\n" +
 	"\x0fgeneration_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0egenerationTime\"\xb2\x01\n" +
@@ -686,7 +1570,12 @@ const file_abacus_v1_counter_proto_rawDesc = "" +
 	"\x10GetCountsRequest\x126\n" +
 	"\bcounters\x18\x01 \x03(\v2\x1a.abacus.v1.GetCountRequestR\bcounters\"H\n" +
 	"\x11GetCountsResponse\x123\n" +
-	"\x06counts\x18\x01 \x03(\v2\x1b.abacus.v1.GetCountResponseR\x06counts2\xc6\x03\n" +
+	"\x06counts\x18\x01 \x03(\v2\x1b.abacus.v1.GetCountResponseR\x06counts*M\n" +
+	"\n" +
+	"EventOrder\x12\x1b\n" +
+	"\x17EVENT_ORDER_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fOLDEST_FIRST\x10\x01\x12\x10\n" +
+	"\fNEWEST_FIRST\x10\x022\xf7\x05\n" +
 	"\x0eCounterService\x12C\n" +
 	"\bAddCount\x12\x1a.abacus.v1.AddCountRequest\x1a\x1b.abacus.v1.AddCountResponse\x12O\n" +
 	"\x0eAddAndGetCount\x12\x1a.abacus.v1.AddCountRequest\x1a!.abacus.v1.AddAndGetCountResponse\x12C\n" +
@@ -694,7 +1583,12 @@ const file_abacus_v1_counter_proto_rawDesc = "" +
 	"\n" +
 	"ClearCount\x12\x1c.abacus.v1.ClearCountRequest\x1a\x1d.abacus.v1.ClearCountResponse\x12F\n" +
 	"\tAddCounts\x12\x1b.abacus.v1.AddCountsRequest\x1a\x1c.abacus.v1.AddCountsResponse\x12F\n" +
-	"\tGetCounts\x12\x1b.abacus.v1.GetCountsRequest\x1a\x1c.abacus.v1.GetCountsResponseB5Z3github.com/abacus-dev/abacus/gen/abacus/v1;abacusv1b\x06proto3"
+	"\tGetCounts\x12\x1b.abacus.v1.GetCountsRequest\x1a\x1c.abacus.v1.GetCountsResponse\x12I\n" +
+	"\n" +
+	"ListEvents\x12\x1c.abacus.v1.ListEventsRequest\x1a\x1d.abacus.v1.ListEventsResponse\x12Q\n" +
+	"\fExportEvents\x12\x1e.abacus.v1.ExportEventsRequest\x1a\x1f.abacus.v1.ExportEventsResponse0\x01\x12@\n" +
+	"\aRecount\x12\x19.abacus.v1.RecountRequest\x1a\x1a.abacus.v1.RecountResponse\x12O\n" +
+	"\fListCounters\x12\x1e.abacus.v1.ListCountersRequest\x1a\x1f.abacus.v1.ListCountersResponseB5Z3github.com/abacus-dev/abacus/gen/abacus/v1;abacusv1b\x06proto3"
 
 var (
 	file_abacus_v1_counter_proto_rawDescOnce sync.Once
@@ -708,50 +1602,86 @@ func file_abacus_v1_counter_proto_rawDescGZIP() []byte {
 	return file_abacus_v1_counter_proto_rawDescData
 }
 
-var file_abacus_v1_counter_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_abacus_v1_counter_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_abacus_v1_counter_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_abacus_v1_counter_proto_goTypes = []any{
-	(*IdempotencyToken)(nil),       // 0: abacus.v1.IdempotencyToken
-	(*AddCountRequest)(nil),        // 1: abacus.v1.AddCountRequest
-	(*AddCountResponse)(nil),       // 2: abacus.v1.AddCountResponse
-	(*AddAndGetCountResponse)(nil), // 3: abacus.v1.AddAndGetCountResponse
-	(*GetCountRequest)(nil),        // 4: abacus.v1.GetCountRequest
-	(*GetCountResponse)(nil),       // 5: abacus.v1.GetCountResponse
-	(*ClearCountRequest)(nil),      // 6: abacus.v1.ClearCountRequest
-	(*ClearCountResponse)(nil),     // 7: abacus.v1.ClearCountResponse
-	(*AddCountsRequest)(nil),       // 8: abacus.v1.AddCountsRequest
-	(*AddCountsResponse)(nil),      // 9: abacus.v1.AddCountsResponse
-	(*GetCountsRequest)(nil),       // 10: abacus.v1.GetCountsRequest
-	(*GetCountsResponse)(nil),      // 11: abacus.v1.GetCountsResponse
-	(*timestamppb.Timestamp)(nil),  // 12: google.protobuf.Timestamp
+	(EventOrder)(0),                // 0: abacus.v1.EventOrder
+	(*Event)(nil),                  // 1: abacus.v1.Event
+	(*ListEventsRequest)(nil),      // 2: abacus.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 3: abacus.v1.ListEventsResponse
+	(*ExportEventsRequest)(nil),    // 4: abacus.v1.ExportEventsRequest
+	(*ExportEventsResponse)(nil),   // 5: abacus.v1.ExportEventsResponse
+	(*RecountRequest)(nil),         // 6: abacus.v1.RecountRequest
+	(*RecountResponse)(nil),        // 7: abacus.v1.RecountResponse
+	(*ListCountersRequest)(nil),    // 8: abacus.v1.ListCountersRequest
+	(*CounterInfo)(nil),            // 9: abacus.v1.CounterInfo
+	(*ListCountersResponse)(nil),   // 10: abacus.v1.ListCountersResponse
+	(*IdempotencyToken)(nil),       // 11: abacus.v1.IdempotencyToken
+	(*AddCountRequest)(nil),        // 12: abacus.v1.AddCountRequest
+	(*AddCountResponse)(nil),       // 13: abacus.v1.AddCountResponse
+	(*AddAndGetCountResponse)(nil), // 14: abacus.v1.AddAndGetCountResponse
+	(*GetCountRequest)(nil),        // 15: abacus.v1.GetCountRequest
+	(*GetCountResponse)(nil),       // 16: abacus.v1.GetCountResponse
+	(*ClearCountRequest)(nil),      // 17: abacus.v1.ClearCountRequest
+	(*ClearCountResponse)(nil),     // 18: abacus.v1.ClearCountResponse
+	(*AddCountsRequest)(nil),       // 19: abacus.v1.AddCountsRequest
+	(*AddCountsResponse)(nil),      // 20: abacus.v1.AddCountsResponse
+	(*GetCountsRequest)(nil),       // 21: abacus.v1.GetCountsRequest
+	(*GetCountsResponse)(nil),      // 22: abacus.v1.GetCountsResponse
+	(*timestamppb.Timestamp)(nil),  // 23: google.protobuf.Timestamp
 }
 var file_abacus_v1_counter_proto_depIdxs = []int32{
-	12, // 0: abacus.v1.IdempotencyToken.generation_time:type_name -> google.protobuf.Timestamp
-	0,  // 1: abacus.v1.AddCountRequest.idempotency_token:type_name -> abacus.v1.IdempotencyToken
-	0,  // 2: abacus.v1.AddCountResponse.idempotency_token:type_name -> abacus.v1.IdempotencyToken
-	0,  // 3: abacus.v1.AddAndGetCountResponse.idempotency_token:type_name -> abacus.v1.IdempotencyToken
-	0,  // 4: abacus.v1.ClearCountRequest.idempotency_token:type_name -> abacus.v1.IdempotencyToken
-	0,  // 5: abacus.v1.ClearCountResponse.idempotency_token:type_name -> abacus.v1.IdempotencyToken
-	1,  // 6: abacus.v1.AddCountsRequest.adds:type_name -> abacus.v1.AddCountRequest
-	2,  // 7: abacus.v1.AddCountsResponse.results:type_name -> abacus.v1.AddCountResponse
-	4,  // 8: abacus.v1.GetCountsRequest.counters:type_name -> abacus.v1.GetCountRequest
-	5,  // 9: abacus.v1.GetCountsResponse.counts:type_name -> abacus.v1.GetCountResponse
-	1,  // 10: abacus.v1.CounterService.AddCount:input_type -> abacus.v1.AddCountRequest
-	1,  // 11: abacus.v1.CounterService.AddAndGetCount:input_type -> abacus.v1.AddCountRequest
-	4,  // 12: abacus.v1.CounterService.GetCount:input_type -> abacus.v1.GetCountRequest
-	6,  // 13: abacus.v1.CounterService.ClearCount:input_type -> abacus.v1.ClearCountRequest
-	8,  // 14: abacus.v1.CounterService.AddCounts:input_type -> abacus.v1.AddCountsRequest
-	10, // 15: abacus.v1.CounterService.GetCounts:input_type -> abacus.v1.GetCountsRequest
-	2,  // 16: abacus.v1.CounterService.AddCount:output_type -> abacus.v1.AddCountResponse
-	3,  // 17: abacus.v1.CounterService.AddAndGetCount:output_type -> abacus.v1.AddAndGetCountResponse
-	5,  // 18: abacus.v1.CounterService.GetCount:output_type -> abacus.v1.GetCountResponse
-	7,  // 19: abacus.v1.CounterService.ClearCount:output_type -> abacus.v1.ClearCountResponse
-	9,  // 20: abacus.v1.CounterService.AddCounts:output_type -> abacus.v1.AddCountsResponse
-	11, // 21: abacus.v1.CounterService.GetCounts:output_type -> abacus.v1.GetCountsResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	23, // 0: abacus.v1.Event.generation_time:type_name -> google.protobuf.Timestamp
+	23, // 1: abacus.v1.ListEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	23, // 2: abacus.v1.ListEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	0,  // 3: abacus.v1.ListEventsRequest.order:type_name -> abacus.v1.EventOrder
+	1,  // 4: abacus.v1.ListEventsResponse.events:type_name -> abacus.v1.Event
+	23, // 5: abacus.v1.ListEventsResponse.retained_from:type_name -> google.protobuf.Timestamp
+	23, // 6: abacus.v1.ExportEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	23, // 7: abacus.v1.ExportEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	1,  // 8: abacus.v1.ExportEventsRequest.resume_after:type_name -> abacus.v1.Event
+	1,  // 9: abacus.v1.ExportEventsResponse.events:type_name -> abacus.v1.Event
+	23, // 10: abacus.v1.ExportEventsResponse.retained_from:type_name -> google.protobuf.Timestamp
+	23, // 11: abacus.v1.RecountResponse.checkpoint_time:type_name -> google.protobuf.Timestamp
+	23, // 12: abacus.v1.RecountResponse.retained_from:type_name -> google.protobuf.Timestamp
+	23, // 13: abacus.v1.CounterInfo.checkpoint_time:type_name -> google.protobuf.Timestamp
+	23, // 14: abacus.v1.CounterInfo.last_write_time:type_name -> google.protobuf.Timestamp
+	9,  // 15: abacus.v1.ListCountersResponse.counters:type_name -> abacus.v1.CounterInfo
+	23, // 16: abacus.v1.IdempotencyToken.generation_time:type_name -> google.protobuf.Timestamp
+	11, // 17: abacus.v1.AddCountRequest.idempotency_token:type_name -> abacus.v1.IdempotencyToken
+	11, // 18: abacus.v1.AddCountResponse.idempotency_token:type_name -> abacus.v1.IdempotencyToken
+	11, // 19: abacus.v1.AddAndGetCountResponse.idempotency_token:type_name -> abacus.v1.IdempotencyToken
+	11, // 20: abacus.v1.ClearCountRequest.idempotency_token:type_name -> abacus.v1.IdempotencyToken
+	11, // 21: abacus.v1.ClearCountResponse.idempotency_token:type_name -> abacus.v1.IdempotencyToken
+	12, // 22: abacus.v1.AddCountsRequest.adds:type_name -> abacus.v1.AddCountRequest
+	13, // 23: abacus.v1.AddCountsResponse.results:type_name -> abacus.v1.AddCountResponse
+	15, // 24: abacus.v1.GetCountsRequest.counters:type_name -> abacus.v1.GetCountRequest
+	16, // 25: abacus.v1.GetCountsResponse.counts:type_name -> abacus.v1.GetCountResponse
+	12, // 26: abacus.v1.CounterService.AddCount:input_type -> abacus.v1.AddCountRequest
+	12, // 27: abacus.v1.CounterService.AddAndGetCount:input_type -> abacus.v1.AddCountRequest
+	15, // 28: abacus.v1.CounterService.GetCount:input_type -> abacus.v1.GetCountRequest
+	17, // 29: abacus.v1.CounterService.ClearCount:input_type -> abacus.v1.ClearCountRequest
+	19, // 30: abacus.v1.CounterService.AddCounts:input_type -> abacus.v1.AddCountsRequest
+	21, // 31: abacus.v1.CounterService.GetCounts:input_type -> abacus.v1.GetCountsRequest
+	2,  // 32: abacus.v1.CounterService.ListEvents:input_type -> abacus.v1.ListEventsRequest
+	4,  // 33: abacus.v1.CounterService.ExportEvents:input_type -> abacus.v1.ExportEventsRequest
+	6,  // 34: abacus.v1.CounterService.Recount:input_type -> abacus.v1.RecountRequest
+	8,  // 35: abacus.v1.CounterService.ListCounters:input_type -> abacus.v1.ListCountersRequest
+	13, // 36: abacus.v1.CounterService.AddCount:output_type -> abacus.v1.AddCountResponse
+	14, // 37: abacus.v1.CounterService.AddAndGetCount:output_type -> abacus.v1.AddAndGetCountResponse
+	16, // 38: abacus.v1.CounterService.GetCount:output_type -> abacus.v1.GetCountResponse
+	18, // 39: abacus.v1.CounterService.ClearCount:output_type -> abacus.v1.ClearCountResponse
+	20, // 40: abacus.v1.CounterService.AddCounts:output_type -> abacus.v1.AddCountsResponse
+	22, // 41: abacus.v1.CounterService.GetCounts:output_type -> abacus.v1.GetCountsResponse
+	3,  // 42: abacus.v1.CounterService.ListEvents:output_type -> abacus.v1.ListEventsResponse
+	5,  // 43: abacus.v1.CounterService.ExportEvents:output_type -> abacus.v1.ExportEventsResponse
+	7,  // 44: abacus.v1.CounterService.Recount:output_type -> abacus.v1.RecountResponse
+	10, // 45: abacus.v1.CounterService.ListCounters:output_type -> abacus.v1.ListCountersResponse
+	36, // [36:46] is the sub-list for method output_type
+	26, // [26:36] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_abacus_v1_counter_proto_init() }
@@ -759,18 +1689,23 @@ func file_abacus_v1_counter_proto_init() {
 	if File_abacus_v1_counter_proto != nil {
 		return
 	}
+	file_abacus_v1_counter_proto_msgTypes[0].OneofWrappers = []any{
+		(*Event_Delta)(nil),
+		(*Event_Clear)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_abacus_v1_counter_proto_rawDesc), len(file_abacus_v1_counter_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   12,
+			NumEnums:      1,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_abacus_v1_counter_proto_goTypes,
 		DependencyIndexes: file_abacus_v1_counter_proto_depIdxs,
+		EnumInfos:         file_abacus_v1_counter_proto_enumTypes,
 		MessageInfos:      file_abacus_v1_counter_proto_msgTypes,
 	}.Build()
 	File_abacus_v1_counter_proto = out.File

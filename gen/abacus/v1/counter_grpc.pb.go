@@ -28,6 +28,10 @@ const (
 	CounterService_ClearCount_FullMethodName     = "/abacus.v1.CounterService/ClearCount"
 	CounterService_AddCounts_FullMethodName      = "/abacus.v1.CounterService/AddCounts"
 	CounterService_GetCounts_FullMethodName      = "/abacus.v1.CounterService/GetCounts"
+	CounterService_ListEvents_FullMethodName     = "/abacus.v1.CounterService/ListEvents"
+	CounterService_ExportEvents_FullMethodName   = "/abacus.v1.CounterService/ExportEvents"
+	CounterService_Recount_FullMethodName        = "/abacus.v1.CounterService/Recount"
+	CounterService_ListCounters_FullMethodName   = "/abacus.v1.CounterService/ListCounters"
 )
 
 // CounterServiceClient is the client API for CounterService service.
@@ -58,6 +62,22 @@ type CounterServiceClient interface {
 	AddCounts(ctx context.Context, in *AddCountsRequest, opts ...grpc.CallOption) (*AddCountsResponse, error)
 	// GetCounts reads many counters in one call.
 	GetCounts(ctx context.Context, in *GetCountsRequest, opts ...grpc.CallOption) (*GetCountsResponse, error)
+	// ListEvents lists one counter's events over a time range, a page at a
+	// time, in the order rollups apply them (or the reverse). EVENTUAL and
+	// ACCURATE namespaces only: BEST_EFFORT ones keep no events
+	// (FAILED_PRECONDITION). Needs the read right.
+	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// ExportEvents streams the events of one counter, or of every counter of
+	// a namespace (by counter name, then in rollup order), over a time range,
+	// for offline audit. Needs the read right.
+	ExportEvents(ctx context.Context, in *ExportEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportEventsResponse], error)
+	// Recount recomputes a counter's count from its events up to its
+	// checkpoint time and compares it with the checkpoint; with repair it
+	// rewrites a wrong checkpoint. Needs the read right, and admin to repair.
+	Recount(ctx context.Context, in *RecountRequest, opts ...grpc.CallOption) (*RecountResponse, error)
+	// ListCounters lists the counters of a namespace, a page at a time, in
+	// name order, with their checkpoints. Needs the read right.
+	ListCounters(ctx context.Context, in *ListCountersRequest, opts ...grpc.CallOption) (*ListCountersResponse, error)
 }
 
 type counterServiceClient struct {
@@ -128,6 +148,55 @@ func (c *counterServiceClient) GetCounts(ctx context.Context, in *GetCountsReque
 	return out, nil
 }
 
+func (c *counterServiceClient) ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEventsResponse)
+	err := c.cc.Invoke(ctx, CounterService_ListEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *counterServiceClient) ExportEvents(ctx context.Context, in *ExportEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportEventsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CounterService_ServiceDesc.Streams[0], CounterService_ExportEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportEventsRequest, ExportEventsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CounterService_ExportEventsClient = grpc.ServerStreamingClient[ExportEventsResponse]
+
+func (c *counterServiceClient) Recount(ctx context.Context, in *RecountRequest, opts ...grpc.CallOption) (*RecountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecountResponse)
+	err := c.cc.Invoke(ctx, CounterService_Recount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *counterServiceClient) ListCounters(ctx context.Context, in *ListCountersRequest, opts ...grpc.CallOption) (*ListCountersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCountersResponse)
+	err := c.cc.Invoke(ctx, CounterService_ListCounters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CounterServiceServer is the server API for CounterService service.
 // All implementations must embed UnimplementedCounterServiceServer
 // for forward compatibility.
@@ -156,6 +225,22 @@ type CounterServiceServer interface {
 	AddCounts(context.Context, *AddCountsRequest) (*AddCountsResponse, error)
 	// GetCounts reads many counters in one call.
 	GetCounts(context.Context, *GetCountsRequest) (*GetCountsResponse, error)
+	// ListEvents lists one counter's events over a time range, a page at a
+	// time, in the order rollups apply them (or the reverse). EVENTUAL and
+	// ACCURATE namespaces only: BEST_EFFORT ones keep no events
+	// (FAILED_PRECONDITION). Needs the read right.
+	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
+	// ExportEvents streams the events of one counter, or of every counter of
+	// a namespace (by counter name, then in rollup order), over a time range,
+	// for offline audit. Needs the read right.
+	ExportEvents(*ExportEventsRequest, grpc.ServerStreamingServer[ExportEventsResponse]) error
+	// Recount recomputes a counter's count from its events up to its
+	// checkpoint time and compares it with the checkpoint; with repair it
+	// rewrites a wrong checkpoint. Needs the read right, and admin to repair.
+	Recount(context.Context, *RecountRequest) (*RecountResponse, error)
+	// ListCounters lists the counters of a namespace, a page at a time, in
+	// name order, with their checkpoints. Needs the read right.
+	ListCounters(context.Context, *ListCountersRequest) (*ListCountersResponse, error)
 	mustEmbedUnimplementedCounterServiceServer()
 }
 
@@ -183,6 +268,18 @@ func (UnimplementedCounterServiceServer) AddCounts(context.Context, *AddCountsRe
 }
 func (UnimplementedCounterServiceServer) GetCounts(context.Context, *GetCountsRequest) (*GetCountsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCounts not implemented")
+}
+func (UnimplementedCounterServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
+}
+func (UnimplementedCounterServiceServer) ExportEvents(*ExportEventsRequest, grpc.ServerStreamingServer[ExportEventsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportEvents not implemented")
+}
+func (UnimplementedCounterServiceServer) Recount(context.Context, *RecountRequest) (*RecountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Recount not implemented")
+}
+func (UnimplementedCounterServiceServer) ListCounters(context.Context, *ListCountersRequest) (*ListCountersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCounters not implemented")
 }
 func (UnimplementedCounterServiceServer) mustEmbedUnimplementedCounterServiceServer() {}
 func (UnimplementedCounterServiceServer) testEmbeddedByValue()                        {}
@@ -313,6 +410,71 @@ func _CounterService_GetCounts_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CounterService_ListEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CounterServiceServer).ListEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CounterService_ListEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CounterServiceServer).ListEvents(ctx, req.(*ListEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CounterService_ExportEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CounterServiceServer).ExportEvents(m, &grpc.GenericServerStream[ExportEventsRequest, ExportEventsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CounterService_ExportEventsServer = grpc.ServerStreamingServer[ExportEventsResponse]
+
+func _CounterService_Recount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CounterServiceServer).Recount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CounterService_Recount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CounterServiceServer).Recount(ctx, req.(*RecountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CounterService_ListCounters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCountersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CounterServiceServer).ListCounters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CounterService_ListCounters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CounterServiceServer).ListCounters(ctx, req.(*ListCountersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CounterService_ServiceDesc is the grpc.ServiceDesc for CounterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -344,7 +506,25 @@ var CounterService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetCounts",
 			Handler:    _CounterService_GetCounts_Handler,
 		},
+		{
+			MethodName: "ListEvents",
+			Handler:    _CounterService_ListEvents_Handler,
+		},
+		{
+			MethodName: "Recount",
+			Handler:    _CounterService_Recount_Handler,
+		},
+		{
+			MethodName: "ListCounters",
+			Handler:    _CounterService_ListCounters_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportEvents",
+			Handler:       _CounterService_ExportEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "abacus/v1/counter.proto",
 }

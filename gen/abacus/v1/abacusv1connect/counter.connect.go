@@ -51,6 +51,17 @@ const (
 	// CounterServiceGetCountsProcedure is the fully-qualified name of the CounterService's GetCounts
 	// RPC.
 	CounterServiceGetCountsProcedure = "/abacus.v1.CounterService/GetCounts"
+	// CounterServiceListEventsProcedure is the fully-qualified name of the CounterService's ListEvents
+	// RPC.
+	CounterServiceListEventsProcedure = "/abacus.v1.CounterService/ListEvents"
+	// CounterServiceExportEventsProcedure is the fully-qualified name of the CounterService's
+	// ExportEvents RPC.
+	CounterServiceExportEventsProcedure = "/abacus.v1.CounterService/ExportEvents"
+	// CounterServiceRecountProcedure is the fully-qualified name of the CounterService's Recount RPC.
+	CounterServiceRecountProcedure = "/abacus.v1.CounterService/Recount"
+	// CounterServiceListCountersProcedure is the fully-qualified name of the CounterService's
+	// ListCounters RPC.
+	CounterServiceListCountersProcedure = "/abacus.v1.CounterService/ListCounters"
 )
 
 // CounterServiceClient is a client for the abacus.v1.CounterService service.
@@ -70,6 +81,22 @@ type CounterServiceClient interface {
 	AddCounts(context.Context, *connect.Request[v1.AddCountsRequest]) (*connect.Response[v1.AddCountsResponse], error)
 	// GetCounts reads many counters in one call.
 	GetCounts(context.Context, *connect.Request[v1.GetCountsRequest]) (*connect.Response[v1.GetCountsResponse], error)
+	// ListEvents lists one counter's events over a time range, a page at a
+	// time, in the order rollups apply them (or the reverse). EVENTUAL and
+	// ACCURATE namespaces only: BEST_EFFORT ones keep no events
+	// (FAILED_PRECONDITION). Needs the read right.
+	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
+	// ExportEvents streams the events of one counter, or of every counter of
+	// a namespace (by counter name, then in rollup order), over a time range,
+	// for offline audit. Needs the read right.
+	ExportEvents(context.Context, *connect.Request[v1.ExportEventsRequest]) (*connect.ServerStreamForClient[v1.ExportEventsResponse], error)
+	// Recount recomputes a counter's count from its events up to its
+	// checkpoint time and compares it with the checkpoint; with repair it
+	// rewrites a wrong checkpoint. Needs the read right, and admin to repair.
+	Recount(context.Context, *connect.Request[v1.RecountRequest]) (*connect.Response[v1.RecountResponse], error)
+	// ListCounters lists the counters of a namespace, a page at a time, in
+	// name order, with their checkpoints. Needs the read right.
+	ListCounters(context.Context, *connect.Request[v1.ListCountersRequest]) (*connect.Response[v1.ListCountersResponse], error)
 }
 
 // NewCounterServiceClient constructs a client for the abacus.v1.CounterService service. By default,
@@ -119,6 +146,30 @@ func NewCounterServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(counterServiceMethods.ByName("GetCounts")),
 			connect.WithClientOptions(opts...),
 		),
+		listEvents: connect.NewClient[v1.ListEventsRequest, v1.ListEventsResponse](
+			httpClient,
+			baseURL+CounterServiceListEventsProcedure,
+			connect.WithSchema(counterServiceMethods.ByName("ListEvents")),
+			connect.WithClientOptions(opts...),
+		),
+		exportEvents: connect.NewClient[v1.ExportEventsRequest, v1.ExportEventsResponse](
+			httpClient,
+			baseURL+CounterServiceExportEventsProcedure,
+			connect.WithSchema(counterServiceMethods.ByName("ExportEvents")),
+			connect.WithClientOptions(opts...),
+		),
+		recount: connect.NewClient[v1.RecountRequest, v1.RecountResponse](
+			httpClient,
+			baseURL+CounterServiceRecountProcedure,
+			connect.WithSchema(counterServiceMethods.ByName("Recount")),
+			connect.WithClientOptions(opts...),
+		),
+		listCounters: connect.NewClient[v1.ListCountersRequest, v1.ListCountersResponse](
+			httpClient,
+			baseURL+CounterServiceListCountersProcedure,
+			connect.WithSchema(counterServiceMethods.ByName("ListCounters")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -130,6 +181,10 @@ type counterServiceClient struct {
 	clearCount     *connect.Client[v1.ClearCountRequest, v1.ClearCountResponse]
 	addCounts      *connect.Client[v1.AddCountsRequest, v1.AddCountsResponse]
 	getCounts      *connect.Client[v1.GetCountsRequest, v1.GetCountsResponse]
+	listEvents     *connect.Client[v1.ListEventsRequest, v1.ListEventsResponse]
+	exportEvents   *connect.Client[v1.ExportEventsRequest, v1.ExportEventsResponse]
+	recount        *connect.Client[v1.RecountRequest, v1.RecountResponse]
+	listCounters   *connect.Client[v1.ListCountersRequest, v1.ListCountersResponse]
 }
 
 // AddCount calls abacus.v1.CounterService.AddCount.
@@ -162,6 +217,26 @@ func (c *counterServiceClient) GetCounts(ctx context.Context, req *connect.Reque
 	return c.getCounts.CallUnary(ctx, req)
 }
 
+// ListEvents calls abacus.v1.CounterService.ListEvents.
+func (c *counterServiceClient) ListEvents(ctx context.Context, req *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error) {
+	return c.listEvents.CallUnary(ctx, req)
+}
+
+// ExportEvents calls abacus.v1.CounterService.ExportEvents.
+func (c *counterServiceClient) ExportEvents(ctx context.Context, req *connect.Request[v1.ExportEventsRequest]) (*connect.ServerStreamForClient[v1.ExportEventsResponse], error) {
+	return c.exportEvents.CallServerStream(ctx, req)
+}
+
+// Recount calls abacus.v1.CounterService.Recount.
+func (c *counterServiceClient) Recount(ctx context.Context, req *connect.Request[v1.RecountRequest]) (*connect.Response[v1.RecountResponse], error) {
+	return c.recount.CallUnary(ctx, req)
+}
+
+// ListCounters calls abacus.v1.CounterService.ListCounters.
+func (c *counterServiceClient) ListCounters(ctx context.Context, req *connect.Request[v1.ListCountersRequest]) (*connect.Response[v1.ListCountersResponse], error) {
+	return c.listCounters.CallUnary(ctx, req)
+}
+
 // CounterServiceHandler is an implementation of the abacus.v1.CounterService service.
 type CounterServiceHandler interface {
 	// AddCount adds delta to a counter. It is acknowledged only once durable
@@ -179,6 +254,22 @@ type CounterServiceHandler interface {
 	AddCounts(context.Context, *connect.Request[v1.AddCountsRequest]) (*connect.Response[v1.AddCountsResponse], error)
 	// GetCounts reads many counters in one call.
 	GetCounts(context.Context, *connect.Request[v1.GetCountsRequest]) (*connect.Response[v1.GetCountsResponse], error)
+	// ListEvents lists one counter's events over a time range, a page at a
+	// time, in the order rollups apply them (or the reverse). EVENTUAL and
+	// ACCURATE namespaces only: BEST_EFFORT ones keep no events
+	// (FAILED_PRECONDITION). Needs the read right.
+	ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error)
+	// ExportEvents streams the events of one counter, or of every counter of
+	// a namespace (by counter name, then in rollup order), over a time range,
+	// for offline audit. Needs the read right.
+	ExportEvents(context.Context, *connect.Request[v1.ExportEventsRequest], *connect.ServerStream[v1.ExportEventsResponse]) error
+	// Recount recomputes a counter's count from its events up to its
+	// checkpoint time and compares it with the checkpoint; with repair it
+	// rewrites a wrong checkpoint. Needs the read right, and admin to repair.
+	Recount(context.Context, *connect.Request[v1.RecountRequest]) (*connect.Response[v1.RecountResponse], error)
+	// ListCounters lists the counters of a namespace, a page at a time, in
+	// name order, with their checkpoints. Needs the read right.
+	ListCounters(context.Context, *connect.Request[v1.ListCountersRequest]) (*connect.Response[v1.ListCountersResponse], error)
 }
 
 // NewCounterServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -224,6 +315,30 @@ func NewCounterServiceHandler(svc CounterServiceHandler, opts ...connect.Handler
 		connect.WithSchema(counterServiceMethods.ByName("GetCounts")),
 		connect.WithHandlerOptions(opts...),
 	)
+	counterServiceListEventsHandler := connect.NewUnaryHandler(
+		CounterServiceListEventsProcedure,
+		svc.ListEvents,
+		connect.WithSchema(counterServiceMethods.ByName("ListEvents")),
+		connect.WithHandlerOptions(opts...),
+	)
+	counterServiceExportEventsHandler := connect.NewServerStreamHandler(
+		CounterServiceExportEventsProcedure,
+		svc.ExportEvents,
+		connect.WithSchema(counterServiceMethods.ByName("ExportEvents")),
+		connect.WithHandlerOptions(opts...),
+	)
+	counterServiceRecountHandler := connect.NewUnaryHandler(
+		CounterServiceRecountProcedure,
+		svc.Recount,
+		connect.WithSchema(counterServiceMethods.ByName("Recount")),
+		connect.WithHandlerOptions(opts...),
+	)
+	counterServiceListCountersHandler := connect.NewUnaryHandler(
+		CounterServiceListCountersProcedure,
+		svc.ListCounters,
+		connect.WithSchema(counterServiceMethods.ByName("ListCounters")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/abacus.v1.CounterService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case CounterServiceAddCountProcedure:
@@ -238,6 +353,14 @@ func NewCounterServiceHandler(svc CounterServiceHandler, opts ...connect.Handler
 			counterServiceAddCountsHandler.ServeHTTP(w, r)
 		case CounterServiceGetCountsProcedure:
 			counterServiceGetCountsHandler.ServeHTTP(w, r)
+		case CounterServiceListEventsProcedure:
+			counterServiceListEventsHandler.ServeHTTP(w, r)
+		case CounterServiceExportEventsProcedure:
+			counterServiceExportEventsHandler.ServeHTTP(w, r)
+		case CounterServiceRecountProcedure:
+			counterServiceRecountHandler.ServeHTTP(w, r)
+		case CounterServiceListCountersProcedure:
+			counterServiceListCountersHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -269,4 +392,20 @@ func (UnimplementedCounterServiceHandler) AddCounts(context.Context, *connect.Re
 
 func (UnimplementedCounterServiceHandler) GetCounts(context.Context, *connect.Request[v1.GetCountsRequest]) (*connect.Response[v1.GetCountsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("abacus.v1.CounterService.GetCounts is not implemented"))
+}
+
+func (UnimplementedCounterServiceHandler) ListEvents(context.Context, *connect.Request[v1.ListEventsRequest]) (*connect.Response[v1.ListEventsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("abacus.v1.CounterService.ListEvents is not implemented"))
+}
+
+func (UnimplementedCounterServiceHandler) ExportEvents(context.Context, *connect.Request[v1.ExportEventsRequest], *connect.ServerStream[v1.ExportEventsResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("abacus.v1.CounterService.ExportEvents is not implemented"))
+}
+
+func (UnimplementedCounterServiceHandler) Recount(context.Context, *connect.Request[v1.RecountRequest]) (*connect.Response[v1.RecountResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("abacus.v1.CounterService.Recount is not implemented"))
+}
+
+func (UnimplementedCounterServiceHandler) ListCounters(context.Context, *connect.Request[v1.ListCountersRequest]) (*connect.Response[v1.ListCountersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("abacus.v1.CounterService.ListCounters is not implemented"))
 }
