@@ -167,6 +167,22 @@ func (r roundRobin) GetCounts(ctx context.Context, in *abacusv1.GetCountsRequest
 	return r.c.pick().cli.GetCounts(ctx, in, opts...)
 }
 
+func (r roundRobin) ListEvents(ctx context.Context, in *abacusv1.ListEventsRequest, opts ...grpc.CallOption) (*abacusv1.ListEventsResponse, error) {
+	return r.c.pick().cli.ListEvents(ctx, in, opts...)
+}
+
+func (r roundRobin) ExportEvents(ctx context.Context, in *abacusv1.ExportEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[abacusv1.ExportEventsResponse], error) {
+	return r.c.pick().cli.ExportEvents(ctx, in, opts...)
+}
+
+func (r roundRobin) Recount(ctx context.Context, in *abacusv1.RecountRequest, opts ...grpc.CallOption) (*abacusv1.RecountResponse, error) {
+	return r.c.pick().cli.Recount(ctx, in, opts...)
+}
+
+func (r roundRobin) ListCounters(ctx context.Context, in *abacusv1.ListCountersRequest, opts ...grpc.CallOption) (*abacusv1.ListCountersResponse, error) {
+	return r.c.pick().cli.ListCounters(ctx, in, opts...)
+}
+
 // Stats counts what a client has sent since it was created. Every field
 // counts attempts, so retries and hedges are included.
 type Stats struct {
