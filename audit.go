@@ -48,8 +48,7 @@ type EventPage struct {
 	// NextPageToken is "" after the last page.
 	NextPageToken string
 	// RetainedFrom is the earliest time whose events are all still kept:
-	// retention may have deleted earlier ones. Zero while the namespace is
-	// too young for retention to have deleted anything.
+	// retention may have deleted earlier ones.
 	RetainedFrom time.Time
 }
 

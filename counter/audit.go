@@ -35,18 +35,13 @@ func (s *Service) durableNamespace(name, what string) (*abacus.Namespace, error)
 }
 
 // retainedFrom is the earliest time whose events retention has certainly
-// kept at now: it deletes whole slices that ended delete_after ago. Zero
-// while the namespace is younger than that, when nothing can be deleted.
+// kept at now: it deletes whole slices that ended delete_after ago.
 func retainedFrom(ns *abacus.Namespace, now time.Time) time.Time {
 	w := ns.Partition.SliceWidth
 	if w <= 0 {
 		return time.Time{}
 	}
-	b := sliceFloor(now.Add(-ns.Retention.DeleteAfter), w)
-	if !ns.Created.IsZero() && !b.After(ns.Created) {
-		return time.Time{}
-	}
-	return b
+	return sliceFloor(now.Add(-ns.Retention.DeleteAfter), w)
 }
 
 // sliceFloor is the start of the slice of width w that holds t: slices are
@@ -316,8 +311,9 @@ func (s *Service) Recount(ctx context.Context, r abacus.Ref, repair bool) (abacu
 			continue // a rollup moved the checkpoint: recount from the new one
 		}
 		res.Repaired = true
+		was, _ := st.Count.Int64()
 		s.log.Warn("recount repaired a checkpoint", "namespace", ns.Name, "counter", r.Counter,
-			"checkpoint_time", st.Through, "was", st.Count, "now", sum)
+			"checkpoint_time", st.Through, "was", was, "now", n)
 		s.signal(ns, r.Counter, true)
 		return res, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +19,24 @@ import (
 )
 
 // clock is a manual clock for tests.
-type clock struct{ t time.Time }
+// clock is a test's clock. Tests set t directly while nothing else runs;
+// advance is for tests whose service runs on other goroutines meanwhile.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time { return c.t }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 // testNamespace returns a complete namespace with small partitions, so that a
 // few seconds of events cross buckets and slices.

@@ -298,8 +298,7 @@ type ListEventsResponse struct {
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// retained_from is the earliest generation_time whose events are all
 	// still kept: retention may have deleted earlier ones (their counts stay
-	// in the checkpoints). Unset while the namespace is too young for
-	// retention to have deleted anything.
+	// in the checkpoints and in what retention kept: see Recount).
 	RetainedFrom  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=retained_from,json=retainedFrom,proto3" json:"retained_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
