@@ -73,6 +73,16 @@ func TestAccessRights(t *testing.T) {
 			&abacusv1.DeleteNamespaceRequest{Name: "gone"}, codes.NotFound},
 		{"get namespace with any right", "Bearer writer-secret", abacusv1connect.NamespaceServiceGetNamespaceProcedure, "exp_1",
 			&abacusv1.GetNamespaceRequest{Name: "exp_1"}, codes.NotFound},
+		{"list events needs read", "Bearer writer-secret", abacusv1connect.CounterServiceListEventsProcedure, "exp_1",
+			&abacusv1.ListEventsRequest{Namespace: "exp_1", CounterName: "c"}, codes.PermissionDenied},
+		{"list events with read", "Bearer reader-secret", abacusv1connect.CounterServiceListEventsProcedure, "views",
+			&abacusv1.ListEventsRequest{Namespace: "views", CounterName: "c"}, codes.OK},
+		{"list counters with read", "Bearer reader-secret", abacusv1connect.CounterServiceListCountersProcedure, "views",
+			&abacusv1.ListCountersRequest{Namespace: "views"}, codes.OK},
+		{"recount with read", "Bearer reader-secret", abacusv1connect.CounterServiceRecountProcedure, "views",
+			&abacusv1.RecountRequest{Namespace: "views", CounterName: "c"}, codes.OK},
+		{"repair needs admin", "Bearer rw-secret", abacusv1connect.CounterServiceRecountProcedure, "views",
+			&abacusv1.RecountRequest{Namespace: "views", CounterName: "c", Repair: true}, codes.PermissionDenied},
 		{"get namespace without a right", "Bearer writer-secret", abacusv1connect.NamespaceServiceGetNamespaceProcedure, "views",
 			&abacusv1.GetNamespaceRequest{Name: "views"}, codes.PermissionDenied},
 	}
@@ -168,6 +178,12 @@ func responseOf(procedure string) proto.Message {
 		return &abacusv1.AddCountsResponse{}
 	case abacusv1connect.CounterServiceGetCountsProcedure:
 		return &abacusv1.GetCountsResponse{}
+	case abacusv1connect.CounterServiceListEventsProcedure:
+		return &abacusv1.ListEventsResponse{}
+	case abacusv1connect.CounterServiceListCountersProcedure:
+		return &abacusv1.ListCountersResponse{}
+	case abacusv1connect.CounterServiceRecountProcedure:
+		return &abacusv1.RecountResponse{}
 	case abacusv1connect.NamespaceServiceCreateNamespaceProcedure:
 		return &abacusv1.CreateNamespaceResponse{}
 	case abacusv1connect.NamespaceServiceDeleteNamespaceProcedure:
