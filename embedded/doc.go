@@ -12,6 +12,8 @@
 //	    → varint(delta) | clear flag (1 byte)                              one event [TS-1]
 //	'w' | nsID u64 | counter → event_time i64     last write time rounded up to 100ms, merged as a max [ROLL-2]
 //	'c' | nsID u64 | counter → count hi i64 | count lo u64 | through i64        checkpoint [ROLL-1]
+//	'r' | nsID u64 | counter → count hi i64 | count lo u64 | through i64        retained base: the count of
+//	                                                                  the events retention deleted
 //	'n' | name               → JSON of abacus.Namespace                        [API-1]
 //	'm' | name               → store metadata: layout version, namespace ID sequence
 //
@@ -34,8 +36,9 @@
 //     refuses control characters) and the store refuses one that does with
 //     InvalidArgument, so the terminator is unambiguous. The event ID is the
 //     last component and needs no terminator, so any ID is stored as it is.
-//   - 'w' and 'c' keys of a counter have the same suffix, so BehindCounters can
-//     walk both key spaces in step (a merge join) without a lookup per counter.
+//   - 'w' and 'c' keys of a counter have the same suffix, so BehindCounters and
+//     ListCounters can walk both key spaces in step (a merge join) without a
+//     lookup per counter.
 //
 // The namespace ID, not its name, keys the data: IDs come from a persisted
 // sequence and are never reused, so a namespace deleted and created again

@@ -15,8 +15,13 @@ const (
 	prefixEvent      byte = 'e'
 	prefixMeta       byte = 'm'
 	prefixNamespace  byte = 'n'
+	prefixRetained   byte = 'r'
 	prefixLastWrite  byte = 'w'
 )
+
+// namespaceDataPrefixes are the key spaces that hold a namespace's data,
+// keyed by its ID: what dropping a namespace deletes.
+var namespaceDataPrefixes = []byte{prefixEvent, prefixLastWrite, prefixCheckpoint, prefixRetained}
 
 // counterEnd terminates the counter name in event keys.
 const counterEnd byte = 0x00
@@ -103,7 +108,7 @@ func counterKey(prefix byte, nsID uint64, counter string) []byte {
 	return append(spaceKey(prefix, nsID), counter...)
 }
 
-// parseCounterKey splits a 'w' or 'c' key.
+// parseCounterKey splits a 'w', 'c' or 'r' key.
 func parseCounterKey(key []byte) (nsID uint64, counter string, ok bool) {
 	if len(key) < 9 {
 		return 0, "", false
@@ -173,7 +178,7 @@ func decodeTime(v []byte) (int64, bool) {
 	return getInt64(v), true
 }
 
-// Checkpoint values ('c' keys).
+// Checkpoint values ('c' keys, and 'r' keys: a retained base is a checkpoint).
 
 const checkpointLen = 24
 

@@ -157,7 +157,7 @@ func (s *Store) UpdateNamespace(ctx context.Context, ns *abacus.Namespace) (*aba
 }
 
 // DeleteNamespace implements abacus.NamespaceStore. The namespace's events,
-// last writes and checkpoints, which this store holds, go in the same
+// last writes, checkpoints and retained bases, which this store holds, go in the same
 // atomic batch: deleted in a second step, as EventStore.DropNamespace does, a
 // crash in between left them unreachable for good. (The service still calls
 // DropNamespace next, which removes what writes in flight added meanwhile.)
@@ -185,7 +185,7 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Names
 // deleteNamespaceData adds to b one range deletion per key space that holds a
 // namespace's data.
 func deleteNamespaceData(b *pebble.Batch, nsID uint64) {
-	for _, p := range []byte{prefixEvent, prefixLastWrite, prefixCheckpoint} {
+	for _, p := range namespaceDataPrefixes {
 		start := spaceKey(p, nsID)
 		_ = b.DeleteRange(start, prefixEnd(start), nil)
 	}
@@ -206,7 +206,7 @@ func (s *Store) dropOrphans() (err error) {
 		live[ns.ID] = true
 	}
 	orphans := map[uint64]bool{}
-	for _, p := range []byte{prefixEvent, prefixLastWrite, prefixCheckpoint} {
+	for _, p := range namespaceDataPrefixes {
 		if err := s.eachNamespaceID(p, func(id uint64) {
 			if !live[id] {
 				orphans[id] = true

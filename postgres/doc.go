@@ -10,7 +10,7 @@
 // Every object lives in one schema (Options.Schema, "abacus" by default),
 // created and upgraded by Open (see schema.go):
 //
-//	meta(key text PK, value text)                   'schema_version' → "1"
+//	meta(key text PK, value text)                   'schema_version' → "2"
 //	namespaces(name text PK, id bigint identity UNIQUE, config jsonb,
 //	           created timestamptz, updated timestamptz)              [API-1]
 //	events(ns_id, slice, counter, time_bucket, event_bucket,
@@ -24,6 +24,8 @@
 //	slices(ns_id, slice, PK)                  the slice partitions that exist
 //	counters(ns_id, counter, last_write, fence, PK (ns_id, counter))  [ROLL-2]
 //	checkpoints(ns_id, counter, count_hi, count_lo, through, PK)       [ROLL-1]
+//	retained_bases(ns_id, counter, count_hi, count_lo, through, PK)
+//	                                          count of the events retention deleted
 //	refuse_events(bigint)                     raises SQLSTATE AB409 if > 0
 //
 // Times (event_time, through, last_write, fence) are bigint Unix nanoseconds:

@@ -215,8 +215,8 @@ func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.T
 }
 
 // DropNamespace implements abacus.EventStore: it drops the namespace's
-// partitions and deletes its counters' last writes and fences, checkpoints
-// and slice registry in one transaction (see dropNamespaceData).
+// partitions and deletes its counters' last writes and fences, checkpoints,
+// retained bases and slice registry in one transaction (see dropNamespaceData).
 // DeleteNamespace does the same with the namespace's record; the service
 // still calls DropNamespace afterwards, which removes what writes still in
 // flight added in between.
@@ -238,10 +238,10 @@ func (s *Store) DropNamespace(ctx context.Context, ns *abacus.Namespace) error {
 }
 
 // dropNamespaceData drops, in tx, a namespace's event partitions, slices,
-// last writes and checkpoints. Locks are taken in the order an append takes
-// them, so that the two cannot deadlock: an append upserts its counters rows
-// and then inserts into events, so the rows are deleted first and the events
-// table locked after. Dropping a partition locks the events table itself
+// last writes, checkpoints and retained bases. Locks are taken in the order
+// an append takes them, so that the two cannot deadlock: an append upserts
+// its counters rows and then inserts into events, so the rows are deleted
+// first and the events table locked after. Dropping a partition locks the events table itself
 // (ACCESS EXCLUSIVE): every namespace's writes pause for the statement.
 func (s *Store) dropNamespaceData(ctx context.Context, tx pgx.Tx, id int64) error {
 	if _, err := tx.Exec(ctx, s.ddlPrologue(false)); err != nil {
@@ -249,7 +249,8 @@ func (s *Store) dropNamespaceData(ctx context.Context, tx pgx.Tx, id int64) erro
 	}
 	if _, err := tx.Exec(ctx, s.sql(`
 WITH slices AS (DELETE FROM {{S}}.slices WHERE ns_id = $1),
-     writes AS (DELETE FROM {{S}}.counters WHERE ns_id = $1)
+     writes AS (DELETE FROM {{S}}.counters WHERE ns_id = $1),
+     bases AS (DELETE FROM {{S}}.retained_bases WHERE ns_id = $1)
 DELETE FROM {{S}}.checkpoints WHERE ns_id = $1`), id); err != nil {
 		return err
 	}

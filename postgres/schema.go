@@ -75,11 +75,24 @@ BEGIN
 END
 $$;
 `,
+	// Version 2: retained bases (RollupStore.SetRetainedBase). IF NOT EXISTS
+	// so that the migration also completes a schema where a failed attempt
+	// left the table behind.
+	`
+CREATE TABLE IF NOT EXISTS {{S}}.retained_bases (
+    ns_id    bigint NOT NULL,
+    counter  text   COLLATE "C" NOT NULL,
+    count_hi bigint NOT NULL,
+    count_lo bigint NOT NULL,
+    through  bigint NOT NULL,
+    PRIMARY KEY (ns_id, counter)
+);
+`,
 }
 
 // SchemaVersion is the schema version this build creates and reads: the
 // number of migrations (TestMigrationsMatchVersion checks).
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrate creates the schema or upgrades it to SchemaVersion, in one
 // transaction under an advisory lock, so that nodes starting together apply

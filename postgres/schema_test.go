@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -47,8 +48,8 @@ func TestOpenTwice(t *testing.T) {
 	if evs := scan(t, s2, ns, "c"); len(evs) != 1 {
 		t.Fatalf("events after reopen: %v", evs)
 	}
-	if v := schemaVersion(t, schema); v != "1" {
-		t.Fatalf("schema version %q, want 1", v)
+	if v := schemaVersion(t, schema); v != strconv.Itoa(SchemaVersion) {
+		t.Fatalf("schema version %q, want %d", v, SchemaVersion)
 	}
 }
 
@@ -80,8 +81,8 @@ func TestOpenConcurrent(t *testing.T) {
 	if evs := scan(t, stores[2], ns, "c"); len(evs) != 1 {
 		t.Fatalf("another store's events: %v", evs)
 	}
-	if v := schemaVersion(t, schema); v != "1" {
-		t.Fatalf("schema version %q, want 1", v)
+	if v := schemaVersion(t, schema); v != strconv.Itoa(SchemaVersion) {
+		t.Fatalf("schema version %q, want %d", v, SchemaVersion)
 	}
 }
 
@@ -181,5 +182,39 @@ func TestPartitionIsFixed(t *testing.T) {
 	upd.Description = "ok"
 	if _, err := s.UpdateNamespace(ctx, &upd); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMigrateFromVersion1 checks that Open upgrades a version 1 schema, as an
+// earlier build left it, to the current version, keeping its data: version 2
+// adds the retained_bases table.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := context.Background()
+	url := serverURL(t)
+	schema := freshSchema(t, url)
+	s1 := openStore(t, Options{Schema: schema})
+	ns := createNamespace(t, s1, "old")
+	if err := s1.Append(ctx, write(ns, ev("c", 0, "a", 1))); err != nil {
+		t.Fatal(err)
+	}
+	s1.Close()
+	// Back to version 1: what migrations[1:] add is gone.
+	if _, err := connect(t).Exec(ctx, `DROP TABLE `+quoteSchema(schema)+`.retained_bases;
+UPDATE `+quoteSchema(schema)+`.meta SET value = '1' WHERE key = 'schema_version'`); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openStore(t, Options{Schema: schema})
+	if v := schemaVersion(t, schema); v != strconv.Itoa(SchemaVersion) {
+		t.Fatalf("schema version after the upgrade %q, want %d", v, SchemaVersion)
+	}
+	if evs := scan(t, s2, ns, "c"); len(evs) != 1 {
+		t.Fatalf("events after the upgrade: %v", evs)
+	}
+	base := abacus.Checkpoint{Count: abacus.SumOf(1), Through: t0.Add(time.Minute)}
+	if err := s2.SetRetainedBase(ctx, ns, "c", base); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s2.RetainedBase(ctx, ns, "c"); err != nil || got.Count != base.Count || !got.Through.Equal(base.Through) {
+		t.Fatalf("RetainedBase after the upgrade = %+v, %v", got, err)
 	}
 }
