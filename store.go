@@ -106,7 +106,8 @@ type RollupStore interface {
 	// ListCounters returns, in name order, at most limit counters of ns
 	// that the store has a record of (written at least once), whose names
 	// start with prefix and sort after after (all of them for ""), each
-	// with its state. Fewer than limit means there are no more.
+	// with its state. Fewer than limit means there are no more. A limit
+	// below 1 is InvalidArgument.
 	ListCounters(ctx context.Context, ns *Namespace, prefix, after string, limit int) ([]CounterState, error)
 
 	// RepairCheckpoint replaces a counter's stored checkpoint with fixed if
@@ -115,7 +116,11 @@ type RollupStore interface {
 	// it replaced it. It is how a recount corrects a wrong count without
 	// moving a checkpoint's time: a rollup that advanced the checkpoint
 	// meanwhile makes it fail (ok false), and the recount starts again from
-	// the new one, so no write that raced it is lost.
+	// the new one, so no write that raced it is lost. A rollup that read the
+	// checkpoint before the repair and advances it after carries the old
+	// error forward (its count is the old one plus the events it folded):
+	// a caller that must end exact recounts from the new checkpoint after
+	// a repair until it matches. A zero fixed.Through is InvalidArgument.
 	RepairCheckpoint(ctx context.Context, ns *Namespace, counter string, old, fixed Checkpoint) (stored Checkpoint, ok bool, err error)
 
 	// RetainedBase returns the count of a counter's events that retention
@@ -125,8 +130,8 @@ type RollupStore interface {
 
 	// SetRetainedBase records base as the count of the counter's events
 	// before base.Through, before retention deletes them. It only moves
-	// forward (a base with an earlier Through is ignored), and is durable
-	// by the time EventStore.DeleteSlices deletes them.
+	// forward (a base with an earlier Through, or a zero one, is ignored),
+	// and is durable by the time EventStore.DeleteSlices deletes them.
 	SetRetainedBase(ctx context.Context, ns *Namespace, counter string, base Checkpoint) error
 }
 

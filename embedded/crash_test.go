@@ -100,3 +100,61 @@ func TestConcurrentAppendsOneCounter(t *testing.T) {
 		t.Fatalf("%d events, LastWrite %v (%v); want %d and [%v, +%v)", n, st.LastWrite, err, goroutines*each, latest, abacus.LastWriteResolution)
 	}
 }
+
+// TestRepairAndRetainedBaseSurviveCrash: a repaired checkpoint is durable
+// when RepairCheckpoint returns, and a retained base, written without a sync
+// of its own, is durable once DeleteSlices has deleted the events it counts.
+func TestRepairAndRetainedBaseSurviveCrash(t *testing.T) {
+	ctx := context.Background()
+	fs := vfs.NewCrashableMem()
+	s, err := embedded.Open("db", embedded.Options{FS: fs, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := s.CreateNamespace(ctx, nsConfig("crash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A slice boundary: the namespace's slices are a minute wide.
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	ev := writesAt(ns, base)
+	mustOK(t, s.Append(ctx, ev("c", 10*time.Second, "old", 2)))
+	mustOK(t, s.Append(ctx, ev("c", 2*time.Minute, "new", 3)))
+	cp := abacus.Checkpoint{Count: abacus.SumOf(2), Through: base.Add(90 * time.Second)}
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", cp); err != nil {
+		t.Fatal(err)
+	}
+	kept := abacus.Checkpoint{Count: abacus.SumOf(2), Through: base.Add(time.Minute)}
+	mustOK(t, s.SetRetainedBase(ctx, ns, "c", kept))
+	if n, err := s.DeleteSlices(ctx, ns, base.Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("DeleteSlices = %d, %v; want 1 slice", n, err)
+	}
+	// An unsynced checkpoint, then a repair of it: both durable with the repair.
+	wrong := abacus.Checkpoint{Count: abacus.SumOf(40), Through: base.Add(30 * time.Second)}
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", wrong); err != nil {
+		t.Fatal(err)
+	}
+	fixed := abacus.Checkpoint{Count: abacus.SumOf(4), Through: wrong.Through}
+	if _, ok, err := s.RepairCheckpoint(ctx, ns, "d", wrong, fixed); err != nil || !ok {
+		t.Fatalf("RepairCheckpoint = %v, %v", ok, err)
+	}
+
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{})
+	_ = s.Close()
+	s2, err := embedded.Open("db", embedded.Options{FS: crashed, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got, err := s2.RetainedBase(ctx, ns, "c"); err != nil || !sameCP(got, kept) {
+		t.Errorf("retained base after the crash = %+v, %v; want %+v", got, err, kept)
+	}
+	if st, err := s2.RollupState(ctx, ns, "c"); err != nil || !sameCP(st.Checkpoint, cp) {
+		t.Errorf("checkpoint of c after the crash = %+v, %v; want %+v", st.Checkpoint, err, cp)
+	}
+	if st, err := s2.RollupState(ctx, ns, "d"); err != nil || !sameCP(st.Checkpoint, fixed) {
+		t.Errorf("repaired checkpoint after the crash = %+v, %v; want %+v", st.Checkpoint, err, fixed)
+	}
+}
+
+func sameCP(a, b abacus.Checkpoint) bool { return a.Count == b.Count && a.Through.Equal(b.Through) }
