@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"strings"
 
 	"github.com/abacus-dev/abacus"
 	"github.com/cockroachdb/pebble/v2"
@@ -26,6 +27,11 @@ func (s *Store) ListCounters(ctx context.Context, ns *abacus.Namespace, prefix, 
 	}
 	if limit <= 0 {
 		return nil, abacus.Errorf(abacus.InvalidArgument, "limit %d is not positive", limit)
+	}
+	if after >= prefix && !strings.HasPrefix(after, prefix) {
+		// after sorts past every name with the prefix: an iterator's
+		// lower bound would be past its upper one.
+		return nil, nil
 	}
 	c, err := s.counterIter(prefixCheckpoint, ns.ID, prefix, after)
 	if err != nil {
