@@ -73,6 +73,9 @@ type app struct {
 	lookupEnv      func(string) (string, bool)
 	// backoff is the pause before the first retry; it doubles up to maxBackoff.
 	backoff time.Duration
+	// isTerminal reports whether a writer is a terminal: progress bars are
+	// drawn on stderr only when it is one.
+	isTerminal func(io.Writer) bool
 
 	// Global flags.
 	addr    string
@@ -89,11 +92,12 @@ type app struct {
 
 func newApp(stdout, stderr io.Writer) *app {
 	return &app{
-		stdin:     os.Stdin,
-		stdout:    stdout,
-		stderr:    stderr,
-		lookupEnv: os.LookupEnv,
-		backoff:   100 * time.Millisecond,
+		stdin:      os.Stdin,
+		stdout:     stdout,
+		stderr:     stderr,
+		lookupEnv:  os.LookupEnv,
+		backoff:    100 * time.Millisecond,
+		isTerminal: isTerminal,
 	}
 }
 
@@ -110,8 +114,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	return a.report(err)
 }
 
-// rootCmd builds the command tree. Later subcommands (bench, events, export,
-// recount) are added here as one more a.xxxCmd() each.
+// rootCmd builds the command tree.
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "abacus",
@@ -152,7 +155,8 @@ error. Errors are printed as "abacus: <code>: <message>".`,
 	pf.StringVar(&a.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	pf.StringVar(&a.tlsServerName, "tls-server-name", "", "name the server's certificate must carry (default: the host of --addr)")
 
-	root.AddCommand(a.addCmd(), a.getCmd(), a.clearCmd(), a.nsCmd(), a.versionCmd(), a.benchCmd(), a.tokenCmd())
+	root.AddCommand(a.addCmd(), a.getCmd(), a.clearCmd(), a.nsCmd(), a.versionCmd(), a.benchCmd(), a.tokenCmd(),
+		a.eventsCmd(), a.exportCmd(), a.recountCmd(), a.countersCmd())
 	return root
 }
 

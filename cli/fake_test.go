@@ -31,6 +31,7 @@ type fake struct {
 	writes     map[string]string // idempotency key → payload, to dedupe retries
 	faults     map[string][]fault
 	requests   map[string][]proto.Message
+	audit      auditState // events and checkpoints, for the audit methods
 }
 
 // fault is what the fake does instead of answering one call.

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// auditBar is the progress bar of an export or a recount --all on stderr.
+// It is drawn only when stderr is a terminal and --no-progress is not
+// given; otherwise every method is a no-op, so callers need not check.
+type auditBar struct {
+	bar *progressbar.ProgressBar
+}
+
+// barScale is the length of a bar that shows a fraction (of a time range).
+const barScale = 1_000_000
+
+// newBar returns a bar on stderr: one that shows a fraction and an ETA when
+// fraction is true, else a spinner.
+func (a *app) newBar(off, fraction bool) *auditBar {
+	if off || !a.isTerminal(a.stderr) {
+		return &auditBar{}
+	}
+	max := int64(-1)
+	if fraction {
+		max = barScale
+	}
+	return &auditBar{bar: progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(a.stderr),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionSetPredictTime(fraction),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionClearOnFinish(),
+	)}
+}
+
+// update shows desc, and the bar at frac (0 to 1) for a fraction bar.
+func (b *auditBar) update(desc string, frac float64) {
+	if b.bar == nil {
+		return
+	}
+	b.bar.Describe(desc)
+	if b.bar.GetMax64() > 0 {
+		_ = b.bar.Set64(int64(min(max(frac, 0), 1) * barScale))
+	} else {
+		_ = b.bar.Add64(1)
+	}
+}
+
+// clear wipes the bar off the line, before other output goes to the
+// terminal; the next update draws it again.
+func (b *auditBar) clear() {
+	if b.bar != nil {
+		_ = b.bar.Clear()
+	}
+}
+
+// done removes the bar for good.
+func (b *auditBar) done() {
+	if b.bar != nil {
+		_ = b.bar.Clear()
+		_ = b.bar.Exit()
+	}
+}
