@@ -125,8 +125,12 @@ func (a *app) export(ctx context.Context, cmd *cobra.Command, req *abacusv1.Expo
 	if err != nil {
 		return err
 	}
-	sk, last, err := openSink(format, out, resume, a.stdout)
+	check := func(last exportRow) error { return checkResumable(req, last) }
+	sk, last, err := openSink(format, out, resume, a.stdout, check)
 	if err != nil {
+		if resume {
+			err = fmt.Errorf("--resume: %s: %w", out, err)
+		}
 		return &usageError{cmd: cmd, err: err}
 	}
 	defer func() {
@@ -136,9 +140,6 @@ func (a *app) export(ctx context.Context, cmd *cobra.Command, req *abacusv1.Expo
 		}
 	}()
 	if last != nil {
-		if err := checkResumable(req, last); err != nil {
-			return &usageError{cmd: cmd, err: fmt.Errorf("--resume: %s: %w", out, err)}
-		}
 		req.ResumeAfter = last.event()
 	}
 	x := &exporter{a: a, req: req, sink: sk, bar: bar, start: time.Now()}
@@ -167,7 +168,7 @@ func (a *app) export(ctx context.Context, cmd *cobra.Command, req *abacusv1.Expo
 
 // checkResumable checks that the last row of a file being resumed belongs
 // to the export asked for.
-func checkResumable(req *abacusv1.ExportEventsRequest, last *exportRow) error {
+func checkResumable(req *abacusv1.ExportEventsRequest, last exportRow) error {
 	if last.Namespace != req.GetNamespace() {
 		return fmt.Errorf("its last row is of namespace %q, not %q", last.Namespace, req.GetNamespace())
 	}

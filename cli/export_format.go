@@ -72,16 +72,17 @@ type sink interface {
 
 // openSink opens the export file path (stdout for "-") in format. With
 // resume it also returns the last complete row of an existing file, if it
-// has one; the rows written next follow it.
-func openSink(format, path string, resume bool, stdout io.Writer) (sink, *exportRow, error) {
+// has one, which the rows written next follow; it refuses the file, and
+// leaves it as it is, if check refuses that row.
+func openSink(format, path string, resume bool, stdout io.Writer, check func(exportRow) error) (sink, *exportRow, error) {
 	if format == formatParquet {
-		return openParquet(path, resume, stdout)
+		return openParquet(path, resume, stdout, check)
 	}
 	var c lineCodec = newJSONLCodec()
 	if format == formatCSV {
 		c = newCSVCodec()
 	}
-	return openLines(c, path, resume, stdout)
+	return openLines(c, path, resume, stdout, check)
 }
 
 // countWriter counts the bytes written through it.
@@ -220,7 +221,7 @@ type lineSink struct {
 // openLines opens a line-per-row export file. To resume, it cuts the file
 // after its last newline, dropping a row the previous run did not finish,
 // and decodes the row before it.
-func openLines(c lineCodec, path string, resume bool, stdout io.Writer) (sink, *exportRow, error) {
+func openLines(c lineCodec, path string, resume bool, stdout io.Writer, check func(exportRow) error) (sink, *exportRow, error) {
 	s := &lineSink{codec: c}
 	var last *exportRow
 	var end int64
@@ -239,9 +240,9 @@ func openLines(c lineCodec, path string, resume bool, stdout io.Writer) (sink, *
 			return nil, nil, err
 		}
 		s.f, s.cw = f, &countWriter{w: f}
-		if end, last, err = resumeLines(f, c); err != nil {
+		if end, last, err = resumeLines(f, c, check); err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("--resume: %s: %w", path, err)
+			return nil, nil, err
 		}
 	}
 	s.w = bufio.NewWriterSize(s.cw, 256<<10)
@@ -255,9 +256,11 @@ func openLines(c lineCodec, path string, resume bool, stdout io.Writer) (sink, *
 	return s, last, nil
 }
 
-// resumeLines truncates f after its last newline, leaves the offset there,
-// and returns that size and the last complete row (nil if it has none).
-func resumeLines(f *os.File, c lineCodec) (int64, *exportRow, error) {
+// resumeLines finds the last complete row of f and, if check accepts it,
+// truncates f after it (dropping a row the previous run did not finish)
+// and leaves the offset there. It returns that size and the row (nil if
+// there is none).
+func resumeLines(f *os.File, c lineCodec, check func(exportRow) error) (int64, *exportRow, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, nil, err
@@ -267,40 +270,56 @@ func resumeLines(f *os.File, c lineCodec) (int64, *exportRow, error) {
 		return 0, nil, err
 	}
 	end := nl + 1
+	last, err := lastRow(f, c, nl)
+	if err != nil {
+		return 0, nil, err
+	}
+	if last != nil {
+		if err := check(*last); err != nil {
+			return 0, nil, err
+		}
+	}
 	if err := f.Truncate(end); err != nil {
 		return 0, nil, err
 	}
 	if _, err := f.Seek(end, io.SeekStart); err != nil {
 		return 0, nil, err
 	}
-	if end == 0 {
-		return 0, nil, nil
+	return end, last, nil
+}
+
+// lastRow decodes the line of f that ends at offset nl (-1: the file has no
+// complete line), after checking that the file starts with the codec's
+// header. It returns nil when there is no row.
+func lastRow(f *os.File, c lineCodec, nl int64) (*exportRow, error) {
+	if nl < 0 {
+		return nil, nil
 	}
 	start, err := lastNewline(f, nl)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
+	}
+	if h := c.header(); h != nil {
+		first := make([]byte, min(int64(len(h)), nl+1))
+		if _, err := f.ReadAt(first, 0); err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(first, h) {
+			return nil, errors.New("it does not start with the header line of a CSV export")
+		}
+		if start < 0 {
+			return nil, nil // the header alone
+		}
 	}
 	line := make([]byte, nl-(start+1))
 	if _, err := f.ReadAt(line, start+1); err != nil {
-		return 0, nil, err
-	}
-	if h := c.header(); h != nil {
-		first := make([]byte, min(int64(len(h)), end))
-		if _, err := f.ReadAt(first, 0); err != nil {
-			return 0, nil, err
-		}
-		if !bytes.Equal(first, h) {
-			return 0, nil, errors.New("it does not start with the header line of a CSV export")
-		}
-		if start < 0 {
-			return end, nil, nil // the header alone
-		}
+		return nil, err
 	}
 	r, err := c.decode(line)
 	if err != nil {
-		return 0, nil, fmt.Errorf("its last complete row (at byte %d) is not a row of an export: %w", start+1, err)
+		return nil, fmt.Errorf("its last complete row (at byte %d) is not a row of an export: %w", start+1, err)
 	}
-	return end, &r, nil
+	return &r, nil
 }
 
 // lastNewline returns the offset of the last '\n' of f before offset
@@ -381,14 +400,14 @@ func newParquetSink(f *os.File, w io.Writer) *parquetSink {
 // openParquet opens a Parquet export file. To resume, it copies the rows
 // of the existing file into a new one, which replaces it when the export
 // is closed: a Parquet file cannot be appended to, its footer being last.
-func openParquet(path string, resume bool, stdout io.Writer) (sink, *exportRow, error) {
+func openParquet(path string, resume bool, stdout io.Writer, check func(exportRow) error) (sink, *exportRow, error) {
 	if path == "-" {
 		return newParquetSink(nil, stdout), nil, nil
 	}
 	if resume {
 		old, err := os.Open(path)
 		if err == nil {
-			return resumeParquet(old, path)
+			return resumeParquet(old, path, check)
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, err
@@ -401,43 +420,56 @@ func openParquet(path string, resume bool, stdout io.Writer) (sink, *exportRow, 
 	return newParquetSink(f, f), nil, nil
 }
 
-func resumeParquet(old *os.File, path string) (sink, *exportRow, error) {
+func resumeParquet(old *os.File, path string, check func(exportRow) error) (sink, *exportRow, error) {
 	defer old.Close()
 	st, err := old.Stat()
 	if err != nil {
 		return nil, nil, err
 	}
-	if _, err := parquet.OpenFile(old, st.Size()); err != nil {
-		return nil, nil, fmt.Errorf("--resume: %s is not a complete Parquet file (%v): an export stopped by a crash leaves no footer and cannot be resumed; export again without --resume", path, err)
+	pf, err := parquet.OpenFile(old, st.Size())
+	if err != nil {
+		return nil, nil, fmt.Errorf("it is not a complete Parquet file (%v): an export stopped by a crash leaves no footer and cannot be resumed; export again without --resume", err)
+	}
+	rd := parquet.NewGenericReader[parquetRow](pf)
+	defer rd.Close()
+	batch := make([]parquetRow, 1024)
+	// The last row first, to check it before copying anything.
+	var last *exportRow
+	if n := rd.NumRows(); n > 0 {
+		if err := rd.SeekToRow(n - 1); err != nil {
+			return nil, nil, err
+		}
+		if _, err := rd.Read(batch[:1]); err != nil && !errors.Is(err, io.EOF) {
+			return nil, nil, err
+		}
+		p := batch[0]
+		last = &exportRow{p.Namespace, p.Counter, p.EventID, p.GenerationTime.UTC(), p.Delta, p.Clear}
+		if err := check(*last); err != nil {
+			return nil, nil, err
+		}
+		if err := rd.SeekToRow(0); err != nil {
+			return nil, nil, err
+		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".resume-*")
 	if err != nil {
 		return nil, nil, err
 	}
 	s := newParquetSink(tmp, tmp)
-	fail := func(err error) (sink, *exportRow, error) {
-		s.close()
-		os.Remove(tmp.Name())
-		return nil, nil, fmt.Errorf("--resume: %s: %w", path, err)
-	}
-	rd := parquet.NewGenericReader[parquetRow](old)
-	defer rd.Close()
-	batch := make([]parquetRow, 1024)
-	var last *exportRow
 	for {
 		n, err := rd.Read(batch)
 		if n > 0 {
-			if err := s.writeRows(batch[:n]); err != nil {
-				return fail(err)
+			if werr := s.writeRows(batch[:n]); werr != nil {
+				err = werr
 			}
-			p := batch[n-1]
-			last = &exportRow{p.Namespace, p.Counter, p.EventID, p.GenerationTime.UTC(), p.Delta, p.Clear}
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return fail(err)
+			s.close()
+			os.Remove(tmp.Name())
+			return nil, nil, err
 		}
 	}
 	s.rename = path

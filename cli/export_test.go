@@ -59,16 +59,6 @@ func seedExport(f *fake) []exportRow {
 	return rows
 }
 
-func rowsOf(rows []exportRow, counter string, from, to time.Time) []exportRow {
-	var out []exportRow
-	for _, r := range rows {
-		if (counter == "" || r.Counter == counter) && !r.Time.Before(from) && r.Time.Before(to) {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 func TestExport(t *testing.T) {
 	f := newFake()
 	all := seedExport(f)
@@ -209,9 +199,19 @@ func TestExportResume(t *testing.T) {
 					t.Errorf("resume_after %v", after)
 				}
 
-				// Cut anywhere, including in the header and at row ends.
+				// Cut anywhere: every 17th byte, and around every row end.
 				cut := filepath.Join(dir, "cut")
-				for n := 0; n <= len(want); n += 1 + n%5 {
+				var cuts []int
+				for n := range len(want) + 1 {
+					if n%17 == 0 || n == len(want) {
+						cuts = append(cuts, n)
+					}
+					if n < len(want) && want[n] == '\n' {
+						cuts = append(cuts, n, n+1, n+2)
+					}
+				}
+				for _, n := range cuts {
+					n = min(n, len(want))
 					if err := os.WriteFile(cut, []byte(want[:n]), 0o666); err != nil {
 						t.Fatal(err)
 					}
