@@ -189,9 +189,8 @@ func (a *app) listEvents(ctx context.Context, req *abacusv1.ListEventsRequest, l
 			page.NextPageToken = ""
 		}
 		printed += len(page.Events)
-		if page.RetainedFrom != nil && !noted && a.output != "json" {
-			fmt.Fprintf(a.stderr, "abacus: note: retention has deleted the events before %s (retained_from); their counts are kept in the checkpoints\n",
-				formatTimestamp(page.RetainedFrom))
+		if !noted && a.output != "json" && reachesBefore(req.GetStartTime(), page.RetainedFrom) {
+			fmt.Fprintln(a.stderr, retainedNote(page.RetainedFrom, "their counts are kept in the checkpoints"))
 			noted = true
 		}
 		if err := a.print(page, func(io.Writer) error { return writeEvents(tab, page.Events) }); err != nil {
@@ -202,6 +201,19 @@ func (a *app) listEvents(ctx context.Context, req *abacusv1.ListEventsRequest, l
 		}
 		req.PageToken = page.NextPageToken
 	}
+}
+
+// reachesBefore reports whether a range that starts at from (nil: the
+// first event) may miss events that retention deleted before kept (nil:
+// none were).
+func reachesBefore(from, kept *timestamppb.Timestamp) bool {
+	return kept != nil && (from == nil || from.AsTime().Before(kept.AsTime()))
+}
+
+// retainedNote tells that events before kept may have been deleted.
+func retainedNote(kept *timestamppb.Timestamp, consequence string) string {
+	return fmt.Sprintf("abacus: note: retention keeps the events from %s on (retained_from); earlier ones may have been deleted: %s",
+		formatTimestamp(kept), consequence)
 }
 
 // writeEvents writes a page of events as rows of the table tab. Times

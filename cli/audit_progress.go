@@ -10,8 +10,13 @@ import (
 // It is drawn only when stderr is a terminal and --no-progress is not
 // given; otherwise every method is a no-op, so callers need not check.
 type auditBar struct {
-	bar *progressbar.ProgressBar
+	bar  *progressbar.ProgressBar
+	last time.Time // of the last redraw
 }
+
+// barEvery is the least time between redraws: an export writes thousands
+// of chunks a second.
+const barEvery = 100 * time.Millisecond
 
 // barScale is the length of a bar that shows a fraction (of a time range).
 const barScale = 1_000_000
@@ -31,23 +36,25 @@ func (a *app) newBar(off, fraction bool) *auditBar {
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionSetPredictTime(fraction),
 		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionSpinnerType(14),
 		progressbar.OptionClearOnFinish(),
 	)}
 }
 
-// update shows desc, and the bar at frac (0 to 1) for a fraction bar.
+// update shows desc, and the bar at frac (0 to 1) for a fraction bar, at
+// most every barEvery. (The bar's own throttle would drop the second of
+// the two redraws an update makes, the position's and the description's.)
 func (b *auditBar) update(desc string, frac float64) {
-	if b.bar == nil {
+	if b.bar == nil || time.Since(b.last) < barEvery {
 		return
 	}
-	b.bar.Describe(desc)
+	b.last = time.Now()
 	if b.bar.GetMax64() > 0 {
 		_ = b.bar.Set64(int64(min(max(frac, 0), 1) * barScale))
 	} else {
 		_ = b.bar.Add64(1)
 	}
+	b.bar.Describe(desc)
 }
 
 // clear wipes the bar off the line, before other output goes to the

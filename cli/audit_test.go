@@ -150,7 +150,13 @@ func TestEvents(t *testing.T) {
 			args:   []string{"events", "views", "about"},
 			setup:  func(f *fake) { f.audit.retainedFrom = map[string]time.Time{"views": testEpoch} },
 			stdout: "TIME                            EVENT_ID  DELTA\n2024-10-05T14:48:01.000000000Z  a1        5\n",
-			stderr: `^abacus: note: retention has deleted the events before 2024-10-05T14:48:00Z \(retained_from\)`,
+			stderr: `^abacus: note: retention keeps the events from 2024-10-05T14:48:00Z on \(retained_from\); earlier ones may have been deleted: their counts are kept in the checkpoints\n$`,
+		},
+		{
+			name:   "retained_from not noted for a range after it",
+			args:   []string{"events", "views", "about", "--from", t0},
+			setup:  func(f *fake) { f.audit.retainedFrom = map[string]time.Time{"views": testEpoch} },
+			stdout: "TIME                            EVENT_ID  DELTA\n2024-10-05T14:48:01.000000000Z  a1        5\n",
 		},
 		{
 			name:  "json, a page a line, cut by --limit",

@@ -221,9 +221,9 @@ func (x *exporter) stream(ctx context.Context, c abacusv1.CounterServiceClient) 
 		if err != nil {
 			return stalled(err)
 		}
-		if kept := msg.GetRetainedFrom(); kept != nil && !x.noted {
+		if kept := msg.GetRetainedFrom(); !x.noted && reachesBefore(x.req.GetStartTime(), kept) {
 			x.bar.clear()
-			fmt.Fprintf(x.a.stderr, "abacus: note: retention has deleted the events before %s (retained_from): they are not in the export\n", formatTimestamp(kept))
+			fmt.Fprintln(x.a.stderr, retainedNote(kept, "they are not in the export"))
 			x.noted = true
 		}
 		if len(msg.Events) == 0 {
