@@ -214,8 +214,12 @@ func TestAuditSurface(t *testing.T) {
 				}
 			}
 
-			// Corrupt page-1's checkpoint in the store, with the node down.
-			d.kill()
+			// Corrupt page-1's checkpoint in the store, with the node stopped
+			// (gracefully: the embedded store's checkpoints are not fsynced
+			// one by one, and a kill -9 could take them back).
+			if err := d.stop(); err != nil {
+				t.Fatal(err)
+			}
 			rs, nss, closeStore := s.open(t, d)
 			ns, err := nss.GetNamespace(ctx, "audited")
 			if err != nil {
