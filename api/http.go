@@ -107,19 +107,29 @@ func HTTPProtocols() *http.Protocols {
 }
 
 // limitBody refuses, before reading it, a request body whose declared
-// length exceeds max, with RESOURCE_EXHAUSTED in the request's protocol (HTTP
-// 429 for Connect): a client that sends 50 MiB must not make the node read
-// 50 MiB, nor even the first max bytes, to say no. Bodies of unknown length
-// are cut off by connect's read limit at max.
+// length exceeds max (plus the 5 bytes that frame a gRPC message), with
+// RESOURCE_EXHAUSTED in the request's protocol (HTTP 429 for Connect): a
+// client that sends 50 MiB must not make the node read 50 MiB, nor even the
+// first max bytes, to say no. A body of unknown length
+// (chunked, or HTTP/2 without content-length) is cut off just past max by an
+// http.MaxBytesReader, which connect reports as RESOURCE_EXHAUSTED and which
+// makes the server close the connection rather than read on: connect's own
+// read limit would refuse the message, but first read the rest of the body,
+// however long, to keep the connection reusable.
 func limitBody(max int, ew *connect.ErrorWriter) func(path string, h http.Handler) (string, http.Handler) {
 	return func(path string, h http.Handler) (string, http.Handler) {
+		// A gRPC or gRPC-Web body frames the message, which alone is held to
+		// max, with a 5-byte prefix.
+		const envelopePrefix = 5
+		limit := int64(max) + envelopePrefix
 		return path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength > int64(max) {
+			if r.ContentLength > limit {
 				w.Header().Set("Connection", "close")
 				_ = ew.Write(w, r, connect.NewError(connect.CodeResourceExhausted,
 					fmt.Errorf("request body of %d bytes exceeds the limit of %d bytes (--max-request-bytes)", r.ContentLength, max)))
 				return
 			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 			h.ServeHTTP(w, r)
 		})
 	}

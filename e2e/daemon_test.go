@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -65,6 +66,10 @@ type daemon struct {
 	cmd                *exec.Cmd
 	out                *lockedWriter
 	exited             chan error
+
+	// probeTLS, if set, makes start probe /readyz over HTTPS with this
+	// client configuration (a node started with --tls-cert); nil: plain HTTP.
+	probeTLS *tls.Config
 }
 
 func newDaemon(t *testing.T, nsFile string) *daemon {
@@ -95,6 +100,12 @@ func (d *daemon) start() {
 	d.mu.Lock()
 	d.cmd, d.out, d.exited = cmd, out, exited
 	d.mu.Unlock()
+	scheme, hc := "http", http.DefaultClient
+	if d.probeTLS != nil {
+		tr := &http.Transport{TLSClientConfig: d.probeTLS}
+		defer tr.CloseIdleConnections()
+		scheme, hc = "https", &http.Client{Transport: tr}
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -102,7 +113,7 @@ func (d *daemon) start() {
 			d.t.Fatalf("abacusd exited during start: %v\n%s", err, out)
 		default:
 		}
-		resp, err := http.Get("http://" + d.httpAddr + "/readyz")
+		resp, err := hc.Get(scheme + "://" + d.httpAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
