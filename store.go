@@ -93,11 +93,23 @@ type RollupStore interface {
 	// A fence never moves back.
 	Fence(ctx context.Context, ns *Namespace, counter string, end time.Time) error
 
-	// AdvanceCheckpoint stores cp if it is newer than the stored checkpoint
-	// (conditional, so concurrent rollups never move a checkpoint back) and
-	// returns the checkpoint stored afterwards. Checkpoint writes need not be
-	// fsynced one by one: they can be recomputed while events are retained.
-	AdvanceCheckpoint(ctx context.Context, ns *Namespace, counter string, cp Checkpoint) (Checkpoint, error)
+	// AdvanceCheckpoint stores to if the stored checkpoint is still from
+	// (Checkpoint.Equal: the same 128-bit Count and the same Through; the
+	// zero Checkpoint for a counter that has none) and to.Through is after
+	// from.Through, and in every case returns the checkpoint stored
+	// afterwards: to if it stored it, else the one that was stored.
+	//
+	// from is the checkpoint the caller's to was computed from (a rollup's
+	// count is from's plus the events it folded after from.Through). The
+	// compare-and-swap is what keeps a rollup that read a checkpoint before
+	// a RepairCheckpoint from advancing after it with the count the repair
+	// corrected; it also keeps any checkpoint from moving back, so
+	// concurrent rollups converge: of two rollups from the same checkpoint
+	// the first to write wins, and the other sees its checkpoint returned.
+	// A caller whose from was stale does the rollup again from the returned
+	// checkpoint. Checkpoint writes need not be fsynced one by one: they
+	// can be recomputed while events are retained.
+	AdvanceCheckpoint(ctx context.Context, ns *Namespace, counter string, from, to Checkpoint) (Checkpoint, error)
 
 	// BehindCounters calls fn for every counter whose last write is at or after
 	// its checkpoint: the counters a node must roll up after a restart.
@@ -117,10 +129,10 @@ type RollupStore interface {
 	// moving a checkpoint's time: a rollup that advanced the checkpoint
 	// meanwhile makes it fail (ok false), and the recount starts again from
 	// the new one, so no write that raced it is lost. A rollup that read the
-	// checkpoint before the repair and advances it after carries the old
-	// error forward (its count is the old one plus the events it folded):
-	// a caller that must end exact recounts from the new checkpoint after
-	// a repair until it matches. A zero fixed.Through is InvalidArgument.
+	// checkpoint before the repair cannot carry the old error forward after
+	// it: its AdvanceCheckpoint from the old checkpoint fails, and it rolls
+	// up again from the repaired one. A zero fixed.Through is
+	// InvalidArgument.
 	RepairCheckpoint(ctx context.Context, ns *Namespace, counter string, old, fixed Checkpoint) (stored Checkpoint, ok bool, err error)
 
 	// RetainedBase returns the count of a counter's events that retention
@@ -150,10 +162,19 @@ type BatchRollupStore interface {
 	// RollupStates returns the state of each of counters, in their order, as
 	// RollupState would.
 	RollupStates(ctx context.Context, ns *Namespace, counters []string) ([]RollupState, error)
-	// AdvanceCheckpoints is AdvanceCheckpoint of cps[i] for each counters[i]
-	// (distinct counters), in one write; it returns the checkpoints stored
-	// afterwards, in order.
-	AdvanceCheckpoints(ctx context.Context, ns *Namespace, counters []string, cps []Checkpoint) ([]Checkpoint, error)
+	// AdvanceCheckpoints is AdvanceCheckpoint from froms[i] to tos[i] for
+	// each counters[i] (distinct counters), in one write; each
+	// compare-and-swap succeeds or fails on its own. It returns the
+	// checkpoints stored afterwards, in order. Slices of different lengths
+	// are InvalidArgument.
+	AdvanceCheckpoints(ctx context.Context, ns *Namespace, counters []string, froms, tos []Checkpoint) ([]Checkpoint, error)
+}
+
+// Equal reports whether c and o are the same checkpoint: the same count
+// and the same time. It is the comparison of the compare-and-swaps
+// RollupStore.AdvanceCheckpoint and RollupStore.RepairCheckpoint.
+func (c Checkpoint) Equal(o Checkpoint) bool {
+	return c.Count == o.Count && c.Through.Equal(o.Through)
 }
 
 // ScanRequest is one counter's part of a MultiScanner.ScanMany.

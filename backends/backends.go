@@ -114,7 +114,7 @@ func (m missing) RollupState(context.Context, *abacus.Namespace, string) (abacus
 func (m missing) Fence(context.Context, *abacus.Namespace, string, time.Time) error {
 	return m.err()
 }
-func (m missing) AdvanceCheckpoint(context.Context, *abacus.Namespace, string, abacus.Checkpoint) (abacus.Checkpoint, error) {
+func (m missing) AdvanceCheckpoint(context.Context, *abacus.Namespace, string, abacus.Checkpoint, abacus.Checkpoint) (abacus.Checkpoint, error) {
 	return abacus.Checkpoint{}, m.err()
 }
 func (m missing) BehindCounters(context.Context, func(uint64, string) error) error { return m.err() }

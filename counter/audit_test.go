@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/embedded"
+	"github.com/abacus-dev/abacus/rollup"
 )
 
 // writeEvents adds the given deltas to ns/c, every two events at the same
@@ -262,6 +264,137 @@ func TestRepairRacingWrites(t *testing.T) {
 	}
 	if n, err := f.svc.Get(ctx, ref); err != nil || n != writes {
 		t.Fatalf("count %d, %v; want %d", n, err, writes)
+	}
+}
+
+// advanceHook is the embedded store with a call made before its next
+// checkpoint advance: what happens between a rollup's read of a checkpoint
+// and its advance.
+type advanceHook struct {
+	*embedded.Store
+	before func()
+}
+
+func (h *advanceHook) hook() {
+	if f := h.before; f != nil {
+		h.before = nil
+		f()
+	}
+}
+
+func (h *advanceHook) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, counter string, from, to abacus.Checkpoint) (abacus.Checkpoint, error) {
+	h.hook()
+	return h.Store.AdvanceCheckpoint(ctx, ns, counter, from, to)
+}
+
+func (h *advanceHook) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, counters []string, froms, tos []abacus.Checkpoint) ([]abacus.Checkpoint, error) {
+	h.hook()
+	return h.Store.AdvanceCheckpoints(ctx, ns, counters, froms, tos)
+}
+
+// TestRepairBetweenRollupReadAndAdvance: a rollup reads a wrong checkpoint,
+// a recount repairs it, and the rollup then advances from what it read. The
+// advance must fail rather than carry the old error forward past the
+// repair: the rollup reports the counter not caught up, and the rollup the
+// pipeline then runs again ends with the exact count. One counter, and a
+// batch where the other counter advances.
+func TestRepairBetweenRollupReadAndAdvance(t *testing.T) {
+	for _, typ := range []abacus.CounterType{abacus.Accurate, abacus.Eventual} {
+		for _, batched := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/batched=%v", typ, batched), func(t *testing.T) {
+				ctx := context.Background()
+				f := newFixture(t, t.TempDir(), testNamespace("ns", typ))
+				ns := mustNamespace(t, f, "ns")
+				counters := []string{"c"}
+				if batched {
+					counters = append(counters, "d")
+				}
+				add := func(n int) {
+					t.Helper()
+					for range n {
+						for _, c := range counters {
+							if _, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "ns", Counter: c, Delta: 1}); err != nil {
+								t.Fatal(err)
+							}
+						}
+						f.clk.t = f.clk.t.Add(time.Millisecond)
+					}
+					f.clk.t = f.clk.t.Add(time.Minute)
+				}
+				add(5)
+				for _, c := range counters {
+					if caughtUp, err := f.rollup(ctx, ns, c); err != nil || !caughtUp {
+						t.Fatalf("first rollup of %s: caught up %v, %v", c, caughtUp, err)
+					}
+				}
+				st, err := f.store.RollupState(ctx, ns, "c")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok, err := f.store.RepairCheckpoint(ctx, ns, "c", st.Checkpoint, abacus.Checkpoint{Count: st.Count.Add(100), Through: st.Through}); err != nil || !ok {
+					t.Fatalf("corrupting the checkpoint: %v, %v", ok, err)
+				}
+				add(3)
+
+				ref := abacus.Ref{Namespace: "ns", Counter: "c"}
+				hooked := &advanceHook{Store: f.store, before: func() {
+					if res, err := f.svc.Recount(ctx, ref, true); err != nil || !res.Repaired {
+						t.Errorf("recount between the rollup's read and its advance: %+v, %v", res, err)
+					}
+				}}
+				router := *f.backends
+				router.Rollups = map[string]abacus.RollupStore{abacus.StorageEmbedded: hooked}
+				roll := &rollup.Roller{Stores: &router, Now: f.clk.now}
+				var outs []rollup.Outcome
+				if batched {
+					var errs []error
+					outs, errs = roll.RollupBatch(ctx, ns, counters, 2)
+					for i, err := range errs {
+						if err != nil {
+							t.Fatalf("rollup of %s: %v", counters[i], err)
+						}
+					}
+				} else {
+					out, err := roll.RollupCounter(ctx, ns, "c")
+					if err != nil {
+						t.Fatal(err)
+					}
+					outs = []rollup.Outcome{out}
+				}
+				if hooked.before != nil {
+					t.Fatal("the rollup advanced no checkpoint")
+				}
+				if outs[0].CaughtUp {
+					t.Errorf("the rollup whose advance a repair made fail reports c caught up")
+				}
+				if batched && !outs[1].CaughtUp {
+					t.Errorf("the rollup of d, which no repair raced, is not caught up: %+v", outs[1])
+				}
+				if got, err := f.store.RollupState(ctx, ns, "c"); err != nil || !got.Checkpoint.Equal(abacus.Checkpoint{Count: abacus.SumOf(5), Through: st.Through}) {
+					t.Fatalf("checkpoint after the raced rollup = %+v, %v; want the repaired 5 at %v", got.Checkpoint, err, st.Through)
+				}
+
+				// Reads give the exact count already: the checkpoint the
+				// rollup found stored, and the events after it.
+				if n, err := f.svc.Get(ctx, ref); err != nil || n != 8 {
+					t.Errorf("count of c after the raced rollup: %d, %v; want 8", n, err)
+				}
+
+				// The pipeline rolls c up again, from the repaired count.
+				if caughtUp, err := f.rollup(ctx, ns, "c"); err != nil || !caughtUp {
+					t.Fatalf("rollup after the repair: caught up %v, %v", caughtUp, err)
+				}
+				for _, c := range counters {
+					ref := abacus.Ref{Namespace: "ns", Counter: c}
+					if n, err := f.svc.Get(ctx, ref); err != nil || n != 8 {
+						t.Errorf("count of %s: %d, %v; want 8", c, n, err)
+					}
+					if res, err := f.svc.Recount(ctx, ref, false); err != nil || !res.Match || res.Recounted != 8 {
+						t.Errorf("recount of %s: %+v, %v; want a match of 8", c, res, err)
+					}
+				}
+			})
+		}
 	}
 }
 

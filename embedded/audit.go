@@ -135,7 +135,7 @@ func (s *Store) RepairCheckpoint(ctx context.Context, ns *abacus.Namespace, coun
 	if err != nil {
 		return abacus.Checkpoint{}, false, err
 	}
-	if stored.Count != old.Count || !stored.Through.Equal(old.Through) || !fixed.Through.Equal(old.Through) {
+	if !stored.Equal(old) || !fixed.Through.Equal(old.Through) {
 		return stored, false, nil
 	}
 	b := s.db.NewBatch()

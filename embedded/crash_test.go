@@ -39,10 +39,10 @@ func TestSkippedWritesSurviveCrash(t *testing.T) {
 	// The first checkpoint carries the checkpoint-time mark (1 s ahead),
 	// the second, earlier one does not. Checkpoints are not synced: the
 	// append after them syncs the WAL up to them.
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{Through: base.Add(30 * time.Second)}); err != nil {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{}, abacus.Checkpoint{Through: base.Add(30 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "e", abacus.Checkpoint{Through: base.Add(30*time.Second + 500*time.Millisecond)}); err != nil {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "e", abacus.Checkpoint{}, abacus.Checkpoint{Through: base.Add(30*time.Second + 500*time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
 	mustOK(t, s.Append(ctx, ev("f", 0, "sync", 1)))
@@ -121,7 +121,7 @@ func TestRepairAndRetainedBaseSurviveCrash(t *testing.T) {
 	mustOK(t, s.Append(ctx, ev("c", 10*time.Second, "old", 2)))
 	mustOK(t, s.Append(ctx, ev("c", 2*time.Minute, "new", 3)))
 	cp := abacus.Checkpoint{Count: abacus.SumOf(2), Through: base.Add(90 * time.Second)}
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", cp); err != nil {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{}, cp); err != nil {
 		t.Fatal(err)
 	}
 	kept := abacus.Checkpoint{Count: abacus.SumOf(2), Through: base.Add(time.Minute)}
@@ -131,7 +131,7 @@ func TestRepairAndRetainedBaseSurviveCrash(t *testing.T) {
 	}
 	// An unsynced checkpoint, then a repair of it: both durable with the repair.
 	wrong := abacus.Checkpoint{Count: abacus.SumOf(40), Through: base.Add(30 * time.Second)}
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", wrong); err != nil {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{}, wrong); err != nil {
 		t.Fatal(err)
 	}
 	fixed := abacus.Checkpoint{Count: abacus.SumOf(4), Through: wrong.Through}

@@ -50,7 +50,7 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp := abacus.Checkpoint{Count: abacus.SumOf(1), Through: t0.Add(time.Minute)}
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", cp); err != nil {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{}, cp); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -138,7 +138,7 @@ func TestInvalidInput(t *testing.T) {
 	if err := s.Scan(ctx, ns, "a\x00b", abacus.Range{}, func(abacus.Event) error { return nil }); abacus.ErrorCode(err) != abacus.InvalidArgument {
 		t.Fatalf("Scan of a counter with NUL = %v, want InvalidArgument", err)
 	}
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{Through: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}); abacus.ErrorCode(err) != abacus.InvalidArgument {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{}, abacus.Checkpoint{Through: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}); abacus.ErrorCode(err) != abacus.InvalidArgument {
 		t.Fatalf("AdvanceCheckpoint beyond 2116 = %v, want InvalidArgument", err)
 	}
 	// Odd but representable: IDs with any bytes, counters with other control
@@ -251,7 +251,7 @@ func TestDeleteSlicesSyncsCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := syncs.Load()
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{Count: abacus.SumOf(1), Through: t0.Add(time.Minute)}); err != nil {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{}, abacus.Checkpoint{Count: abacus.SumOf(1), Through: t0.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	if syncs.Load() != before {

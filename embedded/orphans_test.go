@@ -38,7 +38,7 @@ func TestNamespaceDataGoesWithIt(t *testing.T) {
 		if err := s.Append(ctx, []abacus.Write{{NS: ns, Event: abacus.Event{Counter: "c", Time: t0, ID: "a", Delta: 1}}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{Count: abacus.SumOf(5), Through: t0}); err != nil {
+		if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{}, abacus.Checkpoint{Count: abacus.SumOf(5), Through: t0}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -76,7 +76,7 @@ func TestIndexedIdempotency(t *testing.T) {
 		t.Fatalf("behind the fence: %v", got)
 	}
 	mustOK(t, s.Append(ctx, ev("c", 0, "a", 1)))
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{Through: base.Add(20 * time.Second)}); err != nil {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{}, abacus.Checkpoint{Through: base.Add(20 * time.Second)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := abacus.ErrorCode(s.Append(ctx, ev("d", 15*time.Second, "late", 1))); got != abacus.FailedPrecondition {

@@ -165,13 +165,14 @@ func (s *Store) seekEach(prefix byte, nsID uint64, counters []string, order []in
 }
 
 // AdvanceCheckpoint implements abacus.RollupStore. The read, compare and write
-// hold the checkpoint key's stripe, so of two concurrent rollups the one with
-// the older checkpoint sees the newer one and keeps it.
+// hold the checkpoint key's stripe, as RepairCheckpoint does, so of two
+// concurrent advances from one checkpoint the second sees the first's and
+// fails, and an advance from a checkpoint a repair replaced fails too.
 //
 // The write is not fsynced (pebble.NoSync): a checkpoint lost in a crash is
 // recomputed from the events, which are still retained. DeleteSlices syncs
 // the WAL, and so every checkpoint, before it deletes events.
-func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, counter string, cp abacus.Checkpoint) (abacus.Checkpoint, error) {
+func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, counter string, from, to abacus.Checkpoint) (abacus.Checkpoint, error) {
 	if err := s.begin(ctx); err != nil {
 		return abacus.Checkpoint{}, err
 	}
@@ -179,15 +180,19 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 	if err := checkNamespaceCounter(ns, counter); err != nil {
 		return abacus.Checkpoint{}, err
 	}
+	var through int64
+	if to.Newer(from) {
+		n, err := abacus.EventNanos(to.Through, "checkpoint time")
+		if err != nil {
+			return abacus.Checkpoint{}, err
+		}
+		through = n
+	}
 	key := counterKey(prefixCheckpoint, ns.ID, counter)
 	unlock := s.cpLocks.lockOne(key)
 	defer unlock()
 	stored, err := s.checkpoint(key)
-	if err != nil || !cp.Newer(stored) {
-		return stored, err
-	}
-	through, err := abacus.EventNanos(cp.Through, "checkpoint time")
-	if err != nil {
+	if err != nil || !to.Newer(from) || !stored.Equal(from) {
 		return stored, err
 	}
 	// The checkpoint fences appends like a fence does; keeping it in memory
@@ -195,24 +200,24 @@ func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, cou
 	// write, so no append slips in between.
 	s.fences.raise(s.fences.id(key), through)
 	b := s.db.NewBatch()
-	_ = b.Set(key, encodeCheckpoint(cp, through), nil)
+	_ = b.Set(key, encodeCheckpoint(to, through), nil)
 	if err := s.commitThrough(b, through); err != nil {
 		return stored, err
 	}
-
-	return abacus.Checkpoint{Count: cp.Count, Through: nanosTime(through)}, nil
+	return abacus.Checkpoint{Count: to.Count, Through: nanosTime(through)}, nil
 }
 
 // AdvanceCheckpoints implements abacus.BatchRollupStore: the stripes of
 // every key are held while the stored checkpoints are read, in key order
-// with one iterator, compared and the newer ones written in one batch.
-func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, counters []string, cps []abacus.Checkpoint) ([]abacus.Checkpoint, error) {
+// with one iterator, compared with froms and the advanced ones written in
+// one batch.
+func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, counters []string, froms, tos []abacus.Checkpoint) ([]abacus.Checkpoint, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
 	defer s.end()
-	if len(cps) != len(counters) {
-		return nil, abacus.Errorf(abacus.InvalidArgument, "%d checkpoints for %d counters", len(cps), len(counters))
+	if len(froms) != len(counters) || len(tos) != len(counters) {
+		return nil, abacus.Errorf(abacus.InvalidArgument, "%d and %d checkpoints for %d counters", len(froms), len(tos), len(counters))
 	}
 	keys := make([][]byte, len(counters))
 	throughs := make([]int64, len(counters))
@@ -221,10 +226,10 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 			return nil, err
 		}
 		keys[i] = counterKey(prefixCheckpoint, ns.ID, c)
-		if cps[i].Through.IsZero() {
-			continue // never newer than anything: only read, as AdvanceCheckpoint does
+		if !tos[i].Newer(froms[i]) {
+			continue // never written: only read, as AdvanceCheckpoint does
 		}
-		n, err := abacus.EventNanos(cps[i].Through, "checkpoint time")
+		n, err := abacus.EventNanos(tos[i].Through, "checkpoint time")
 		if err != nil {
 			return nil, err
 		}
@@ -249,14 +254,14 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 	b := s.db.NewBatch()
 	latest := int64(minNanos)
 	for _, i := range order {
-		if !cps[i].Newer(stored[i]) {
+		if !tos[i].Newer(froms[i]) || !stored[i].Equal(froms[i]) {
 			continue
 		}
 		// As in AdvanceCheckpoint: the fence is raised before the write.
 		s.fences.raise(s.fences.id(keys[i]), throughs[i])
-		_ = b.Set(keys[i], encodeCheckpoint(cps[i], throughs[i]), nil)
+		_ = b.Set(keys[i], encodeCheckpoint(tos[i], throughs[i]), nil)
 		latest = max(latest, throughs[i])
-		stored[i] = abacus.Checkpoint{Count: cps[i].Count, Through: nanosTime(throughs[i])}
+		stored[i] = abacus.Checkpoint{Count: tos[i].Count, Through: nanosTime(throughs[i])}
 	}
 	if b.Empty() {
 		_ = b.Close()

@@ -80,41 +80,48 @@ func scan(t testing.TB, s *embedded.Store, ns *abacus.Namespace, counter string)
 	return out
 }
 
-// AdvanceCheckpoints writes only the checkpoints newer than the stored ones,
-// returns what is stored afterwards in the callers' order, and agrees with
-// RollupStates and AdvanceCheckpoint.
+// AdvanceCheckpoints writes only the checkpoints advanced from the stored
+// ones, returns what is stored afterwards in the callers' order, and agrees
+// with RollupStates and AdvanceCheckpoint.
 func TestAdvanceCheckpoints(t *testing.T) {
 	ctx := context.Background()
 	s, ns := newStoreNS(t, "ns")
 	cp := func(n int64, off time.Duration) abacus.Checkpoint {
 		return abacus.Checkpoint{Count: abacus.SumOf(n), Through: t0.Add(off)}
 	}
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "b", cp(7, time.Minute)); err != nil {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "b", abacus.Checkpoint{}, cp(7, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	counters := []string{"c", "b", "a"}
-	got, err := s.AdvanceCheckpoints(ctx, ns, counters, []abacus.Checkpoint{cp(3, time.Second), cp(5, time.Second), cp(1, 2*time.Second)})
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{}, cp(2, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	counters := []string{"c", "b", "a", "d"}
+	froms := []abacus.Checkpoint{{}, {}, {}, cp(2, time.Second)}
+	got, err := s.AdvanceCheckpoints(ctx, ns, counters, froms, []abacus.Checkpoint{cp(3, time.Second), cp(5, 2*time.Minute), cp(1, 2*time.Second), cp(4, 3*time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []abacus.Checkpoint{cp(3, time.Second), cp(7, time.Minute), cp(1, 2*time.Second)}
+	want := []abacus.Checkpoint{cp(3, time.Second), cp(7, time.Minute), cp(1, 2*time.Second), cp(4, 3*time.Second)}
 	states, err := s.RollupStates(ctx, ns, counters)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range counters {
-		if got[i].Count != want[i].Count || !got[i].Through.Equal(want[i].Through) {
+		if !got[i].Equal(want[i]) {
 			t.Errorf("%s: returned %+v, want %+v", c, got[i], want[i])
 		}
 		st, err := s.RollupState(ctx, ns, c)
-		if err != nil || st.Checkpoint.Count != want[i].Count || !st.Through.Equal(want[i].Through) {
+		if err != nil || !st.Checkpoint.Equal(want[i]) {
 			t.Errorf("%s: stored %+v, %v; want %+v", c, st, err, want[i])
 		}
 		if states[i] != st {
 			t.Errorf("%s: RollupStates %+v, RollupState %+v", c, states[i], st)
 		}
 	}
-	if _, err := s.AdvanceCheckpoints(ctx, ns, counters, nil); abacus.ErrorCode(err) != abacus.InvalidArgument {
+	if _, err := s.AdvanceCheckpoints(ctx, ns, counters, froms, nil); abacus.ErrorCode(err) != abacus.InvalidArgument {
+		t.Errorf("mismatched lengths: %v, want InvalidArgument", err)
+	}
+	if _, err := s.AdvanceCheckpoints(ctx, ns, counters, nil, froms); abacus.ErrorCode(err) != abacus.InvalidArgument {
 		t.Errorf("mismatched lengths: %v, want InvalidArgument", err)
 	}
 }

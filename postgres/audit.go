@@ -111,7 +111,8 @@ func prefixEnd(p string) (string, bool) {
 // upserts: whichever locks the row first commits first, and an UPDATE that
 // waited re-evaluates its condition on the row the advance left (READ
 // COMMITTED), so it fails if the checkpoint moved meanwhile; an advance that
-// waited sees the repaired count and advances from it.
+// waited fails too, since the checkpoint it started from is no longer
+// stored, and its rollup starts again from the repaired one.
 const repairSQL = `
 UPDATE {{S}}.checkpoints SET count_hi = $6, count_lo = $7
 WHERE ns_id = $1 AND counter = $2 AND count_hi = $3 AND count_lo = $4 AND through = $5

@@ -55,60 +55,45 @@ func (s *Store) RollupStates(ctx context.Context, ns *abacus.Namespace, counters
 	return out, classify(ctx, rows.Err(), "read rollup states")
 }
 
-// AdvanceCheckpoints implements abacus.BatchRollupStore: the conditional
-// upserts of AdvanceCheckpoint, one per counter, go to the server in one
-// round trip (a pipelined batch); each is atomic on its own, as one
-// AdvanceCheckpoint is. A checkpoint that a concurrent rollup moved past the
-// statement's snapshot is read again, as AdvanceCheckpoint does.
-func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, counters []string, cps []abacus.Checkpoint) ([]abacus.Checkpoint, error) {
+// AdvanceCheckpoints implements abacus.BatchRollupStore: the
+// compare-and-swaps of AdvanceCheckpoint, one statement per counter, go to
+// the server in one round trip (a pipelined batch); each is atomic on its
+// own, as one AdvanceCheckpoint is. A failed one whose snapshot may predate
+// the row that made it fail is read again, as AdvanceCheckpoint does.
+func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, counters []string, froms, tos []abacus.Checkpoint) ([]abacus.Checkpoint, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
-	if len(cps) != len(counters) {
-		return nil, abacus.Errorf(abacus.InvalidArgument, "%d checkpoints for %d counters", len(cps), len(counters))
+	if len(froms) != len(counters) || len(tos) != len(counters) {
+		return nil, abacus.Errorf(abacus.InvalidArgument, "%d and %d checkpoints for %d counters", len(froms), len(tos), len(counters))
 	}
-	throughs := make([]int64, len(counters))
+	var b pgx.Batch
 	for i, c := range counters {
 		if err := checkNamespaceCounter(ns, c); err != nil {
 			return nil, err
 		}
-		if cps[i].Through.IsZero() {
-			continue
-		}
-		n, err := abacus.EventNanos(cps[i].Through, "checkpoint time")
+		q, args, err := s.advanceStatement(int64(ns.ID), c, froms[i], tos[i])
 		if err != nil {
 			return nil, err
 		}
-		throughs[i] = n
+		b.Queue(q, args...)
 	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	var b pgx.Batch
-	for i, c := range counters {
-		if cps[i].Through.IsZero() {
-			b.Queue(s.sql(checkpointSQL), int64(ns.ID), c) // never newer: only read
-		} else {
-			b.Queue(s.sql(advanceSQL), int64(ns.ID), c, cps[i].Count.Hi, int64(cps[i].Count.Lo), throughs[i])
-		}
-	}
 	out := make([]abacus.Checkpoint, len(counters))
 	var again []int
 	br := s.pool.SendBatch(octx, &b)
 	for i := range counters {
 		var hi, lo, th int64
-		err := br.QueryRow().Scan(&hi, &lo, &th)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			if !cps[i].Through.IsZero() {
-				again = append(again, i)
-			}
-		case err != nil:
+		switch err := br.QueryRow().Scan(&hi, &lo, &th); {
+		case err == nil:
+			out[i] = checkpointOf(hi, lo, th)
+		case !errors.Is(err, pgx.ErrNoRows):
 			_ = br.Close()
 			return nil, classify(ctx, err, "advance checkpoints")
-		case !cps[i].Through.IsZero() && th < throughs[i]:
+		}
+		if mayBeStale(froms[i], tos[i], out[i]) {
 			again = append(again, i)
-		default:
-			out[i] = checkpointOf(hi, lo, th)
 		}
 	}
 	if err := br.Close(); err != nil {

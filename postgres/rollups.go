@@ -86,21 +86,35 @@ func (s *Store) Fence(ctx context.Context, ns *abacus.Namespace, counter string,
 	return nil
 }
 
-// advanceSQL stores a checkpoint if it is newer than the stored one — a
-// single conditional upsert, so that of two nodes rolling up one counter at
-// once the older checkpoint never overwrites the newer — and returns the
-// checkpoint stored afterwards: the new one from RETURNING, or else the
-// stored one. The stored one is read with the statement's snapshot, which may
-// predate a checkpoint committed concurrently (ON CONFLICT sees the latest
-// row, a plain read does not); AdvanceCheckpoint reads again if what it got
-// is older than what it offered.
+// advanceSQL replaces a checkpoint if it is still the one the caller
+// started from ($6, $7, $8: the count's two halves and the time), and
+// createSQL stores the first checkpoint of a counter that has none; both
+// return the checkpoint stored afterwards: the new one from RETURNING, or
+// else the stored one. Each is a single statement on the row's primary key,
+// so of two nodes rolling up one counter from the same checkpoint only the
+// first writes, and a RepairCheckpoint (an UPDATE of the same row) and an
+// advance are ordered by the row lock: the one that waited re-evaluates its
+// condition on the row the other left (READ COMMITTED), and fails. The
+// stored checkpoint is read with the statement's snapshot, which may predate
+// the row that made the statement fail (the UPDATE and ON CONFLICT see the
+// latest row, a plain read does not): AdvanceCheckpoint reads again if what
+// it got is still the checkpoint it started from.
 const advanceSQL = `
 WITH up AS (
-    INSERT INTO {{S}}.checkpoints AS c (ns_id, counter, count_hi, count_lo, through)
+    UPDATE {{S}}.checkpoints SET count_hi = $3, count_lo = $4, through = $5
+    WHERE ns_id = $1 AND counter = $2 AND count_hi = $6 AND count_lo = $7 AND through = $8
+    RETURNING count_hi, count_lo, through
+)
+SELECT count_hi, count_lo, through FROM up
+UNION ALL
+SELECT count_hi, count_lo, through FROM {{S}}.checkpoints
+WHERE ns_id = $1 AND counter = $2 AND NOT EXISTS (SELECT FROM up)`
+
+const createSQL = `
+WITH up AS (
+    INSERT INTO {{S}}.checkpoints (ns_id, counter, count_hi, count_lo, through)
     VALUES ($1, $2, $3, $4, $5)
-    ON CONFLICT (ns_id, counter) DO UPDATE
-        SET count_hi = excluded.count_hi, count_lo = excluded.count_lo, through = excluded.through
-        WHERE c.through < excluded.through
+    ON CONFLICT (ns_id, counter) DO NOTHING
     RETURNING count_hi, count_lo, through
 )
 SELECT count_hi, count_lo, through FROM up
@@ -110,37 +124,69 @@ WHERE ns_id = $1 AND counter = $2 AND NOT EXISTS (SELECT FROM up)`
 
 const checkpointSQL = `SELECT count_hi, count_lo, through FROM {{S}}.checkpoints WHERE ns_id = $1 AND counter = $2`
 
+// advanceStatement returns the statement that advances counter's checkpoint
+// from from to to, and its arguments; the read of the stored checkpoint if
+// to is not after from, or from is no checkpoint a store can hold (so the
+// compare-and-swap cannot succeed). The count's 128 bits are two bigints,
+// the low half holding the bits of a uint64, as checkpointOf decodes them.
+func (s *Store) advanceStatement(ns int64, counter string, from, to abacus.Checkpoint) (string, []any, error) {
+	if !to.Newer(from) {
+		return s.sql(checkpointSQL), []any{ns, counter}, nil
+	}
+	through, err := abacus.EventNanos(to.Through, "checkpoint time")
+	if err != nil {
+		return "", nil, err
+	}
+	if from.Through.IsZero() {
+		if from.Count != (abacus.Sum{}) {
+			return s.sql(checkpointSQL), []any{ns, counter}, nil
+		}
+		return s.sql(createSQL), []any{ns, counter, to.Count.Hi, int64(to.Count.Lo), through}, nil
+	}
+	fromThrough, err := abacus.EventNanos(from.Through, "checkpoint time")
+	if err != nil {
+		return s.sql(checkpointSQL), []any{ns, counter}, nil
+	}
+	return s.sql(advanceSQL), []any{ns, counter, to.Count.Hi, int64(to.Count.Lo), through,
+		from.Count.Hi, int64(from.Count.Lo), fromThrough}, nil
+}
+
+// mayBeStale reports whether got, what an advance from from to to returned,
+// may be an older snapshot than the row that made it fail: the advance did
+// not store to, yet got is from (see advanceSQL).
+func mayBeStale(from, to, got abacus.Checkpoint) bool {
+	return to.Newer(from) && !got.Equal(to) && got.Equal(from)
+}
+
 // AdvanceCheckpoint implements abacus.RollupStore. Checkpoints are committed
 // synchronously, like every write of this store, so DeleteSlices need not
 // flush them before dropping events.
-func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, counter string, cp abacus.Checkpoint) (abacus.Checkpoint, error) {
+func (s *Store) AdvanceCheckpoint(ctx context.Context, ns *abacus.Namespace, counter string, from, to abacus.Checkpoint) (abacus.Checkpoint, error) {
 	if err := s.begin(ctx); err != nil {
 		return abacus.Checkpoint{}, err
 	}
 	if err := checkNamespaceCounter(ns, counter); err != nil {
 		return abacus.Checkpoint{}, err
 	}
-	octx, cancel := s.opContext(ctx)
-	defer cancel()
-	if cp.Through.IsZero() {
-		// Never newer than anything: only read.
-		stored, err := s.readCheckpoint(octx, int64(ns.ID), counter)
-		return stored, classify(ctx, err, "read checkpoint")
-	}
-	through, err := abacus.EventNanos(cp.Through, "checkpoint time")
+	q, args, err := s.advanceStatement(int64(ns.ID), counter, from, to)
 	if err != nil {
 		return abacus.Checkpoint{}, err
 	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	var got abacus.Checkpoint
 	var hi, lo, th int64
-	err = s.pool.QueryRow(octx, s.sql(advanceSQL), int64(ns.ID), counter, cp.Count.Hi, int64(cp.Count.Lo), through).Scan(&hi, &lo, &th)
-	if err == nil && th >= through {
-		return checkpointOf(hi, lo, th), nil
-	}
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	switch err := s.pool.QueryRow(octx, q, args...).Scan(&hi, &lo, &th); {
+	case err == nil:
+		got = checkpointOf(hi, lo, th)
+	case !errors.Is(err, pgx.ErrNoRows):
 		return abacus.Checkpoint{}, classify(ctx, err, "advance checkpoint")
 	}
-	// A concurrent rollup committed a checkpoint at least as new after this
-	// statement's snapshot was taken: read it.
+	if !mayBeStale(from, to, got) {
+		return got, nil
+	}
+	// A concurrent advance or repair committed after this statement's
+	// snapshot was taken: read what it stored.
 	stored, err := s.readCheckpoint(octx, int64(ns.ID), counter)
 	return stored, classify(ctx, err, "read checkpoint")
 }

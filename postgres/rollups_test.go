@@ -9,41 +9,75 @@ import (
 )
 
 // TestAdvanceCheckpointStaleSnapshot makes AdvanceCheckpoint's statement
-// take its snapshot while another transaction holds a newer checkpoint
-// uncommitted: the conditional upsert then refuses the older one against the
-// committed newer row, which the statement's snapshot cannot see, and the
-// checkpoint returned must still be the newer one.
+// take its snapshot while another transaction holds another checkpoint
+// uncommitted (a newer one, a repaired count at the same time, or the first
+// one of a counter): the compare-and-swap then fails against the committed
+// row, which the statement's snapshot cannot see, and the checkpoint
+// returned must still be the committed one, not the one it started from.
 func TestAdvanceCheckpointStaleSnapshot(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, Options{})
 	ns := createNamespace(t, s, "stale")
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{Count: abacus.SumOf(10), Through: t0.Add(10 * time.Second)}); err != nil {
-		t.Fatal(err)
+	cp := func(n int64, secs time.Duration) abacus.Checkpoint {
+		return abacus.Checkpoint{Count: abacus.SumOf(n), Through: t0.Add(secs * time.Second)}
 	}
-	tx, err := connect(t).Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, s.sql(`UPDATE {{S}}.checkpoints SET count_hi = 0, count_lo = 50, through = $3 WHERE ns_id = $1 AND counter = $2`),
-		int64(ns.ID), "c", t0.Add(50*time.Second).UnixNano()); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan abacus.Checkpoint, 1)
-	go func() {
-		cp, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{Count: abacus.SumOf(20), Through: t0.Add(20 * time.Second)})
-		if err != nil {
-			t.Error(err)
-		}
-		done <- cp
-	}()
-	time.Sleep(100 * time.Millisecond) // the upsert waits for the row
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	want := abacus.Checkpoint{Count: abacus.SumOf(50), Through: t0.Add(50 * time.Second)}
-	if got := <-done; got.Count != want.Count || !got.Through.Equal(want.Through) {
-		t.Fatalf("AdvanceCheckpoint = %+v, want the newer stored %+v", got, want)
+	const update = `UPDATE {{S}}.checkpoints SET count_hi = 0, count_lo = $3, through = $4 WHERE ns_id = $1 AND counter = $2`
+	const insert = `INSERT INTO {{S}}.checkpoints (ns_id, counter, count_hi, count_lo, through) VALUES ($1, $2, 0, $3, $4)`
+	for _, tc := range []struct {
+		counter    string
+		from       abacus.Checkpoint // stored before, unless zero
+		sql        string
+		concurrent abacus.Checkpoint
+		single     bool
+	}{
+		{"advanced", cp(10, 10), update, cp(50, 50), true},
+		{"repaired", cp(10, 10), update, cp(3, 10), true},
+		{"created", abacus.Checkpoint{}, insert, cp(5, 5), true},
+		{"advanced-batch", cp(10, 10), update, cp(50, 50), false},
+		{"repaired-batch", cp(10, 10), update, cp(3, 10), false},
+		{"created-batch", abacus.Checkpoint{}, insert, cp(5, 5), false},
+	} {
+		t.Run(tc.counter, func(t *testing.T) {
+			if !tc.from.Through.IsZero() {
+				if _, err := s.AdvanceCheckpoint(ctx, ns, tc.counter, abacus.Checkpoint{}, tc.from); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tx, err := connect(t).Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(ctx) }()
+			n, _ := tc.concurrent.Count.Int64()
+			if _, err := tx.Exec(ctx, s.sql(tc.sql), int64(ns.ID), tc.counter, n, tc.concurrent.Through.UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan abacus.Checkpoint, 1)
+			go func() {
+				to := cp(20, 20)
+				var got abacus.Checkpoint
+				var err error
+				if tc.single {
+					got, err = s.AdvanceCheckpoint(ctx, ns, tc.counter, tc.from, to)
+				} else {
+					var cps []abacus.Checkpoint
+					if cps, err = s.AdvanceCheckpoints(ctx, ns, []string{tc.counter}, []abacus.Checkpoint{tc.from}, []abacus.Checkpoint{to}); err == nil {
+						got = cps[0]
+					}
+				}
+				if err != nil {
+					t.Error(err)
+				}
+				done <- got
+			}()
+			time.Sleep(100 * time.Millisecond) // the statement waits for the row
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := <-done; !got.Equal(tc.concurrent) {
+				t.Fatalf("AdvanceCheckpoint = %+v, want the committed %+v", got, tc.concurrent)
+			}
+		})
 	}
 }
 

@@ -145,7 +145,7 @@ func TestInvalidInput(t *testing.T) {
 	if got := scan(t, s, ns, "c"); len(got) != 0 {
 		t.Fatalf("refused batches wrote %v", got)
 	}
-	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{Through: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}); abacus.ErrorCode(err) != abacus.InvalidArgument {
+	if _, err := s.AdvanceCheckpoint(ctx, ns, "c", abacus.Checkpoint{}, abacus.Checkpoint{Through: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}); abacus.ErrorCode(err) != abacus.InvalidArgument {
 		t.Fatalf("AdvanceCheckpoint beyond 2116 = %v, want InvalidArgument", err)
 	}
 	if _, err := s.GetNamespace(ctx, "bad\x00name"); abacus.ErrorCode(err) != abacus.NotFound {

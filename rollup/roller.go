@@ -15,9 +15,11 @@ import (
 // pipeline's work is done. Its Rollup is the pipeline's Func, its Batch the
 // pipeline's BatchFunc (see New and Options.Batch). A Roller holds no state
 // of its own: every rollup reads the counter's checkpoint from the rollup
-// store, folds the events after it and writes the new checkpoint only if it
-// is newer, so rollups are safe to run more than once and concurrently, on
-// one node or many.
+// store, folds the events after it and writes the new checkpoint only if
+// the stored one is still the one it read (a compare-and-swap, see
+// abacus.RollupStore.AdvanceCheckpoint), so rollups are safe to run more
+// than once and concurrently, on one node or many, and with recounts that
+// repair a checkpoint meanwhile.
 type Roller struct {
 	// Stores gives each namespace's stores. Required.
 	Stores abacus.Backends
@@ -40,8 +42,9 @@ func (r *Roller) Rollup(ctx context.Context, k Key) (Outcome, error) {
 // RollupCounter aggregates one counter's immutable window into its
 // checkpoint: it reads the checkpoint, folds the events in [checkpoint,
 // now − accept_limit − skew margin) (a clear resets the count), writes the
-// new checkpoint if it is newer than the stored one (so concurrent rollups
-// converge) and caches it. Outcome.CaughtUp is false while the counter has
+// new checkpoint if the stored one is still the one it read (so concurrent
+// rollups converge, and a repair that lands meanwhile is not undone) and
+// caches it. Outcome.CaughtUp is false while the counter has
 // events the checkpoint does not cover yet, and Outcome.NotBefore then says
 // when a further rollup can finish it (when the window will have passed its
 // last write, or for an EVENTUAL counter not quiet yet, when it will be, for
@@ -121,14 +124,15 @@ func (r *Roller) RollupBatch(ctx context.Context, ns *abacus.Namespace, counters
 	}
 	var idx []int
 	var names []string
-	var cps []abacus.Checkpoint
+	var froms, tos []abacus.Checkpoint
 	for i, pl := range plans {
 		if errs[i] == nil && pl.advance {
-			idx, names, cps = append(idx, i), append(names, counters[i]), append(cps, pl.want)
+			idx, names = append(idx, i), append(names, counters[i])
+			froms, tos = append(froms, pl.st.Checkpoint), append(tos, pl.want)
 		}
 	}
 	if len(idx) > 0 {
-		stored, err := bs.AdvanceCheckpoints(ctx, ns, names, cps)
+		stored, err := bs.AdvanceCheckpoints(ctx, ns, names, froms, tos)
 		if err != nil {
 			for _, i := range idx {
 				errs[i] = err
@@ -194,12 +198,19 @@ type rollupPlan struct {
 	provisional bool
 }
 
-// advanced records the checkpoint stored by the write of p.want.
+// advanced records the checkpoint stored after the compare-and-swap from
+// p.st's checkpoint to p.want. When it failed, another rollup advanced the
+// checkpoint or a recount repaired it since p.st was read, and the
+// returned one is what finish works from. The repaired one keeps p.st's
+// time, which the last write is at or after (p was to advance), so finish
+// reports the counter not caught up and the pipeline rolls it up again,
+// from the repaired count; the count it caches meanwhile is the repaired
+// one (and, for a provisional count, the tail folded again from its time).
 func (p *rollupPlan) advanced(stored abacus.Checkpoint) {
 	p.stored = stored
 	if p.tailDone && !stored.Through.Equal(p.end) {
-		// Another rollup moved the checkpoint elsewhere: the tail read
-		// from end does not start where the stored count ends.
+		// The checkpoint is elsewhere: the tail read from end does not
+		// start where the stored count ends.
 		p.tailDone = false
 	}
 }
@@ -211,7 +222,7 @@ func (r *Roller) rollupFrom(ctx context.Context, ns *abacus.Namespace, counter s
 		return Outcome{}, err
 	}
 	if pl.advance {
-		stored, err := r.Stores.RollupStore(ns).AdvanceCheckpoint(ctx, ns, counter, pl.want)
+		stored, err := r.Stores.RollupStore(ns).AdvanceCheckpoint(ctx, ns, counter, pl.st.Checkpoint, pl.want)
 		if err != nil {
 			return Outcome{}, err
 		}

@@ -225,15 +225,88 @@ func testRepairCheckpoint(t *testing.T, b Backend) {
 	}
 }
 
-// repairMark is added to a checkpoint's count by each repair in
-// testRepairConcurrent: a count is its time in seconds plus a multiple of it.
-const repairMark = 1_000_000
+// testAdvanceAfterRepair checks the race a recount has with a rollup: the
+// rollup reads a wrong checkpoint, a repair corrects it at the same time,
+// and the rollup's advance from what it read, which would carry the error
+// forward, fails and returns the repaired checkpoint; an advance from the
+// repaired one then succeeds. Single and batched.
+func testAdvanceAfterRepair(t *testing.T, b Backend) {
+	ctx := context.Background()
+	ns := newNamespace(t, b, "advance-after-repair")
+	wrong, right := checkpointAt(10*time.Second, 15), checkpointAt(10*time.Second, 5)
+	repair := func(counter string) {
+		t.Helper()
+		if got, ok, err := b.RepairCheckpoint(ctx, ns, counter, wrong, right); err != nil || !ok || !sameCheckpoint(got, right) {
+			t.Fatalf("RepairCheckpoint(%s) = %+v, %v, %v", counter, got, ok, err)
+		}
+	}
+	stored := func(counter string) abacus.Checkpoint {
+		t.Helper()
+		st, err := b.RollupState(ctx, ns, counter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Checkpoint
+	}
+	// The rollup folds 2 events in [10s, 20s) onto the count it read.
+	folded := func(cp abacus.Checkpoint) abacus.Checkpoint {
+		return abacus.Checkpoint{Count: cp.Count.Add(2), Through: at(20 * time.Second)}
+	}
 
-// testRepairConcurrent races repairs with advances from many goroutines,
-// batched ones too where the backend has them: a repair either replaces the
-// checkpoint it read or fails because an advance moved it; no advance is
-// lost, the checkpoint never moves back, and each count belongs to its time
-// (an advance's own, or one repaired at the same time).
+	advance(t, b, ns, "c", wrong)
+	read := stored("c")
+	repair("c")
+	got, err := b.AdvanceCheckpoint(ctx, ns, "c", read, folded(read))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameCheckpoint(got, right) || !sameCheckpoint(stored("c"), right) {
+		t.Fatalf("AdvanceCheckpoint from the checkpoint a repair replaced = %+v, stored %+v; want the repaired %+v kept", got, stored("c"), right)
+	}
+	if got, err := b.AdvanceCheckpoint(ctx, ns, "c", got, folded(got)); err != nil || !sameCheckpoint(got, checkpointAt(20*time.Second, 7)) {
+		t.Fatalf("AdvanceCheckpoint from the repaired checkpoint = %+v, %v; want %+v", got, err, checkpointAt(20*time.Second, 7))
+	}
+
+	bs, ok := b.(abacus.BatchRollupStore)
+	if !ok {
+		return
+	}
+	// Two counters read in one batch, one of them repaired before the
+	// batch's advance: only the other advances.
+	names := []string{"x", "y"}
+	advance(t, b, ns, "x", wrong)
+	advance(t, b, ns, "y", wrong)
+	states, err := bs.RollupStates(ctx, ns, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repair("y")
+	froms := []abacus.Checkpoint{states[0].Checkpoint, states[1].Checkpoint}
+	tos := []abacus.Checkpoint{folded(froms[0]), folded(froms[1])}
+	cps, err := bs.AdvanceCheckpoints(ctx, ns, names, froms, tos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []abacus.Checkpoint{checkpointAt(20*time.Second, 17), right}
+	for i, c := range names {
+		if !sameCheckpoint(cps[i], want[i]) || !sameCheckpoint(stored(c), want[i]) {
+			t.Errorf("%s: AdvanceCheckpoints = %+v, stored %+v; want %+v", c, cps[i], stored(c), want[i])
+		}
+	}
+}
+
+// repairError is the error of the wrong checkpoint testRepairConcurrent
+// starts from: a checkpoint's count is its time in seconds, plus repairError
+// until a repair corrects it.
+const repairError = 1_000_000
+
+// testRepairConcurrent races rollups, each advancing the checkpoint from the
+// one it read (single or batched where the backend has it) and starting
+// again from the one returned when that fails, with recounts that repair a
+// wrong count: once a repair has corrected the count, no advance from a
+// checkpoint read before it brings the error back, the checkpoint never
+// moves back, and the final checkpoint is the newest time with the exact
+// count.
 func testRepairConcurrent(t *testing.T, b Backend) {
 	ctx := context.Background()
 	ns := newNamespace(t, b, "repairrace")
@@ -244,29 +317,37 @@ func testRepairConcurrent(t *testing.T, b Backend) {
 		done     atomic.Bool
 		maxSecs  atomic.Int64
 		repaired atomic.Int64
-		refused  atomic.Int64
+		failed   atomic.Int64
+		fixed    atomic.Bool // a repair succeeded: no error may be seen after
 	)
-	valid := func(cp abacus.Checkpoint) error {
-		if cp.Through.IsZero() {
-			return nil
-		}
+	errorOf := func(cp abacus.Checkpoint) (int64, error) {
 		secs := int64(cp.Through.Sub(t0) / time.Second)
 		n, ok := cp.Count.Int64()
-		if !ok || n < secs || (n-secs)%repairMark != 0 {
-			return fmt.Errorf("checkpoint %+v: count does not belong to its time", cp)
+		if !ok || (n != secs && n != secs+repairError) {
+			return 0, fmt.Errorf("checkpoint %+v: count does not belong to its time", cp)
 		}
-		return nil
+		return n - secs, nil
 	}
+	check := func(cp abacus.Checkpoint, fixedBefore bool) error {
+		e, err := errorOf(cp)
+		if err == nil && e != 0 && fixedBefore {
+			err = fmt.Errorf("checkpoint %+v: the error came back after a repair", cp)
+		}
+		return err
+	}
+	maxSecs.Store(1)
+	advance(t, b, ns, "c", checkpointAt(time.Second, 1+repairError))
 	for range repairers {
 		wg.Go(func() {
 			var last time.Time
 			for !done.Load() {
+				wasFixed := fixed.Load()
 				st, err := b.RollupState(ctx, ns, "c")
 				if err != nil {
 					t.Errorf("RollupState: %v", err)
 					return
 				}
-				if err := valid(st.Checkpoint); err != nil {
+				if err := check(st.Checkpoint, wasFixed); err != nil {
 					t.Error(err)
 					return
 				}
@@ -275,28 +356,24 @@ func testRepairConcurrent(t *testing.T, b Backend) {
 					return
 				}
 				last = st.Through
-				if st.Through.IsZero() {
+				if e, _ := errorOf(st.Checkpoint); e == 0 {
 					continue
 				}
-				fixed := abacus.Checkpoint{Count: st.Count.Add(repairMark), Through: st.Through}
-				got, ok, err := b.RepairCheckpoint(ctx, ns, "c", st.Checkpoint, fixed)
+				right := abacus.Checkpoint{Count: st.Count.Add(-repairError), Through: st.Through}
+				got, ok, err := b.RepairCheckpoint(ctx, ns, "c", st.Checkpoint, right)
 				switch {
 				case err != nil:
 					t.Errorf("RepairCheckpoint: %v", err)
 					return
-				case ok && !sameCheckpoint(got, fixed):
-					t.Errorf("RepairCheckpoint(%+v, %+v) = %+v, true", st.Checkpoint, fixed, got)
+				case ok && !sameCheckpoint(got, right):
+					t.Errorf("RepairCheckpoint(%+v, %+v) = %+v, true", st.Checkpoint, right, got)
 					return
 				case !ok && sameCheckpoint(got, st.Checkpoint):
 					t.Errorf("RepairCheckpoint(%+v) refused, but returned it as stored", st.Checkpoint)
 					return
-				case !ok && got.Through.Before(st.Through):
-					t.Errorf("RepairCheckpoint(%+v) refused, returning an older %+v", st.Checkpoint, got)
-					return
 				case ok:
+					fixed.Store(true)
 					repaired.Add(1)
-				default:
-					refused.Add(1)
 				}
 			}
 		})
@@ -308,47 +385,80 @@ func testRepairConcurrent(t *testing.T, b Backend) {
 				// Mostly rising, so most advances write: the window
 				// for a repair to race is there at every one.
 				secs := maxSecs.Add(1)
-				cp := checkpointAt(time.Duration(secs)*time.Second, secs)
-				var got abacus.Checkpoint
-				var err error
-				if batch != nil && g%2 == 1 {
-					var cps []abacus.Checkpoint
-					cps, err = batch.AdvanceCheckpoints(ctx, ns, []string{"b", "c"}, []abacus.Checkpoint{cp, cp})
-					if err == nil {
-						got = cps[1]
-					}
-				} else {
-					got, err = b.AdvanceCheckpoint(ctx, ns, "c", cp)
+				to := func(from abacus.Checkpoint) abacus.Checkpoint {
+					// The fold of one event a second after from.
+					return abacus.Checkpoint{Count: from.Count.Add(secs - int64(from.Through.Sub(t0)/time.Second)), Through: at(time.Duration(secs) * time.Second)}
 				}
+				st, err := b.RollupState(ctx, ns, "c")
 				if err != nil {
-					t.Errorf("AdvanceCheckpoint: %v", err)
+					t.Errorf("RollupState: %v", err)
 					return
 				}
-				if got.Through.Before(cp.Through) {
-					t.Errorf("AdvanceCheckpoint(%v) returned an older checkpoint %v", cp.Through, got.Through)
-				}
-				if err := valid(got); err != nil {
-					t.Error(err)
+				from := st.Checkpoint
+				for to(from).Newer(from) {
+					wasFixed := fixed.Load()
+					var got abacus.Checkpoint
+					if batch != nil && g%2 == 1 {
+						// With a counter of its own, which always advances.
+						own := fmt.Sprintf("own%d", g)
+						states, err := batch.RollupStates(ctx, ns, []string{own})
+						if err != nil {
+							t.Errorf("RollupStates: %v", err)
+							return
+						}
+						ownTo := checkpointAt(time.Duration(secs)*time.Second, 0)
+						var cps []abacus.Checkpoint
+						cps, err = batch.AdvanceCheckpoints(ctx, ns, []string{own, "c"}, []abacus.Checkpoint{states[0].Checkpoint, from}, []abacus.Checkpoint{ownTo, to(from)})
+						if err == nil && !sameCheckpoint(cps[0], ownTo) {
+							err = fmt.Errorf("AdvanceCheckpoints of %s from what it read = %+v, want %+v", own, cps[0], ownTo)
+						}
+						if err == nil {
+							got = cps[1]
+						}
+					} else {
+						got, err = b.AdvanceCheckpoint(ctx, ns, "c", from, to(from))
+					}
+					if err != nil {
+						t.Errorf("AdvanceCheckpoint: %v", err)
+						return
+					}
+					if got.Through.Before(from.Through) {
+						t.Errorf("AdvanceCheckpoint(%+v, %+v) returned an older checkpoint %+v", from, to(from), got)
+					}
+					if err := check(got, wasFixed); err != nil {
+						t.Error(err)
+						return
+					}
+					if sameCheckpoint(got, to(from)) {
+						break
+					}
+					if sameCheckpoint(got, from) {
+						t.Errorf("AdvanceCheckpoint(%+v, %+v) stored nothing, but returned from as stored", from, to(from))
+						return
+					}
+					failed.Add(1)
+					from = got
 				}
 			}
 		})
 	}
 	advWG.Wait()
+	// Let a repairer correct the count if none has yet, then stop them.
+	for deadline := time.Now().Add(10 * time.Second); !fixed.Load() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	done.Store(true)
 	wg.Wait()
 	st, err := b.RollupState(ctx, ns, "c")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := at(time.Duration(maxSecs.Load()) * time.Second); !st.Through.Equal(want) {
-		t.Fatalf("final checkpoint %+v; want the newest time %v", st.Checkpoint, want)
+	if want := checkpointAt(time.Duration(maxSecs.Load())*time.Second, maxSecs.Load()); !sameCheckpoint(st.Checkpoint, want) {
+		t.Fatalf("final checkpoint %+v; want the newest time with the exact count, %+v", st.Checkpoint, want)
 	}
-	if err := valid(st.Checkpoint); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d repairs, %d refused", repaired.Load(), refused.Load())
-	if repaired.Load() == 0 {
-		t.Fatalf("no repair succeeded")
+	t.Logf("%d repairs, %d advances from a stale checkpoint failed", repaired.Load(), failed.Load())
+	if repaired.Load() != 1 {
+		t.Fatalf("%d repairs succeeded, want 1: the error came back", repaired.Load())
 	}
 }
 

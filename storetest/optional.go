@@ -51,18 +51,22 @@ func testBatchRollupStore(t *testing.T, b Backend) {
 		t.Errorf("RollupStates of no counters = %v, %v", states, err)
 	}
 
-	// Older than stored: kept; newer: stored; new counter: stored; zero:
-	// only read.
-	names := []string{"a", "d", "e", "b"}
-	offer := []abacus.Checkpoint{checkpointAt(20*time.Second, 99), checkpointAt(50*time.Second, 4), checkpointAt(10*time.Second, 8), {}}
-	want := []abacus.Checkpoint{checkpointAt(30*time.Second, 1), checkpointAt(50*time.Second, 4), checkpointAt(10*time.Second, 8), {}}
-	got, err := bs.AdvanceCheckpoints(ctx, ns, names, offer)
+	// From the stored checkpoint: older than it, kept; newer, stored; new
+	// counter, stored; zero, only read. From another: kept, whatever it
+	// offers. (a: 30s/1, b: none, d: 40s/-7 before the call.)
+	names := []string{"a", "d", "e", "b", "f", "g"}
+	froms := []abacus.Checkpoint{checkpointAt(30*time.Second, 1), checkpointAt(40*time.Second, -7), {}, {}, checkpointAt(5*time.Second, 0), {}}
+	tos := []abacus.Checkpoint{checkpointAt(20*time.Second, 99), checkpointAt(50*time.Second, 4), checkpointAt(10*time.Second, 8), {}, checkpointAt(50*time.Second, 3), checkpointAt(60*time.Second, 9)}
+	want := []abacus.Checkpoint{checkpointAt(30*time.Second, 1), checkpointAt(50*time.Second, 4), checkpointAt(10*time.Second, 8), {}, {}, checkpointAt(60*time.Second, 9)}
+	advance(t, b, ns, "g", checkpointAt(0, 0))
+	want[5] = checkpointAt(0, 0) // g: from none, but it has one
+	got, err := bs.AdvanceCheckpoints(ctx, ns, names, froms, tos)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range names {
 		if !sameCheckpoint(got[i], want[i]) {
-			t.Errorf("AdvanceCheckpoints[%d] (%s) = %+v, want %+v", i, c, got[i], want[i])
+			t.Errorf("AdvanceCheckpoints[%d] (%s, from %+v to %+v) = %+v, want %+v", i, c, froms[i], tos[i], got[i], want[i])
 		}
 		st, err := b.RollupState(ctx, ns, c)
 		if err != nil {
@@ -72,28 +76,56 @@ func testBatchRollupStore(t *testing.T, b Backend) {
 			t.Errorf("%s: stored %+v after AdvanceCheckpoints, want %+v", c, st.Checkpoint, want[i])
 		}
 	}
+	_, err = bs.AdvanceCheckpoints(ctx, ns, names, froms[:1], tos)
+	checkCode(t, "AdvanceCheckpoints with fewer froms than counters", err, abacus.InvalidArgument)
 
-	// Concurrent batches over the same counters: each ends at the newest
-	// checkpoint offered, and every call returns one at least as new as the
-	// one it offered.
+	// Concurrent batches over the same counters, each advancing from the
+	// states it read and starting again from what a failed one returned:
+	// each ends at the newest checkpoint offered, and a failed advance
+	// returns another checkpoint than the one it started from.
 	ns2 := newNamespace(t, b, "batchrollups2")
 	batch := []string{"p", "q", "r"}
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	errs := make(chan error, 8*len(batch))
 	for w := range 8 {
 		wg.Go(func() {
-			cps := make([]abacus.Checkpoint, len(batch))
+			tos := make([]abacus.Checkpoint, len(batch))
 			for i := range batch {
-				cps[i] = checkpointAt(time.Duration(10+(w*3+i)%8)*time.Second, int64(w))
+				secs := int64(10 + (w*3+i)%8)
+				tos[i] = checkpointAt(time.Duration(secs)*time.Second, secs)
 			}
-			got, err := bs.AdvanceCheckpoints(ctx, ns2, batch, cps)
+			states, err := bs.RollupStates(ctx, ns2, batch)
 			if err != nil {
 				errs <- err
 				return
 			}
+			froms := make([]abacus.Checkpoint, len(batch))
 			for i := range batch {
-				if got[i].Through.Before(cps[i].Through) {
-					errs <- fmt.Errorf("%s: AdvanceCheckpoints returned %v, older than the offered %v", batch[i], got[i].Through, cps[i].Through)
+				froms[i] = states[i].Checkpoint
+			}
+			for {
+				got, err := bs.AdvanceCheckpoints(ctx, ns2, batch, froms, tos)
+				if err != nil {
+					errs <- err
+					return
+				}
+				retry := false
+				for i := range batch {
+					switch {
+					case !tos[i].Newer(froms[i]) || sameCheckpoint(got[i], tos[i]):
+					case sameCheckpoint(got[i], froms[i]):
+						errs <- fmt.Errorf("%s: AdvanceCheckpoints from %+v to %+v stored nothing, but returned from as stored", batch[i], froms[i], tos[i])
+						return
+					case got[i].Through.Before(froms[i].Through):
+						errs <- fmt.Errorf("%s: AdvanceCheckpoints returned %+v, older than the %+v it started from", batch[i], got[i], froms[i])
+						return
+					default:
+						retry = true
+					}
+					froms[i] = got[i]
+				}
+				if !retry {
+					return
 				}
 			}
 		})
@@ -108,8 +140,8 @@ func testBatchRollupStore(t *testing.T, b Backend) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !st.Through.Equal(at(17 * time.Second)) {
-			t.Errorf("%s: checkpoint through %v after concurrent batches, want the newest offered, %v", c, st.Through, at(17*time.Second))
+		if !sameCheckpoint(st.Checkpoint, checkpointAt(17*time.Second, 17)) {
+			t.Errorf("%s: checkpoint %+v after concurrent batches, want the newest offered, %+v", c, st.Checkpoint, checkpointAt(17*time.Second, 17))
 		}
 	}
 }

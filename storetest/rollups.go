@@ -20,37 +20,52 @@ func sameCheckpoint(a, b abacus.Checkpoint) bool {
 	return a.Count == b.Count && a.Through.Equal(b.Through)
 }
 
-// testCheckpointMonotonic checks that AdvanceCheckpoint only moves forward and
-// returns the checkpoint stored afterwards.
+// testCheckpointMonotonic checks that AdvanceCheckpoint stores a checkpoint
+// only from the stored one (count and time, all 128 bits of the count) and
+// only forward, and returns the checkpoint stored afterwards.
 func testCheckpointMonotonic(t *testing.T, b Backend) {
 	ctx := context.Background()
 	ns := newNamespace(t, b, "checkpoints")
+	big := abacus.Checkpoint{Count: abacus.Sum{Hi: 1, Lo: 2}, Through: at(time.Hour)}
 	steps := []struct {
-		cp, want abacus.Checkpoint
+		name           string
+		from, to, want abacus.Checkpoint
 	}{
-		{checkpointAt(10*time.Second, 5), checkpointAt(10*time.Second, 5)},
-		{checkpointAt(5*time.Second, 99), checkpointAt(10*time.Second, 5)},   // older: kept
-		{checkpointAt(10*time.Second, 7), checkpointAt(10*time.Second, 5)},   // equal time: not newer
-		{checkpointAt(20*time.Second, -3), checkpointAt(20*time.Second, -3)}, // newer, negative count
-		{abacus.Checkpoint{}, checkpointAt(20*time.Second, -3)},              // zero: never newer
-		{abacus.Checkpoint{Count: abacus.Sum{Hi: 1, Lo: 2}, Through: at(time.Hour)},
-			abacus.Checkpoint{Count: abacus.Sum{Hi: 1, Lo: 2}, Through: at(time.Hour)}}, // beyond int64
+		{"first", abacus.Checkpoint{}, checkpointAt(10*time.Second, 5), checkpointAt(10*time.Second, 5)},
+		{"older: kept", checkpointAt(10*time.Second, 5), checkpointAt(5*time.Second, 99), checkpointAt(10*time.Second, 5)},
+		{"equal time: not newer", checkpointAt(10*time.Second, 5), checkpointAt(10*time.Second, 7), checkpointAt(10*time.Second, 5)},
+		{"stale: from none", abacus.Checkpoint{}, checkpointAt(20*time.Second, 1), checkpointAt(10*time.Second, 5)},
+		{"stale: other count", checkpointAt(10*time.Second, 4), checkpointAt(20*time.Second, 1), checkpointAt(10*time.Second, 5)},
+		{"stale: other time", checkpointAt(9*time.Second, 5), checkpointAt(20*time.Second, 1), checkpointAt(10*time.Second, 5)},
+		{"newer, negative count", checkpointAt(10*time.Second, 5), checkpointAt(20*time.Second, -3), checkpointAt(20*time.Second, -3)},
+		{"zero: never newer", checkpointAt(20*time.Second, -3), abacus.Checkpoint{}, checkpointAt(20*time.Second, -3)},
+		{"beyond int64", checkpointAt(20*time.Second, -3), big, big},
+		{"stale: other high half", abacus.Checkpoint{Count: abacus.Sum{Hi: 0, Lo: 2}, Through: big.Through}, checkpointAt(2*time.Hour, 1), big},
+		{"stale: other low half", abacus.Checkpoint{Count: abacus.Sum{Hi: 1, Lo: 3}, Through: big.Through}, checkpointAt(2*time.Hour, 1), big},
+		{"from beyond int64", big, checkpointAt(2*time.Hour, 1), checkpointAt(2*time.Hour, 1)},
 	}
-	for i, s := range steps {
-		got, err := b.AdvanceCheckpoint(ctx, ns, "c", s.cp)
+	for _, s := range steps {
+		got, err := b.AdvanceCheckpoint(ctx, ns, "c", s.from, s.to)
 		if err != nil {
-			t.Fatalf("step %d: AdvanceCheckpoint: %v", i, err)
+			t.Fatalf("%s: AdvanceCheckpoint: %v", s.name, err)
 		}
 		if !sameCheckpoint(got, s.want) {
-			t.Fatalf("step %d: AdvanceCheckpoint(%+v) = %+v, want %+v", i, s.cp, got, s.want)
+			t.Fatalf("%s: AdvanceCheckpoint(%+v, %+v) = %+v, want %+v", s.name, s.from, s.to, got, s.want)
 		}
 		st, err := b.RollupState(ctx, ns, "c")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !sameCheckpoint(st.Checkpoint, s.want) {
-			t.Fatalf("step %d: RollupState = %+v, want %+v", i, st.Checkpoint, s.want)
+			t.Fatalf("%s: RollupState = %+v, want %+v", s.name, st.Checkpoint, s.want)
 		}
+	}
+	// A counter without a checkpoint is advanced from the zero one only.
+	if got, err := b.AdvanceCheckpoint(ctx, ns, "d", checkpointAt(10*time.Second, 5), checkpointAt(20*time.Second, 6)); err != nil || got != (abacus.Checkpoint{}) {
+		t.Fatalf("AdvanceCheckpoint of a counter without a checkpoint, from one = %+v, %v; want the zero checkpoint", got, err)
+	}
+	if got, err := b.AdvanceCheckpoint(ctx, ns, "d", abacus.Checkpoint{Count: abacus.SumOf(1)}, checkpointAt(20*time.Second, 6)); err != nil || got != (abacus.Checkpoint{}) {
+		t.Fatalf("AdvanceCheckpoint of a counter without a checkpoint, from a count without a time = %+v, %v; want the zero checkpoint", got, err)
 	}
 	// Checkpoints are per counter and per namespace.
 	other := newNamespace(t, b, "checkpoints2")
@@ -65,9 +80,12 @@ func testCheckpointMonotonic(t *testing.T, b Backend) {
 	}
 }
 
-// testCheckpointConcurrent races AdvanceCheckpoint from many goroutines while
-// a reader checks that the stored checkpoint never moves back; the final one
-// is the newest offered, with its own count.
+// testCheckpointConcurrent races rollups of one counter from many
+// goroutines, each advancing the checkpoint from the one it read to a time of
+// its own (and the count that belongs to it, one per second) and, when its
+// compare-and-swap fails, starting again from the checkpoint returned,
+// while a reader checks that the stored checkpoint never moves back; the
+// final one is the newest offered, with its own count.
 func testCheckpointConcurrent(t *testing.T, b Backend) {
 	ctx := context.Background()
 	ns := newNamespace(t, b, "cprace")
@@ -76,6 +94,7 @@ func testCheckpointConcurrent(t *testing.T, b Backend) {
 		wg      sync.WaitGroup
 		done    atomic.Bool
 		maxSecs atomic.Int64
+		failed  atomic.Int64
 	)
 	reader := make(chan error, 1)
 	go func() {
@@ -109,14 +128,32 @@ func testCheckpointConcurrent(t *testing.T, b Backend) {
 						break
 					}
 				}
-				cp := checkpointAt(time.Duration(secs)*time.Second, secs)
-				got, err := b.AdvanceCheckpoint(ctx, ns, "c", cp)
+				to := checkpointAt(time.Duration(secs)*time.Second, secs)
+				st, err := b.RollupState(ctx, ns, "c")
 				if err != nil {
-					t.Errorf("AdvanceCheckpoint: %v", err)
+					t.Errorf("RollupState: %v", err)
 					return
 				}
-				if got.Through.Before(cp.Through) {
-					t.Errorf("AdvanceCheckpoint(%v) returned an older checkpoint %v", cp.Through, got.Through)
+				from := st.Checkpoint
+				for to.Newer(from) {
+					got, err := b.AdvanceCheckpoint(ctx, ns, "c", from, to)
+					if err != nil {
+						t.Errorf("AdvanceCheckpoint: %v", err)
+						return
+					}
+					if got.Through.Before(from.Through) {
+						t.Errorf("AdvanceCheckpoint(%+v, %+v) returned an older checkpoint %+v", from, to, got)
+						return
+					}
+					if sameCheckpoint(got, to) {
+						break
+					}
+					if sameCheckpoint(got, from) {
+						t.Errorf("AdvanceCheckpoint(%+v, %+v) stored nothing, but returned from as stored", from, to)
+						return
+					}
+					failed.Add(1)
+					from = got
 				}
 			}
 		})
@@ -134,6 +171,7 @@ func testCheckpointConcurrent(t *testing.T, b Backend) {
 	if !sameCheckpoint(st.Checkpoint, want) {
 		t.Fatalf("final checkpoint %+v, want the newest %+v", st.Checkpoint, want)
 	}
+	t.Logf("%d advances from a stale checkpoint failed", failed.Load())
 }
 
 // testBehindCounters checks which counters are reported as behind: a last
@@ -204,14 +242,19 @@ func testBehindCounters(t *testing.T, b Backend) {
 	}
 }
 
+// advance advances counter's checkpoint to cp from the stored one.
 func advance(t tb, b Backend, ns *abacus.Namespace, counter string, cp abacus.Checkpoint) {
 	t.Helper()
-	got, err := b.AdvanceCheckpoint(context.Background(), ns, counter, cp)
+	st, err := b.RollupState(context.Background(), ns, counter)
+	if err != nil {
+		t.Fatalf("RollupState: %v", err)
+	}
+	got, err := b.AdvanceCheckpoint(context.Background(), ns, counter, st.Checkpoint, cp)
 	if err != nil {
 		t.Fatalf("AdvanceCheckpoint: %v", err)
 	}
 	if !sameCheckpoint(got, cp) {
-		t.Fatalf("AdvanceCheckpoint(%+v) = %+v", cp, got)
+		t.Fatalf("AdvanceCheckpoint(%+v, %+v) = %+v", st.Checkpoint, cp, got)
 	}
 }
 

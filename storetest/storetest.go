@@ -67,6 +67,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) Backend) {
 		{"ListCounters", testListCounters},
 		{"RepairCheckpoint", testRepairCheckpoint},
 		{"RepairCheckpointConcurrent", testRepairConcurrent},
+		{"AdvanceAfterRepair", testAdvanceAfterRepair},
 		{"RetainedBase", testRetainedBase},
 		{"MultiScanner", testMultiScanner},
 		{"Counters", testCounters},
