@@ -28,6 +28,8 @@ type fakeService struct {
 	adds   []abacus.AddRequest // every add seen, batch items included
 	clears []abacus.Token      // the token of every clear seen
 	nsIn   []*abacus.Namespace // every namespace passed to Create or Update
+
+	getDeadline time.Time // the deadline of the last Get's context, if any
 }
 
 func newFake() *fakeService {
@@ -154,9 +156,10 @@ func (f *fakeService) AddAndGet(_ context.Context, r abacus.AddRequest) (int64, 
 	return f.apply(r)
 }
 
-func (f *fakeService) Get(_ context.Context, r abacus.Ref) (int64, error) {
+func (f *fakeService) Get(ctx context.Context, r abacus.Ref) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.getDeadline, _ = ctx.Deadline()
 	if err := f.enter(); err != nil {
 		return 0, err
 	}

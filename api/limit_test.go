@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -96,5 +97,43 @@ func TestMessageAtLimit(t *testing.T) {
 		if wireCode(err) != codes.ResourceExhausted {
 			t.Errorf("%s: a message one byte over the limit: %v, want ResourceExhausted", tr.name, err)
 		}
+	}
+}
+
+// TestDefaultTimeout: a call whose client sets no deadline gets
+// DefaultTimeout, over gRPC and HTTP/JSON; one that sets its own keeps it.
+func TestDefaultTimeout(t *testing.T) {
+	e := newEnv(t, func(g *api.GRPCOptions, h *api.HTTPOptions) {
+		g.DefaultTimeout, h.DefaultTimeout = time.Hour, time.Hour
+	})
+	deadline := func() time.Duration {
+		e.fake.mu.Lock()
+		defer e.fake.mu.Unlock()
+		if e.fake.getDeadline.IsZero() {
+			return 0
+		}
+		return time.Until(e.fake.getDeadline)
+	}
+	req := &abacusv1.GetCountRequest{Namespace: "n", CounterName: "c"}
+	g := abacusv1.NewCounterServiceClient(e.grpcConn)
+	if _, err := g.GetCount(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if d := deadline(); d < 59*time.Minute || d > time.Hour {
+		t.Errorf("grpc, no client deadline: the service saw %v left, want about an hour", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := g.GetCount(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if d := deadline(); d <= 0 || d > time.Minute {
+		t.Errorf("grpc, a 1m client deadline: the service saw %v left", d)
+	}
+	if status, body := postJSON(t, e.http.URL, abacusv1connect.CounterServiceGetCountProcedure, `{"namespace":"n","counter_name":"c"}`); status != 200 {
+		t.Fatalf("http: %d %s", status, body)
+	}
+	if d := deadline(); d < 59*time.Minute || d > time.Hour {
+		t.Errorf("http, no client deadline: the service saw %v left, want about an hour", d)
 	}
 }
