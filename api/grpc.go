@@ -46,7 +46,8 @@ type GRPCOptions struct {
 func NewGRPCServer(svc Service, opts GRPCOptions) (*grpc.Server, *health.Server) {
 	sopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cmp.Or(opts.MaxMessageBytes, MaxMessageBytes))}
 	if opts.Metrics != nil {
-		sopts = append(sopts, grpc.ChainUnaryInterceptor(opts.Metrics.UnaryServerInterceptor()))
+		sopts = append(sopts, grpc.ChainUnaryInterceptor(opts.Metrics.UnaryServerInterceptor()),
+			grpc.ChainStreamInterceptor(opts.Metrics.StreamServerInterceptor()))
 	}
 	s := grpc.NewServer(append(sopts, opts.ServerOptions...)...)
 	o := newOps(svc, opts.Logger)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
@@ -135,5 +136,45 @@ func TestDefaultTimeout(t *testing.T) {
 	}
 	if d := deadline(); d < 59*time.Minute || d > time.Hour {
 		t.Errorf("http, no client deadline: the service saw %v left, want about an hour", d)
+	}
+}
+
+// TestStreamMetrics: ExportEvents, a server stream, is counted in the
+// request metrics over both transports, as unary calls are.
+func TestStreamMetrics(t *testing.T) {
+	e := newEnv(t)
+	st, err := abacusv1.NewCounterServiceClient(e.grpcConn).ExportEvents(t.Context(), &abacusv1.ExportEventsRequest{Namespace: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := st.Recv(); err != nil {
+			if err != io.EOF {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	hs, err := abacusv1connect.NewCounterServiceClient(e.http.Client(), e.http.URL, connect.WithProtoJSON()).
+		ExportEvents(t.Context(), connect.NewRequest(&abacusv1.ExportEventsRequest{Namespace: "n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for hs.Receive() {
+	}
+	if err := hs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Get(e.http.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, tr := range []string{"grpc", "http"} {
+		want := `abacus_requests_total{code="ok",method="abacus.v1.CounterService/ExportEvents",transport="` + tr + `"} 1`
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

@@ -70,19 +70,50 @@ func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	}
 }
 
-// connectInterceptor records the metrics of each unary Connect, gRPC or
-// gRPC-Web call served by the HTTP handler.
-func (m *Metrics) connectInterceptor() connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			start := time.Now()
-			res, err := next(ctx, req)
-			c := codes.OK
-			if err != nil {
-				c = codes.Code(connect.CodeOf(err))
-			}
-			m.observe("http", req.Spec().Procedure, c, time.Since(start))
-			return res, err
-		}
+// StreamServerInterceptor records the metrics of each gRPC server stream
+// (ExportEvents): its duration is the whole stream's. NewGRPCServer installs
+// it; it is exported for servers built with RegisterGRPC.
+func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		m.observe("grpc", info.FullMethod, status.Code(err), time.Since(start))
+		return err
 	}
+}
+
+// connectMetrics records the metrics of each Connect, gRPC or gRPC-Web
+// call served by the HTTP handler, unary or streaming.
+type connectMetrics struct{ m *Metrics }
+
+func (m *Metrics) connectInterceptor() connect.Interceptor { return connectMetrics{m} }
+
+func codeOf(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
+	return codes.Code(connect.CodeOf(err))
+}
+
+func (c connectMetrics) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		start := time.Now()
+		res, err := next(ctx, req)
+		c.m.observe("http", req.Spec().Procedure, codeOf(err), time.Since(start))
+		return res, err
+	}
+}
+
+func (c connectMetrics) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		start := time.Now()
+		err := next(ctx, conn)
+		c.m.observe("http", conn.Spec().Procedure, codeOf(err), time.Since(start))
+		return err
+	}
+}
+
+// WrapStreamingClient is not used: the handler makes no client calls.
+func (connectMetrics) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
 }
