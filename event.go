@@ -78,6 +78,12 @@ func (s Sum) Add(d int64) Sum {
 	return Sum{Hi: s.Hi + o.Hi + int64(carry), Lo: lo}
 }
 
+// Neg returns -s.
+func (s Sum) Neg() Sum {
+	lo, borrow := bits.Sub64(0, s.Lo, 0)
+	return Sum{Hi: -s.Hi - int64(borrow), Lo: lo}
+}
+
 // AddSum returns s + o.
 func (s Sum) AddSum(o Sum) Sum {
 	lo, carry := bits.Add64(s.Lo, o.Lo, 0)

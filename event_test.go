@@ -1,6 +1,7 @@
 package abacus_test
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -31,5 +32,19 @@ func TestCompareEvents(t *testing.T) {
 		if got := abacus.CompareEvents(tt.a, tt.b); got != tt.want {
 			t.Errorf("%s: CompareEvents = %d, want %d", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestSumNeg(t *testing.T) {
+	for _, v := range []int64{0, 1, -1, 42, -42, math.MaxInt64, math.MinInt64 + 1} {
+		if got, ok := abacus.SumOf(v).Neg().Int64(); !ok || got != -v {
+			t.Errorf("-abacus.SumOf(%d) = %d, %v", v, got, ok)
+		}
+		if got := abacus.SumOf(v).AddSum(abacus.SumOf(v).Neg()); got != (abacus.Sum{}) {
+			t.Errorf("%d + -%d = %+v", v, v, got)
+		}
+	}
+	if got, ok := abacus.SumOf(math.MinInt64).Neg().AddSum(abacus.SumOf(-1)).Int64(); !ok || got != math.MaxInt64 {
+		t.Errorf("-MinInt64 - 1 = %d, %v", got, ok)
 	}
 }

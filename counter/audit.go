@@ -93,11 +93,15 @@ func decodeEventCursor(tok string) (abacus.Event, error) {
 }
 
 // afterCursor narrows r to the events after cursor c in r's order, as far
-// as a time range can (the scan skips the rest of c's time).
+// as a time range can (the scan skips the rest of c's time). It never widens
+// r: a cursor from another query's page cannot bring back events outside
+// the range asked for.
 func afterCursor(r abacus.Range, c abacus.Event) abacus.Range {
 	if r.Reverse {
-		r.To = c.Time.Add(time.Nanosecond)
-	} else {
+		if to := c.Time.Add(time.Nanosecond); r.To.IsZero() || to.Before(r.To) {
+			r.To = to
+		}
+	} else if c.Time.After(r.From) {
 		r.From = c.Time
 	}
 	return r
@@ -263,7 +267,7 @@ func (s *Service) Recount(ctx context.Context, r abacus.Ref, repair bool) (abacu
 	if err != nil {
 		return abacus.RecountResult{}, err
 	}
-	rs, es := s.cfg.Backends.RollupStore(ns), s.cfg.Backends.EventStore(ns)
+	rs := s.cfg.Backends.RollupStore(ns)
 	for range maxRecountTries {
 		st, err := rs.RollupState(ctx, ns, r.Counter)
 		if err != nil {
@@ -273,15 +277,18 @@ func (s *Service) Recount(ctx context.Context, r abacus.Ref, repair bool) (abacu
 		if err != nil {
 			return abacus.RecountResult{}, err
 		}
+		if b := retainedFrom(ns, s.now()); unverifiable(ns, base, s.now()) && !st.Through.Before(b) {
+			// Retention may have deleted events of this counter before
+			// their count was recorded: the checkpoint is the only record.
+			if err := s.baseFromCheckpoint(ctx, ns, r.Counter, b, st.Checkpoint); err != nil {
+				return abacus.RecountResult{}, err
+			}
+			continue
+		}
 		res := abacus.RecountResult{Checkpoint: st.Checkpoint, RetainedFrom: base.Through}
 		var p abacus.Partial
 		if st.Through.After(base.Through) {
-			err = es.Scan(ctx, ns, r.Counter, abacus.Range{From: base.Through, To: st.Through}, func(e abacus.Event) error {
-				p = p.Apply(e)
-				res.EventsScanned++
-				return nil
-			})
-			if err != nil {
+			if p, err = s.foldEvents(ctx, ns, r.Counter, base.Through, st.Through, &res.EventsScanned); err != nil {
 				return abacus.RecountResult{}, err
 			}
 		}

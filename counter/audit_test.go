@@ -444,3 +444,151 @@ func TestRetentionKeepsRecountable(t *testing.T) {
 		t.Fatalf("count %d, %v; want 210", n, err)
 	}
 }
+
+// TestPageTokenNeverWidensRange: a page token from another query, reused
+// with a later start_time, brings back no event before it.
+func TestPageTokenNeverWidensRange(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, t.TempDir(), testNamespace("ev", abacus.Eventual))
+	all := writeEvents(t, f, "ev", "c", 10)
+	from, to := all[6].Time, all[2].Time.Add(time.Nanosecond)
+	ref := abacus.Ref{Namespace: "ev", Counter: "c"}
+	first, err := f.svc.ListEvents(ctx, abacus.EventQuery{Ref: ref, PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.svc.ListEvents(ctx, abacus.EventQuery{Ref: ref, Range: abacus.Range{From: from}, PageSize: 100, PageToken: first.NextPageToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range p.Events {
+		if e.Time.Before(from) {
+			t.Errorf("event %s at %v is before start_time %v", e.ID, e.Time, from)
+		}
+	}
+	last, err := f.svc.ListEvents(ctx, abacus.EventQuery{Ref: ref, Range: abacus.Range{Reverse: true}, PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = f.svc.ListEvents(ctx, abacus.EventQuery{Ref: ref, Range: abacus.Range{To: to, Reverse: true}, PageSize: 100, PageToken: last.NextPageToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range p.Events {
+		if !e.Time.Before(to) {
+			t.Errorf("newest first: event %s at %v is not before end_time %v", e.ID, e.Time, to)
+		}
+	}
+}
+
+// TestRecountAfterUnrecordedRetention: events that retention deleted
+// before retained bases were recorded (a store written by an older abacusd)
+// leave their count only in the checkpoint. A recount then takes their
+// count from the checkpoint, records it as the base, and never repairs a
+// right count down; later events are still checked.
+func TestRecountAfterUnrecordedRetention(t *testing.T) {
+	ctx := context.Background()
+	ns := testNamespace("ev", abacus.Eventual)
+	ns.Retention = abacus.Retention{CloseAfter: 5 * time.Second, DeleteAfter: 10 * time.Second}
+	f := newFixture(t, t.TempDir(), ns)
+	// The namespace was created (by the store's clock) long before the
+	// retention boundary of this test's clock.
+	f.clk.t = time.Now().Add(365 * 24 * time.Hour)
+	ref := abacus.Ref{Namespace: "ev", Counter: "c"}
+	add := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "ev", Counter: "c", Delta: int64(i + 1), Token: abacus.Token{ID: fmt.Sprint(i), Time: f.clk.t}}); err != nil {
+				t.Fatal(err)
+			}
+			f.clk.t = f.clk.t.Add(time.Second)
+		}
+	}
+	add(0, 20)
+	f.clk.t = f.clk.t.Add(time.Minute)
+	nsv := mustNamespace(t, f, "ev")
+	if _, err := f.rollup(ctx, nsv, "c"); err != nil {
+		t.Fatal(err)
+	}
+	// What retention did before bases: delete, and record nothing.
+	if n, err := f.store.DeleteSlices(ctx, nsv, f.clk.t.Add(-ns.Retention.DeleteAfter-30*time.Second)); err != nil || n == 0 {
+		t.Fatalf("deleting slices the old way: %d, %v", n, err)
+	}
+	res, err := f.svc.Recount(ctx, ref, true)
+	if err != nil || !res.Match || res.Repaired || res.Recounted != 210 || res.RetainedFrom.IsZero() {
+		t.Fatalf("recount --repair with unrecorded deletions: %+v, %v", res, err)
+	}
+	if n, err := f.svc.Get(ctx, ref); err != nil || n != 210 {
+		t.Fatalf("count %d, %v; want 210", n, err)
+	}
+	// Later events are checked on top of the base.
+	add(20, 22)
+	f.clk.t = f.clk.t.Add(time.Minute)
+	if _, err := f.rollup(ctx, nsv, "c"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.store.RollupState(ctx, nsv, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := f.store.RepairCheckpoint(ctx, nsv, "c", st.Checkpoint, abacus.Checkpoint{Count: st.Count.Add(5), Through: st.Through}); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if res, err := f.svc.Recount(ctx, ref, true); err != nil || res.Match || !res.Repaired || res.Recounted != 210+21+22 {
+		t.Fatalf("recount of a corrupted checkpoint on top of the base: %+v, %v", res, err)
+	}
+}
+
+// TestRetentionRacingRepair: a repair that lands between retention's
+// rollup read and its checkpoint write makes that write fail; retention
+// then rolls up again instead of deleting events no checkpoint covers.
+func TestRetentionRacingRepair(t *testing.T) {
+	ctx := context.Background()
+	nsc := testNamespace("ev", abacus.Accurate)
+	nsc.Retention = abacus.Retention{CloseAfter: 5 * time.Second, DeleteAfter: 10 * time.Second}
+	f := newFixture(t, t.TempDir(), nsc)
+	ref := abacus.Ref{Namespace: "ev", Counter: "c"}
+	n := 0
+	add := func(k int) {
+		for range k {
+			n++
+			if _, err := f.svc.Add(ctx, abacus.AddRequest{Namespace: "ev", Counter: "c", Delta: 1, Token: abacus.Token{ID: fmt.Sprint(n), Time: f.clk.t}}); err != nil {
+				t.Fatal(err)
+			}
+			f.clk.t = f.clk.t.Add(time.Second)
+		}
+	}
+	add(10)
+	f.clk.t = f.clk.t.Add(time.Minute)
+	ns := mustNamespace(t, f, "ev")
+	if _, err := f.rollup(ctx, ns, "c"); err != nil {
+		t.Fatal(err)
+	}
+	add(10) // after the checkpoint, not rolled up yet
+	st, err := f.store.RollupState(ctx, ns, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := f.store.RepairCheckpoint(ctx, ns, "c", st.Checkpoint, abacus.Checkpoint{Count: st.Count.Add(100), Through: st.Through}); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	f.clk.t = f.clk.t.Add(30 * time.Second)
+	once := false
+	f.backends.Rollups[abacus.StorageEmbedded] = &advanceHook{Store: f.store, before: func() {
+		if !once {
+			once = true
+			if _, err := f.svc.Recount(ctx, ref, true); err != nil {
+				t.Errorf("recount --repair during retention's rollup: %v", err)
+			}
+		}
+	}}
+	if _, err := f.svc.Retain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.t = f.clk.t.Add(time.Minute)
+	if _, err := f.rollup(ctx, ns, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.svc.Get(ctx, ref); err != nil || got != 20 {
+		t.Fatalf("count %d, %v; want 20", got, err)
+	}
+}

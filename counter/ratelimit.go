@@ -35,7 +35,8 @@ func newLimiter(perSecond float64, burst int) *rate.Limiter {
 // limiters holds the buckets of the namespaces with a rate limit, by
 // namespace ID. A namespace whose limit is updated gets fresh buckets.
 type limiters struct {
-	m sync.Map // uint64 → *bucket
+	m  sync.Map   // uint64 → *bucket
+	mu sync.Mutex // held from the check of a call's buckets to the take
 }
 
 func (l *limiters) bucket(ns *abacus.Namespace) *bucket {
@@ -61,50 +62,73 @@ type use struct {
 
 // admit takes one request, and the increments, from the rate limits of each
 // namespace in uses, or refuses the call with ResourceExhausted, taking
-// nothing: a refused call counts nothing and costs its caller no budget.
-// Namespaces without a limit cost nothing here.
+// nothing: a refused call counts nothing and costs nobody budget, however
+// often it is retried. Namespaces without a limit cost nothing here, not
+// even a clock read.
+//
+// The check and the take are one step under s.limits.mu: the token buckets'
+// own reservations cannot be cancelled exactly once others were made after
+// them, so refusals that reserved and cancelled would leak tokens.
 func (s *Service) admit(uses ...use) error {
-	var taken []*rate.Reservation
-	now := s.now()
+	limited := false
+	for _, u := range uses {
+		if !u.ns.RateLimit.IsZero() {
+			limited = true
+			break
+		}
+	}
+	if !limited {
+		return nil
+	}
+	type take struct {
+		l    *rate.Limiter
+		n    int
+		ns   *abacus.Namespace
+		kind string
+	}
+	var takes []take
 	for _, u := range uses {
 		if u.ns.RateLimit.IsZero() {
 			continue
 		}
 		b := s.limits.bucket(u.ns)
-		for _, lim := range []struct {
-			l    *rate.Limiter
-			n    int
-			kind string
-		}{{b.req, 1, limitRequests}, {b.inc, u.increments, limitIncrements}} {
-			if lim.l == nil || lim.n == 0 {
-				continue
-			}
-			r := lim.l.ReserveN(now, lim.n)
-			wait := r.DelayFrom(now)
-			if r.OK() && wait == 0 {
-				taken = append(taken, r)
-				continue
-			}
-			for _, t := range taken {
-				t.CancelAt(now)
-			}
-			if s.cfg.RateLimited != nil {
-				s.cfg.RateLimited(u.ns.Name, lim.kind)
-			}
-			if !r.OK() {
-				return abacus.Errorf(abacus.ResourceExhausted,
-					"namespace %q allows at most %d %s at once (rate_limit.burst); this call has %d: split it",
-					u.ns.Name, lim.l.Burst(), lim.kind, lim.n)
-			}
-			r.CancelAt(now)
+		if b.req != nil {
+			takes = append(takes, take{b.req, 1, u.ns, limitRequests})
+		}
+		if b.inc != nil && u.increments > 0 {
+			takes = append(takes, take{b.inc, u.increments, u.ns, limitIncrements})
+		}
+	}
+	s.limits.mu.Lock()
+	defer s.limits.mu.Unlock()
+	now := s.now()
+	for _, t := range takes {
+		if t.n > t.l.Burst() {
+			s.rateLimited(t.ns, t.kind)
+			return abacus.Errorf(abacus.ResourceExhausted,
+				"namespace %q allows at most %d %s at once (rate_limit.burst); this call has %d: split it",
+				t.ns.Name, t.l.Burst(), t.kind, t.n)
+		}
+		if have := t.l.TokensAt(now); have < float64(t.n) {
+			s.rateLimited(t.ns, t.kind)
+			wait := time.Duration((float64(t.n) - have) / float64(t.l.Limit()) * float64(time.Second))
 			e := abacus.Errorf(abacus.ResourceExhausted,
 				"namespace %q is over its rate limit of %g %s per second (burst %d) on this node; retry in %s",
-				u.ns.Name, float64(lim.l.Limit()), lim.kind, lim.l.Burst(), wait.Round(time.Millisecond))
+				t.ns.Name, float64(t.l.Limit()), t.kind, t.l.Burst(), wait.Round(time.Millisecond))
 			e.(*abacus.Error).RetryAfter = wait
 			return e
 		}
 	}
+	for _, t := range takes {
+		t.l.AllowN(now, t.n) // true: checked above, under the lock
+	}
 	return nil
+}
+
+func (s *Service) rateLimited(ns *abacus.Namespace, kind string) {
+	if s.cfg.RateLimited != nil {
+		s.cfg.RateLimited(ns.Name, kind)
+	}
 }
 
 // batchUses is the uses of a batch call of n items, item i in namespace

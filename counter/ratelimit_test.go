@@ -3,6 +3,7 @@ package counter_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,4 +106,33 @@ func mustNamespace(t *testing.T, f *fixture, name string) *abacus.Namespace {
 		t.Fatal(err)
 	}
 	return ns
+}
+
+// TestRefusalsCostNothing: however many refused calls race, none takes
+// budget: once the bucket has refilled, the next call passes.
+func TestRefusalsCostNothing(t *testing.T) {
+	ctx := context.Background()
+	ns := testNamespace("one", abacus.BestEffort)
+	ns.RateLimit = &abacus.RateLimit{RequestsPerSecond: 1, Burst: 1}
+	f := newFixture(t, t.TempDir(), ns)
+	get := func() error { _, err := f.svc.Get(ctx, abacus.Ref{Namespace: "one", Counter: "c"}); return err }
+	if err := get(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for range 50 {
+				if err := get(); abacus.ErrorCode(err) != abacus.ResourceExhausted {
+					t.Errorf("a call over the limit: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	f.clk.advance(1100 * time.Millisecond)
+	if err := get(); err != nil {
+		t.Fatalf("after the bucket refilled: %v", err)
+	}
 }
