@@ -58,8 +58,12 @@ func (a *app) securityOptions() ([]client.Option, error) {
 		}
 		opts = append(opts, client.WithTLS(cfg))
 	}
-	if a.token != "" {
-		opts = append(opts, client.WithToken(a.token))
+	token := a.token
+	if token == "" {
+		token, _ = a.lookupEnv(tokenEnv)
+	}
+	if token != "" {
+		opts = append(opts, client.WithToken(token))
 	}
 	return opts, nil
 }
@@ -87,6 +91,12 @@ func (a *app) writeToken(cmd *cobra.Command, wf writeFlags) (abacus.Token, error
 	}
 	if wf.token == "" && wf.at == "" {
 		return abacus.Token{}, nil
+	}
+	if wf.token == "" && cmd.Flags().Changed("token") {
+		// "add ... --token T --time X" named the idempotency token before
+		// --token became the access token: refuse rather than send T as an
+		// access token and count the write under a new idempotency token.
+		return abacus.Token{}, usagef(cmd, "--token is the access token; give the idempotency token with --idempotency-token (with --time)")
 	}
 	c, err := a.client()
 	if err != nil {

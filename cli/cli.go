@@ -148,8 +148,9 @@ error. Errors are printed as "abacus: <code>: <message>".`,
 	pf.StringVarP(&a.output, "output", "o", "text", "output format: text or json (protojson, one document per call)")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "deadline of each RPC attempt")
 	pf.IntVar(&a.retries, "retries", 3, "retries of an idempotent call after UNAVAILABLE or DEADLINE_EXCEEDED (0 disables)")
-	token, _ := a.lookupEnv(tokenEnv)
-	pf.StringVar(&a.token, "token", token, "access token, sent as Authorization: Bearer (default from $"+tokenEnv+")")
+	// The default stays empty (help prints defaults): $ABACUS_TOKEN is read
+	// when the flag is not given (securityOptions).
+	pf.StringVar(&a.token, "token", "", "access token, sent as Authorization: Bearer (default from $"+tokenEnv+")")
 	pf.StringVar(&a.tlsCA, "tls-ca", "", "speak TLS, trusting the CAs of this PEM bundle (default with --tls-cert or --tls-server-name: the system's)")
 	pf.StringVar(&a.tlsCert, "tls-cert", "", "PEM client certificate, for a node with --tls-client-ca (needs --tls-key)")
 	pf.StringVar(&a.tlsKey, "tls-key", "", "PEM private key of --tls-cert")

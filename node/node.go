@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/abacus-dev/abacus"
 	"github.com/abacus-dev/abacus/api"
@@ -242,6 +243,11 @@ func (n *Node) start(ctx context.Context, fileNS []*abacus.Namespace, validator 
 		// Long-lived workers keep their grown stacks: a goroutine per RPC
 		// spent ~10% of the CPU growing stacks through the storage path.
 		grpc.NumStreamWorkers(uint32(64 * runtime.GOMAXPROCS(0))),
+		// A connection that never finishes its handshake, or sits idle,
+		// must not hold one of the listener's MaxConnections for good: the
+		// HTTP port has its ReadHeaderTimeout and IdleTimeout for the same.
+		grpc.ConnectionTimeout(n.cfg.ReadHeaderTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: grpcMaxIdle}),
 	}
 	if n.certs != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(n.certs.ServerConfig("h2"))))
@@ -410,6 +416,10 @@ func (n *Node) closeAll() {
 	}
 	n.stores.close()
 }
+
+// grpcMaxIdle is how long a gRPC connection with no call in flight stays
+// open; clients reconnect transparently.
+const grpcMaxIdle = 5 * time.Minute
 
 // healInterval is how often healRollups looks for lost rollup signals.
 const healInterval = 30 * time.Second
