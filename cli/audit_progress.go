@@ -65,10 +65,13 @@ func (b *auditBar) clear() {
 	}
 }
 
-// done removes the bar for good.
+// done removes the bar for good. Finish (with OptionClearOnFinish) wipes
+// it and marks it finished, which also stops the spinner's own goroutine
+// from drawing: Exit alone would let that goroutine draw once more, after
+// the command has returned and other output has followed.
 func (b *auditBar) done() {
 	if b.bar != nil {
-		_ = b.bar.Clear()
+		_ = b.bar.Finish()
 		_ = b.bar.Exit()
 	}
 }
