@@ -1,8 +1,10 @@
 package embedded
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
+	"encoding/binary"
 	"slices"
 	"time"
 
@@ -34,6 +36,9 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		return err
 	}
 	defer s.end()
+	if err := s.waitRoom(ctx); err != nil {
+		return err
+	}
 	evs, err := prepareEvents(writes)
 	if err != nil || len(evs) == 0 {
 		return err
@@ -58,17 +63,13 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 			fresh = append(fresh, e)
 			continue
 		}
-		v, found, err := s.get(e.key, "event store")
+		delta, clear, found, err := s.storedEvent(e)
 		if err != nil {
 			return err
 		}
 		if !found {
 			fresh = append(fresh, e)
 			continue
-		}
-		delta, clear, ok := decodeEventValue(v)
-		if !ok {
-			return corrupt("event", e.key)
 		}
 		if !e.ev.SamePayload(abacus.Event{Delta: delta, Clear: clear}) {
 			return abacus.TokenReused(e.ev)
@@ -125,21 +126,29 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		latest = max(latest, e.nanos)
 	}
 	lwUps := s.lastWrites.plan(lastWrite)
+	// The new events go to the WAL as one batch record and into the
+	// in-memory table, not as one Pebble key each (see memlog.go).
+	rec, mes := appendRecord(fresh)
 	b := s.db.NewBatch()
-	for _, e := range fresh {
-		_ = b.Set(e.key, encodeEventValue(e.ev), nil)
-	}
 	mark := s.eventMark.add(b, latest)
 	for _, u := range lwUps {
 		if u.need {
 			_ = b.Merge([]byte(u.key), encodeTime(u.nanos), nil)
 		}
 	}
+	s.memMu.RLock()
+	t := s.active
+	seq := s.logSeq.Add(1)
+	_ = b.Set(logKey(seq), rec, nil)
 	// Once applied, the events are visible: a fence that waits for this
 	// append's stripes now sees them, and a retry finding them syncs the WAL
 	// before acknowledging. So the locks go before the fsync, and concurrent
 	// appends share it (group commit) without waiting for each other's locks.
 	wait, err := s.applyThenSync(b, "event store")
+	if err == nil {
+		t.add(mes, seq, len(rec))
+	}
+	s.memMu.RUnlock()
 	s.fences.runlock(held)
 	unlock()
 	fenced, locked = false, false
@@ -148,7 +157,52 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 	}
 	s.eventMark.applied(mark)
 	s.lastWrites.applied(lwUps)
+	s.noteSize(t)
 	return wait()
+}
+
+// storedEvent looks for a stored event with e's key: in memory, then (read
+// in this order, see memTables) as a key of its own (layout v1) or in a block
+// of its counter's time bucket.
+func (s *Store) storedEvent(e *pendingEvent) (delta int64, clear, found bool, err error) {
+	v, found := s.memFind(e.key)
+	if !found {
+		v, found, err = s.get(e.key, "event store")
+		if err != nil {
+			return 0, false, false, err
+		}
+	}
+	if found {
+		delta, clear, ok := decodeEventValue(v)
+		if !ok {
+			return 0, false, false, corrupt("event", e.key)
+		}
+		return delta, clear, true, nil
+	}
+	// The blocks of the time bucket that end at or after e.
+	plen := len(e.key) - len(e.ev.ID) - eventTail
+	tb := e.key[:plen+tbLen]
+	lower := appendInt64(binary.BigEndian.AppendUint16(bytes.Clone(tb), blockMark), e.nanos)
+	upper := prefixEnd(binary.BigEndian.AppendUint16(bytes.Clone(tb), blockMark))
+	it, err := s.iter(lower, upper)
+	if err != nil {
+		return 0, false, false, err
+	}
+	defer closeIter(it, &err)
+	for valid := it.First(); valid && !found; valid = it.Next() {
+		v, verr := it.ValueAndErr()
+		if verr != nil {
+			return 0, false, false, unavailable(verr, "event store")
+		}
+		if !eachBlockEvent(v, func(nanos int64, id []byte, d int64, c bool) {
+			if nanos == e.nanos && string(id) == e.ev.ID {
+				delta, clear, found = d, c, true
+			}
+		}) {
+			return 0, false, false, corrupt("event block", it.Key())
+		}
+	}
+	return delta, clear, found, nil
 }
 
 // prepareEvents validates writes, encodes their keys and folds duplicates
@@ -202,6 +256,34 @@ func (s *Store) Counters(ctx context.Context, ns *abacus.Namespace, from, to tim
 	if !ok {
 		return nil
 	}
+	// The counters with events in memory are merged into the names the
+	// slices give, each name once.
+	var mem []string
+	for _, t := range s.memTables() {
+		mem = t.counterNames(l, l.Slice(lo), l.Slice(hi), mem)
+	}
+	slices.Sort(mem)
+	mem = slices.Compact(mem)
+	emit := fn
+	fn = func(c string) error {
+		for len(mem) > 0 && mem[0] <= c {
+			m := mem[0]
+			mem = mem[1:]
+			if m == c {
+				continue
+			}
+			if err := emit(m); err != nil {
+				return err
+			}
+		}
+		return emit(c)
+	}
+	defer func() {
+		for err == nil && len(mem) > 0 {
+			err = emit(mem[0])
+			mem = mem[1:]
+		}
+	}()
 	var sl []int64
 	if err := s.eachSlice(l.NSID, l.Slice(lo), l.Slice(hi), false, func(x int64) error {
 		sl = append(sl, x)
@@ -329,6 +411,9 @@ func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.T
 	if count == 0 {
 		return 0, nil
 	}
+	if err := s.flushAll(ctx); err != nil {
+		return 0, err
+	}
 	// Checkpoints are written without fsync; they are the only record of the
 	// counts of the events about to go. An empty synced WAL record makes every
 	// earlier write durable first.
@@ -355,6 +440,9 @@ func (s *Store) DropNamespace(ctx context.Context, ns *abacus.Namespace) error {
 	defer s.end()
 	if ns == nil {
 		return abacus.Errorf(abacus.InvalidArgument, "namespace is required")
+	}
+	if err := s.flushAll(ctx); err != nil {
+		return err
 	}
 	b := s.db.NewBatch()
 	deleteNamespaceData(b, ns.ID)

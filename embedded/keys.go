@@ -198,3 +198,89 @@ func decodeCheckpoint(v []byte) (abacus.Checkpoint, bool) {
 		Through: nanosTime(getInt64(v[16:])),
 	}, true
 }
+
+// Event blocks.
+//
+// The flusher writes a counter's events of one time bucket that it writes out
+// together as one key, a block, rather than one key each: an LSM's cost is
+// per key (sstable writes, filters, compactions), and a hot counter's block
+// holds many events. A block key is the counter's time bucket prefix, then
+// blockMark where an event key has its event bucket, then the time of the
+// block's last event (so a scan from a time seeks past the blocks that end
+// before it) and the sequence number of the write-out (so blocks never
+// overwrite each other). Its value is the events in (time, id) order.
+//
+// Stores of layout v1 hold one key per event; they are read as they are, and
+// an event bucket of blockMark there (possible only with MaxBucketsPerID
+// buckets) is refused at upgrade (see checkLayout).
+
+// blockMark is the event-bucket field of a block key.
+const blockMark = 0xFFFF
+
+// blockKey is the key of a block of events of one counter and time bucket;
+// p is the counter's prefix in the block's slice.
+func blockKey(p []byte, tb, lastNanos int64, seq uint64) []byte {
+	k := appendInt64(bytes.Clone(p), tb)
+	k = binary.BigEndian.AppendUint16(k, blockMark)
+	k = appendInt64(k, lastNanos)
+	return appendUint64(k, seq)
+}
+
+// blockEvent is one event of a block as appendBlock takes it.
+type blockEvent struct {
+	nanos int64
+	id    []byte
+	delta int64
+	clear bool
+}
+
+// appendBlock encodes events, in (time, id) order, as a block value.
+func appendBlock(v []byte, evs []blockEvent) []byte {
+	v = binary.AppendUvarint(v, uint64(len(evs)))
+	prev := int64(0)
+	for _, e := range evs {
+		v = binary.AppendVarint(v, e.nanos-prev)
+		prev = e.nanos
+		v = binary.AppendUvarint(v, uint64(len(e.id)))
+		v = append(v, e.id...)
+		v = binary.AppendVarint(v, e.delta)
+		if e.clear {
+			v = append(v, flagClear)
+		} else {
+			v = append(v, flagDelta)
+		}
+	}
+	return v
+}
+
+// eachBlockEvent calls fn for each event of a block value, in order; the id
+// is only valid during the call. It reports false if v is not a block.
+func eachBlockEvent(v []byte, fn func(nanos int64, id []byte, delta int64, clear bool)) bool {
+	n, k := binary.Uvarint(v)
+	if k <= 0 || n > uint64(len(v)) {
+		return false
+	}
+	v = v[k:]
+	prev := int64(0)
+	for range n {
+		d, k := binary.Varint(v)
+		if k <= 0 {
+			return false
+		}
+		prev += d
+		v = v[k:]
+		il, k := binary.Uvarint(v)
+		if k <= 0 || il > uint64(len(v)-k) {
+			return false
+		}
+		id := v[k : k+int(il)]
+		v = v[k+int(il):]
+		delta, k := binary.Varint(v)
+		if k <= 0 || len(v) <= k || v[k] > flagClear {
+			return false
+		}
+		fn(prev, id, delta, v[k] == flagClear)
+		v = v[k+1:]
+	}
+	return len(v) == 0
+}

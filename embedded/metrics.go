@@ -40,11 +40,17 @@ var (
 		"Write stalls of the embedded store: every write waited for a flush or compaction.", nil, nil)
 	descStallSeconds = prometheus.NewDesc("abacus_embedded_write_stall_seconds_total",
 		"Time the embedded store spent in write stalls.", nil, nil)
+	descLogEvents = prometheus.NewDesc("abacus_embedded_event_log_events",
+		"Events the embedded store holds in memory, durable in its log, not yet written out to a table.", nil, nil)
+	descLogFlushes = prometheus.NewDesc("abacus_embedded_event_log_flushes_total",
+		"Write-outs of the embedded store's in-memory events to a table.", nil, nil)
+	descLogFlushSeconds = prometheus.NewDesc("abacus_embedded_event_log_flush_seconds_total",
+		"Time the embedded store spent writing out its in-memory events (sorting, writing and ingesting tables).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (s *Store) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descFsync, descL0Sublevels, descL0Tables, descDebt, descMemTables, descStalls, descStallSeconds} {
+	for _, d := range []*prometheus.Desc{descFsync, descL0Sublevels, descL0Tables, descDebt, descMemTables, descStalls, descStallSeconds, descLogEvents, descLogFlushes, descLogFlushSeconds} {
 		ch <- d
 	}
 }
@@ -72,6 +78,15 @@ func (s *Store) Collect(ch chan<- prometheus.Metric) {
 	gauge(descMemTables, float64(m.MemTable.Count))
 	ch <- prometheus.MustNewConstMetric(descStalls, prometheus.CounterValue, float64(s.stalls.count.Load()))
 	ch <- prometheus.MustNewConstMetric(descStallSeconds, prometheus.CounterValue, time.Duration(s.stalls.nanos.Load()).Seconds())
+	held := 0
+	for _, t := range s.memTables() {
+		t.mu.Lock()
+		held += t.events
+		t.mu.Unlock()
+	}
+	gauge(descLogEvents, float64(held))
+	ch <- prometheus.MustNewConstMetric(descLogFlushes, prometheus.CounterValue, float64(s.memFlushes.Load()))
+	ch <- prometheus.MustNewConstMetric(descLogFlushSeconds, prometheus.CounterValue, s.memFlushSeconds.seconds())
 }
 
 // fsyncHistogram re-exports Pebble's WAL fsync histogram, which is unnamed

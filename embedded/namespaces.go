@@ -172,6 +172,9 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Names
 	if err != nil {
 		return nil, err
 	}
+	if err := s.flushAll(ctx); err != nil {
+		return nil, err
+	}
 	b := s.db.NewBatch()
 	_ = b.Delete(namespaceKey(name), nil)
 	deleteNamespaceData(b, old.ID)

@@ -41,8 +41,16 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 	if !ok {
 		return nil
 	}
+	mem, err := s.memEvents(l.NSID, counter, lo, hi, r.Reverse)
+	if err != nil {
+		return err
+	}
+	fn, finish := mergeMem(mem, r.Reverse, fn)
 	sc := &scanner{s: s, ctx: ctx, l: l, counter: counter, lo: lo, hi: hi, reverse: r.Reverse, fn: fn}
-	return s.eachSlice(l.NSID, l.Slice(lo), l.Slice(hi), r.Reverse, sc.slice)
+	if err := s.eachSlice(l.NSID, l.Slice(lo), l.Slice(hi), r.Reverse, sc.slice); err != nil {
+		return err
+	}
+	return finish()
 }
 
 // ScanMany implements abacus.MultiScanner: the requests are taken slice by
@@ -62,6 +70,7 @@ func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacu
 		sc *scanner
 	}
 	var jobs []job
+	var finishes []func() error
 	for i, r := range reqs {
 		if r.Range.Reverse {
 			return abacus.Errorf(abacus.InvalidArgument, "ScanMany scans forwards only")
@@ -73,8 +82,15 @@ func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacu
 		if !ok {
 			continue
 		}
-		sc := &scanner{s: s, ctx: ctx, l: l, counter: r.Counter, lo: lo, hi: hi,
-			fn: func(e abacus.Event) error { return fn(i, e) }}
+		mem, err := s.memEvents(l.NSID, r.Counter, lo, hi, false)
+		if err != nil {
+			return err
+		}
+		each, finish := mergeMem(mem, false, func(e abacus.Event) error { return fn(i, e) })
+		if len(mem) > 0 {
+			finishes = append(finishes, finish)
+		}
+		sc := &scanner{s: s, ctx: ctx, l: l, counter: r.Counter, lo: lo, hi: hi, fn: each}
 		for _, x := range s.slices.between(l.NSID, l.Slice(lo), l.Slice(hi)) {
 			jobs = append(jobs, job{x, sc})
 		}
@@ -103,6 +119,11 @@ func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacu
 			return err
 		}
 		start = end
+	}
+	for _, finish := range finishes {
+		if err := finish(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -228,6 +249,16 @@ func (sc *scanner) readBucket(it *pebble.Iterator, tb []byte, prefixLen int) (bo
 		if !ok {
 			return false, corrupt("event key", key)
 		}
+		// A block's key carries the time of its last event: one that ends
+		// before the range is sought past like an event, one that does not
+		// is read whole and filtered.
+		if binary.BigEndian.Uint16(key[runLen-ebLen:]) == blockMark && nanos >= sc.lo {
+			if err := sc.readBlock(it); err != nil {
+				return false, err
+			}
+			valid = it.Next()
+			continue
+		}
 		if nanos < sc.lo {
 			sc.seek = appendInt64(append(sc.seek[:0], key[:runLen]...), sc.lo)
 			valid = it.SeekGE(sc.seek)
@@ -259,6 +290,44 @@ func (sc *scanner) readBucket(it *pebble.Iterator, tb []byte, prefixLen int) (bo
 		valid = it.Next()
 	}
 	return valid, nil
+}
+
+// readBlock buffers the events of the block it is positioned on that are in
+// the scan's range: a block is a run in (time, id) order.
+func (sc *scanner) readBlock(it *pebble.Iterator) error {
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return unavailable(err, "event store")
+	}
+	first := true
+	ok := eachBlockEvent(v, func(nanos int64, id []byte, delta int64, clear bool) {
+		if nanos < sc.lo || nanos > sc.hi {
+			return
+		}
+		n := len(sc.buf)
+		if first || n == 0 || nanos < sc.nanos[n-1] || (nanos == sc.nanos[n-1] && string(id) < sc.buf[n-1].ID) {
+			sc.runs = append(sc.runs, n)
+		}
+		first = false
+		sc.hasClear = sc.hasClear || clear
+		sc.buf = append(sc.buf, abacus.Event{Counter: sc.counter, Time: nanosTime(nanos), ID: string(id), Delta: delta, Clear: clear})
+		sc.nanos = append(sc.nanos, nanos)
+	})
+	if !ok {
+		return corrupt("event block", it.Key())
+	}
+	return nil
+}
+
+// dedupe drops repeats of an event from the ordered buffer: a crash between
+// a write-out's ingestion and the deletion of its records writes the
+// records' events out again, in another block.
+func (sc *scanner) dedupe() {
+	if len(sc.runs) <= 1 {
+		return
+	}
+	// Not by sc.nanos: order's sort leaves it behind.
+	sc.buf = slices.CompactFunc(sc.buf, func(a, b abacus.Event) bool { return a.ID == b.ID && a.Time.Equal(b.Time) })
 }
 
 // order puts the buffered events into Event.Before order. Without clears that
@@ -310,7 +379,11 @@ func (sc *scanner) order() {
 
 // emit puts the buffered events into Event.Before order and passes them to fn.
 func (sc *scanner) emit() error {
+	if len(sc.buf) == 0 {
+		return nil
+	}
 	sc.order()
+	sc.dedupe()
 	if sc.reverse {
 		slices.Reverse(sc.buf)
 	}

@@ -28,6 +28,15 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceWritingOut runs the suite with the in-memory event log
+// written out after every append, in the background: events are read while
+// some are in memory, some being ingested and some in Pebble's tables.
+func TestConformanceWritingOut(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		return open(t, t.TempDir(), embedded.Options{EventLogFlushBytes: 1})
+	})
+}
+
 var t0 = time.Date(2024, 10, 5, 14, 48, 0, 0, time.UTC)
 
 // newStoreNS opens a store in a fresh temp dir with namespace name in it.

@@ -1,0 +1,590 @@
+package embedded
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/abacus-dev/abacus"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// The event log in memory ("memlog").
+//
+// An Append writes its new events to Pebble as one key, a batch record under
+// prefixLog, in one synced WAL write, and indexes them per counter in an
+// in-memory table. Inserting one key per event into Pebble's memtable
+// skiplist was the largest cost of the write path (about 2 µs per event here,
+// a quarter of the node's CPU under batch ingest, plus the flush that wrote
+// them out again). A flusher later writes a table's events, sorted, into an
+// sstable that Pebble ingests as it is (no memtable, no flush), and then
+// deletes the records it covered. Until then, reads (Scan, ScanMany,
+// Counters and the idempotency check) see the events in memory merged with
+// Pebble's.
+//
+// Crash safety: a record is in the synced WAL before its Append returns. Open
+// replays the records left (those not yet deleted) into memory and writes
+// them out before it serves; an event both ingested and still in a record
+// (a crash between ingestion and the records' deletion) is written twice with
+// the same key and value, which changes nothing.
+//
+// Ordering: a record's sequence number is taken and its events inserted while
+// the append holds memMu for reading, and a table is frozen under memMu held
+// for writing, so every record of a frozen table has a lower sequence number
+// than any record of a later one: deleting the records up to the table's
+// highest sequence number deletes only records already ingested.
+
+// prefixLog is the key space of batch records, keyed by sequence number.
+const prefixLog byte = 'l'
+
+// Limits of the in-memory tables.
+const (
+	// memFlushBytes: a table is frozen and written out when its records
+	// reach this size. The records also sit in Pebble's memtable (32 MiB by
+	// default) until they are deleted: written out well before it fills,
+	// they are deleted there and never flushed to a table of Pebble's.
+	memFlushBytes = 8 << 20
+	// memFlushEvery: a table is written out at least this often, so the
+	// log replayed after a crash is short and idle stores hold little.
+	memFlushEvery = 2 * time.Second
+	// memMaxFrozen: appends wait while this many frozen tables have not
+	// been written out (back-pressure on a flusher that falls behind).
+	memMaxFrozen = 2
+)
+
+func logKey(seq uint64) []byte { return appendUint64([]byte{prefixLog}, seq) }
+
+// memEvent is one event held in memory: its key and value as Pebble would
+// store them, slices of its batch record.
+type memEvent struct {
+	key, value []byte
+	nanos      int64
+}
+
+// memTable is the in-memory index of the events of a run of batch records.
+type memTable struct {
+	mu       sync.Mutex
+	counters map[string][]memEvent // by counterID
+	events   int
+	bytes    int
+	maxSeq   uint64
+	born     time.Time
+}
+
+func newMemTable() *memTable {
+	return &memTable{counters: map[string][]memEvent{}, born: time.Now()}
+}
+
+// counterID is the memTable key of a counter: its namespace ID (8 bytes)
+// and name, appended to buf.
+func counterID(buf []byte, nsID uint64, counter string) []byte {
+	return append(appendUint64(buf, nsID), counter...)
+}
+
+// eventCounterID is counterID for an event key.
+func eventCounterID(buf, key []byte) []byte {
+	rest := key[sliceKeyLen:]
+	end := bytes.IndexByte(rest, counterEnd)
+	return append(append(buf, key[1:9]...), rest[:end]...)
+}
+
+// add indexes the events of one record.
+func (t *memTable) add(evs []memEvent, seq uint64, size int) {
+	var buf [96]byte
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range evs {
+		id := eventCounterID(buf[:0], e.key)
+		if l, ok := t.counters[string(id)]; ok {
+			t.counters[string(id)] = append(l, e)
+		} else {
+			t.counters[string(id)] = append(make([]memEvent, 0, 4), e)
+		}
+	}
+	t.events += len(evs)
+	t.bytes += size
+	t.maxSeq = max(t.maxSeq, seq)
+}
+
+// find returns the value of the event with this key, if the table holds it.
+func (t *memTable) find(key []byte) ([]byte, bool) {
+	var buf [96]byte
+	id := eventCounterID(buf[:0], key)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.counters[string(id)] {
+		if bytes.Equal(e.key, key) {
+			return e.value, true
+		}
+	}
+	return nil, false
+}
+
+// collect appends the counter's events with times in [lo, hi] to out.
+func (t *memTable) collect(id []byte, lo, hi int64, out []memEvent) []memEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.counters[string(id)] {
+		if e.nanos >= lo && e.nanos <= hi {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// counterNames appends the names of the namespace's counters that have
+// events in slices [first, last] to out.
+func (t *memTable) counterNames(l abacus.Layout, first, last int64, out []string) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, evs := range t.counters {
+		if binary.BigEndian.Uint64([]byte(id[:8])) != l.NSID {
+			continue
+		}
+		for _, e := range evs {
+			if x := l.Slice(e.nanos); x >= first && x <= last {
+				out = append(out, id[8:])
+				break
+			}
+		}
+	}
+	return out
+}
+
+// kv is one key and value of a table the flusher writes.
+type kv struct{ key, value []byte }
+
+// blocks returns the table's events as blocks (see blockKey), in key order,
+// and the number of events in them. seq makes the keys unique to this
+// write-out.
+func (t *memTable) blocks(seq uint64) ([]kv, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]kv, 0, len(t.counters))
+	var bevs []blockEvent
+	n := 0
+	for cid, evs := range t.counters {
+		plen := sliceKeyLen + len(cid) - 8 + 1 // the counter prefix
+		idAt := plen + eventTail
+		// Each counter's events are sorted on their own: many small sorts
+		// by time cost much less than one of every key.
+		slices.SortFunc(evs, func(a, b memEvent) int {
+			if c := cmp.Compare(a.nanos, b.nanos); c != 0 {
+				return c
+			}
+			return bytes.Compare(a.key[idAt:], b.key[idAt:])
+		})
+		// Slice and time bucket grow with time: each block is a run.
+		for i := 0; i < len(evs); {
+			group := evs[i].key[:plen+tbLen]
+			bevs = bevs[:0]
+			j := i
+			for ; j < len(evs) && bytes.Equal(evs[j].key[:plen+tbLen], group); j++ {
+				e := evs[j]
+				id := e.key[idAt:]
+				if k := len(bevs) - 1; k >= 0 && bevs[k].nanos == e.nanos && bytes.Equal(bevs[k].id, id) {
+					continue // a replayed record repeating an event
+				}
+				delta, clear, _ := decodeEventValue(e.value)
+				bevs = append(bevs, blockEvent{nanos: e.nanos, id: id, delta: delta, clear: clear})
+			}
+			tb := getInt64(group[plen:])
+			out = append(out, kv{blockKey(group[:plen], tb, bevs[len(bevs)-1].nanos, seq), appendBlock(nil, bevs)})
+			n += len(bevs)
+			i = j
+		}
+	}
+	slices.SortFunc(out, func(a, b kv) int { return bytes.Compare(a.key, b.key) })
+	return out, n
+}
+
+// memTables returns the tables a read must merge, the active one first.
+// Read them before opening a Pebble iterator: a table dropped after this
+// was ingested before it was dropped, so the iterator sees its events.
+func (s *Store) memTables() []*memTable {
+	s.memMu.RLock()
+	defer s.memMu.RUnlock()
+	ts := make([]*memTable, 0, 1+len(s.frozen))
+	ts = append(ts, s.active)
+	return append(ts, s.frozen...)
+}
+
+// memFind looks for an event key in memory.
+func (s *Store) memFind(key []byte) ([]byte, bool) {
+	for _, t := range s.memTables() {
+		if v, ok := t.find(key); ok {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// memEvents returns the counter's events in memory with times in [lo, hi],
+// in Event.Before order (reversed if reverse), or nil.
+func (s *Store) memEvents(nsID uint64, counter string, lo, hi int64, reverse bool) ([]abacus.Event, error) {
+	var buf [96]byte
+	id := counterID(buf[:0], nsID, counter)
+	var mes []memEvent
+	for _, t := range s.memTables() {
+		mes = t.collect(id, lo, hi, mes)
+	}
+	if len(mes) == 0 {
+		return nil, nil
+	}
+	evs := make([]abacus.Event, 0, len(mes))
+	for _, e := range mes {
+		ev, err := memEventOf(counter, e)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
+	}
+	slices.SortFunc(evs, abacus.CompareEvents)
+	// The same event in two tables (a table frozen while an append of it
+	// that found neither was in flight cannot happen: its stripe is locked;
+	// but a replayed record can repeat an ingested event) is kept once.
+	evs = slices.CompactFunc(evs, func(a, b abacus.Event) bool { return a.ID == b.ID && a.Time.Equal(b.Time) })
+	if reverse {
+		slices.Reverse(evs)
+	}
+	return evs, nil
+}
+
+func memEventOf(counter string, e memEvent) (abacus.Event, error) {
+	delta, clear, ok := decodeEventValue(e.value)
+	if !ok {
+		return abacus.Event{}, corrupt("event", e.key)
+	}
+	_, _, id, ok := parseEventSuffix(e.key[sliceKeyLen+len(counter)+1:])
+	if !ok {
+		return abacus.Event{}, corrupt("event key", e.key)
+	}
+	return abacus.Event{Counter: counter, Time: nanosTime(e.nanos), ID: id, Delta: delta, Clear: clear}, nil
+}
+
+// mergeMem wraps fn so that it also receives mem, a list in the order fn's
+// events come in (Event.Before, or reversed), merged into them: each event
+// once, an event in both only once. The returned finish emits what is left
+// of mem after the last event; call it when the scan has ended without
+// error.
+func mergeMem(mem []abacus.Event, reverse bool, fn func(abacus.Event) error) (wrapped func(abacus.Event) error, finish func() error) {
+	if len(mem) == 0 {
+		return fn, func() error { return nil }
+	}
+	before := func(a, b abacus.Event) int {
+		if reverse {
+			return abacus.CompareEvents(b, a)
+		}
+		return abacus.CompareEvents(a, b)
+	}
+	wrapped = func(e abacus.Event) error {
+		for len(mem) > 0 {
+			c := before(mem[0], e)
+			if c > 0 {
+				break
+			}
+			m := mem[0]
+			mem = mem[1:]
+			if c == 0 || (m.ID == e.ID && m.Time.Equal(e.Time)) {
+				continue // stored in both: once
+			}
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+		return fn(e)
+	}
+	finish = func() error {
+		for len(mem) > 0 {
+			m := mem[0]
+			mem = mem[1:]
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return wrapped, finish
+}
+
+// appendRecord encodes the events into one batch record and returns it with
+// the events as memEvents pointing into it.
+func appendRecord(evs []*pendingEvent) ([]byte, []memEvent) {
+	size := 0
+	for _, e := range evs {
+		size += 2*binary.MaxVarintLen32 + len(e.key) + binary.MaxVarintLen64 + 1
+	}
+	rec := make([]byte, 0, size)
+	type span struct{ k0, k1, v0, v1 int }
+	spans := make([]span, len(evs))
+	for i, e := range evs {
+		rec = binary.AppendUvarint(rec, uint64(len(e.key)))
+		spans[i].k0 = len(rec)
+		rec = append(rec, e.key...)
+		spans[i].k1 = len(rec)
+		vlen := varintLen(e.ev.Delta) + 1
+		rec = binary.AppendUvarint(rec, uint64(vlen))
+		spans[i].v0 = len(rec)
+		rec = binary.AppendVarint(rec, e.ev.Delta)
+		if e.ev.Clear {
+			rec = append(rec, flagClear)
+		} else {
+			rec = append(rec, flagDelta)
+		}
+		spans[i].v1 = len(rec)
+	}
+	mes := make([]memEvent, len(evs))
+	for i, sp := range spans {
+		mes[i] = memEvent{key: rec[sp.k0:sp.k1:sp.k1], value: rec[sp.v0:sp.v1:sp.v1], nanos: evs[i].nanos}
+	}
+	return rec, mes
+}
+
+func varintLen(v int64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutVarint(b[:], v)
+}
+
+// decodeRecord parses a batch record back into its events.
+func decodeRecord(rec []byte) ([]memEvent, bool) {
+	var mes []memEvent
+	for len(rec) > 0 {
+		kl, n := binary.Uvarint(rec)
+		if n <= 0 || uint64(len(rec)-n) < kl {
+			return nil, false
+		}
+		key := rec[n : n+int(kl) : n+int(kl)]
+		rec = rec[n+int(kl):]
+		vl, n := binary.Uvarint(rec)
+		if n <= 0 || uint64(len(rec)-n) < vl {
+			return nil, false
+		}
+		value := rec[n : n+int(vl) : n+int(vl)]
+		rec = rec[n+int(vl):]
+		if len(key) < sliceKeyLen+1+eventTail || key[0] != prefixEvent {
+			return nil, false
+		}
+		end := bytes.IndexByte(key[sliceKeyLen:], counterEnd)
+		if end <= 0 {
+			return nil, false
+		}
+		_, nanos, _, ok := parseEventSuffix(key[sliceKeyLen+end+1:])
+		if !ok {
+			return nil, false
+		}
+		if _, _, ok := decodeEventValue(value); !ok {
+			return nil, false
+		}
+		mes = append(mes, memEvent{key: key, value: value, nanos: nanos})
+	}
+	return mes, true
+}
+
+// noteSize asks for a flush once the active table is large enough.
+func (s *Store) noteSize(t *memTable) {
+	t.mu.Lock()
+	big := t.bytes >= s.flushBytes
+	t.mu.Unlock()
+	if big {
+		select {
+		case s.flushCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// waitRoom holds an append back while the flusher is behind.
+func (s *Store) waitRoom(ctx context.Context) error {
+	for {
+		s.memMu.RLock()
+		n, ch := len(s.frozen), s.room
+		s.memMu.RUnlock()
+		if n < memMaxFrozen {
+			return nil
+		}
+		select {
+		case s.flushCh <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctxError(ctx.Err())
+		}
+	}
+}
+
+// flushLoop writes tables out when they are large or old, until stop.
+func (s *Store) flushLoop() {
+	defer close(s.flushDone)
+	tick := time.NewTicker(memFlushEvery / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.flushStop:
+			return
+		case <-s.flushCh:
+		case <-tick.C:
+			s.memMu.RLock()
+			t := s.active
+			s.memMu.RUnlock()
+			t.mu.Lock()
+			due := t.events > 0 && time.Since(t.born) >= memFlushEvery
+			t.mu.Unlock()
+			if !due {
+				continue
+			}
+		}
+		if err := s.flush(context.Background()); err != nil {
+			s.log.Error("writing out the in-memory event log failed; it stays in memory and in the WAL, and is retried", "err", err)
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// flush freezes the active table and writes out every frozen table, oldest
+// first. A table that fails stays frozen (its events still readable, its
+// records still in the log) and is retried by the next flush.
+func (s *Store) flush(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.memMu.Lock()
+	if s.active.events > 0 {
+		s.frozen = append(s.frozen, s.active)
+		s.active = newMemTable()
+	}
+	todo := slices.Clone(s.frozen)
+	s.memMu.Unlock()
+	for _, t := range todo {
+		if err := s.writeOut(ctx, t); err != nil {
+			return err
+		}
+		s.memMu.Lock()
+		s.frozen = slices.DeleteFunc(s.frozen, func(f *memTable) bool { return f == t })
+		close(s.room)
+		s.room = make(chan struct{})
+		s.memMu.Unlock()
+		s.memFlushes.Add(1)
+	}
+	return nil
+}
+
+// writeOut writes a table's events as blocks into an sstable, has Pebble
+// ingest it, and deletes the table's records from the log.
+func (s *Store) writeOut(ctx context.Context, t *memTable) error {
+	start := time.Now()
+	kvs, _ := t.blocks(t.maxSeq)
+	if len(kvs) > 0 {
+		path := s.fs.PathJoin(s.ingestDir, fmt.Sprintf("%020d.sst", t.maxSeq))
+		if err := s.writeTable(path, kvs); err != nil {
+			_ = s.fs.Remove(path)
+			return unavailable(err, "event store: write out the event log")
+		}
+		if err := s.db.Ingest(ctx, []string{path}); err != nil {
+			_ = s.fs.Remove(path)
+			return unavailable(err, "event store: ingest the event log")
+		}
+	}
+	b := s.db.NewBatch()
+	_ = b.DeleteRange(logKey(0), logKey(t.maxSeq+1), nil)
+	if err := s.commit(b, pebble.NoSync, "event store: trim the event log"); err != nil {
+		return err
+	}
+	s.memFlushSeconds.add(time.Since(start))
+	return nil
+}
+
+// writeTable writes kvs, in key order, into a new sstable at path, synced.
+func (s *Store) writeTable(path string, kvs []kv) error {
+	f, err := s.fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.popts.MakeWriterOptions(0, s.db.TableFormat()))
+	for _, e := range kvs {
+		if err := w.Set(e.key, e.value); err != nil {
+			_ = w.Close()
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// replayLog loads the records an earlier process left in the log and
+// writes them out, so that Open starts with an empty log.
+func (s *Store) replayLog() (err error) {
+	it, err := s.iter([]byte{prefixLog}, []byte{prefixLog + 1})
+	if err != nil {
+		return err
+	}
+	t := newMemTable()
+	var lastSeq uint64
+	for valid := it.First(); valid; valid = it.Next() {
+		if len(it.Key()) != 9 {
+			_ = it.Close()
+			return corrupt("log key", it.Key())
+		}
+		seq := binary.BigEndian.Uint64(it.Key()[1:])
+		v, verr := it.ValueAndErr()
+		if verr != nil {
+			_ = it.Close()
+			return unavailable(verr, "event store: replay the event log")
+		}
+		rec := bytes.Clone(v)
+		mes, ok := decodeRecord(rec)
+		if !ok {
+			_ = it.Close()
+			return corrupt("log record", it.Key())
+		}
+		t.add(mes, seq, len(rec))
+		lastSeq = seq
+	}
+	if err := it.Close(); err != nil {
+		return unavailable(err, "event store: replay the event log")
+	}
+	s.logSeq.Store(lastSeq)
+	if t.maxSeq == 0 {
+		return nil
+	}
+	return s.writeOut(context.Background(), t)
+}
+
+// flushAll writes out every event held in memory: DeleteSlices and
+// DropNamespace delete in Pebble, and an event ingested after the deletion
+// would outlive it.
+func (s *Store) flushAll(ctx context.Context) error { return s.flush(ctx) }
+
+// prepareIngestDir creates the directory the flusher writes sstables in and
+// removes what a crash left there: a table is ingested (moved into Pebble)
+// or not at all, and a table not ingested is written again from the log.
+func (s *Store) prepareIngestDir() error {
+	if err := s.fs.MkdirAll(s.ingestDir, 0o755); err != nil {
+		return unavailable(err, "embedded store: create "+s.ingestDir)
+	}
+	names, err := s.fs.List(s.ingestDir)
+	if err != nil {
+		return unavailable(err, "embedded store: list "+s.ingestDir)
+	}
+	for _, n := range names {
+		if err := s.fs.Remove(s.fs.PathJoin(s.ingestDir, n)); err != nil {
+			return unavailable(err, "embedded store: clean "+s.ingestDir)
+		}
+	}
+	return nil
+}
+
+// durationSum adds up durations, safe for concurrent use.
+type durationSum struct{ nanos atomic.Int64 }
+
+func (d *durationSum) add(x time.Duration) { d.nanos.Add(int64(x)) }
+
+func (d *durationSum) seconds() float64 { return time.Duration(d.nanos.Load()).Seconds() }
