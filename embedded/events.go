@@ -43,11 +43,11 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 	if err != nil || len(evs) == 0 {
 		return err
 	}
-	keys := make([][]byte, len(evs))
+	hashes := make([]uint64, len(evs))
 	for i := range evs {
-		keys[i] = evs[i].key
+		hashes[i] = evs[i].hash
 	}
-	unlock := s.eventLocks.lock(keys)
+	unlock := s.eventLocks.lockHashes(hashes)
 	locked := true
 	defer func() {
 		if locked {
@@ -55,11 +55,11 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		}
 	}()
 
-	var fresh []*pendingEvent
+	fresh := make([]*pendingEvent, 0, len(evs))
+	absent := s.recent.absentAll(evs)
 	for i := range evs {
 		e := &evs[i]
-		e.hash = keyHash(e.key)
-		if s.recent.absent(e.hash, e.nanos) {
+		if absent[i] {
 			fresh = append(fresh, e)
 			continue
 		}
@@ -82,7 +82,7 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 	}
 	ids := make([]uint64, len(fresh))
 	for i, e := range fresh {
-		e.fence = s.fences.id(counterKey(prefixCheckpoint, e.nsID, e.ev.Counter))
+		e.fence = s.fences.idOf(e.nsID, e.ev.Counter)
 		ids[i] = e.fence
 	}
 	held := s.fences.rlock(ids)
@@ -96,10 +96,7 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		return err
 	}
 
-	now := time.Now()
-	for _, e := range fresh {
-		s.recent.add(e.hash, e.nanos, now)
-	}
+	s.recent.addAll(fresh, time.Now())
 
 	// Listed before the batch is applied: a scan that can see an event must
 	// also visit its slice.
@@ -210,7 +207,14 @@ func (s *Store) storedEvent(e *pendingEvent) (delta int64, clear, found bool, er
 // payload AlreadyExists.
 func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 	evs := make([]pendingEvent, 0, len(writes))
-	seen := make(map[string]int, len(writes))
+	// Every key in one buffer, and duplicates found by hash: no allocation
+	// per event.
+	size := 0
+	for _, w := range writes {
+		size += sliceKeyLen + len(w.Event.Counter) + 1 + eventTail + len(w.Event.ID)
+	}
+	buf := make([]byte, 0, size)
+	seen := make(map[uint64]int, len(writes))
 	for _, w := range writes {
 		l, err := abacus.LayoutOf(w.NS)
 		if err != nil {
@@ -227,15 +231,31 @@ func prepareEvents(writes []abacus.Write) ([]pendingEvent, error) {
 		if e.Clear && e.Delta != 0 {
 			return nil, abacus.Errorf(abacus.InvalidArgument, "a clear carries no delta (got %d)", e.Delta)
 		}
-		key := eventKey(l, e, nanos)
-		if i, ok := seen[string(key)]; ok {
+		start := len(buf)
+		buf = appendEventKey(buf, l, e, nanos)
+		key := buf[start:len(buf):len(buf)]
+		h := keyHash(key)
+		i, ok := seen[h]
+		if ok && !bytes.Equal(evs[i].key, key) {
+			// Two keys with one hash: look for this one the slow way.
+			ok = false
+			for j := range evs {
+				if bytes.Equal(evs[j].key, key) {
+					i, ok = j, true
+					break
+				}
+			}
+		}
+		if ok {
 			if !evs[i].ev.SamePayload(e) {
 				return nil, abacus.TokenReused(e)
 			}
 			continue
 		}
-		seen[string(key)] = len(evs)
-		evs = append(evs, pendingEvent{ev: e, key: key, nanos: nanos, nsID: l.NSID, slice: l.Slice(nanos)})
+		if _, taken := seen[h]; !taken {
+			seen[h] = len(evs)
+		}
+		evs = append(evs, pendingEvent{ev: e, key: key, hash: h, nanos: nanos, nsID: l.NSID, slice: l.Slice(nanos)})
 	}
 	return evs, nil
 }

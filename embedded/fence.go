@@ -48,6 +48,14 @@ func newFences(start int64) *fences { return &fences{seed: maphash.MakeSeed(), s
 // id returns the fence id of a counter's checkpoint key.
 func (f *fences) id(key []byte) uint64 { return maphash.Bytes(f.seed, key) }
 
+// idOf is id(counterKey(prefixCheckpoint, nsID, counter)) without the
+// allocation, for Append's every event.
+func (f *fences) idOf(nsID uint64, counter string) uint64 {
+	var buf [128]byte
+	k := append(appendUint64(append(buf[:0], prefixCheckpoint), nsID), counter...)
+	return maphash.Bytes(f.seed, k)
+}
+
 func fenceStripe(id uint64) uint32 { return uint32(id % numStripes) }
 
 type paddedRWMutex struct {

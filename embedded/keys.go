@@ -60,11 +60,19 @@ func counterPrefix(nsID uint64, s int64, counter string) []byte {
 // eventKey is the key of one event; its components are derived from the
 // event's idempotency key (counter, time, id) and the namespace's layout.
 func eventKey(l abacus.Layout, e abacus.Event, nanos int64) []byte {
-	k := counterPrefix(l.NSID, l.Slice(nanos), e.Counter)
-	k = appendInt64(k, l.TimeBucket(nanos))
-	k = binary.BigEndian.AppendUint16(k, uint16(l.EventBucket(e.ID)))
-	k = appendInt64(k, nanos)
-	return append(k, e.ID...)
+	return appendEventKey(nil, l, e, nanos)
+}
+
+// appendEventKey appends the key of an event to b.
+func appendEventKey(b []byte, l abacus.Layout, e abacus.Event, nanos int64) []byte {
+	b = append(b, prefixEvent)
+	b = appendUint64(b, l.NSID)
+	b = appendInt64(b, l.Slice(nanos))
+	b = append(append(b, e.Counter...), counterEnd)
+	b = appendInt64(b, l.TimeBucket(nanos))
+	b = binary.BigEndian.AppendUint16(b, uint16(l.EventBucket(e.ID)))
+	b = appendInt64(b, nanos)
+	return append(b, e.ID...)
 }
 
 // Lengths of the fixed-size parts of an event key after the counter prefix.

@@ -47,6 +47,24 @@ func (s *stripes) lock(keys [][]byte) (unlock func()) {
 	}
 }
 
+// lockHashes is lock for keys given by their keyHash.
+func (s *stripes) lockHashes(hashes []uint64) (unlock func()) {
+	idx := make([]uint32, len(hashes))
+	for i, h := range hashes {
+		idx[i] = uint32(h % numStripes)
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	for _, i := range idx {
+		s.mu[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			s.mu[i].Unlock()
+		}
+	}
+}
+
 // lockOne locks the stripe of one key.
 func (s *stripes) lockOne(key []byte) (unlock func()) {
 	m := &s.mu[stripeOf(key)]

@@ -73,15 +73,18 @@ type memEvent struct {
 // memTable is the in-memory index of the events of a run of batch records.
 type memTable struct {
 	mu       sync.Mutex
-	counters map[string][]memEvent // by counterID
+	counters map[string]*memCounter // by counterID
 	events   int
 	bytes    int
 	maxSeq   uint64
 	born     time.Time
 }
 
+// memCounter is one counter's events in a memTable, in arrival order.
+type memCounter struct{ evs []memEvent }
+
 func newMemTable() *memTable {
-	return &memTable{counters: map[string][]memEvent{}, born: time.Now()}
+	return &memTable{counters: map[string]*memCounter{}, born: time.Now()}
 }
 
 // counterID is the memTable key of a counter: its namespace ID (8 bytes)
@@ -104,11 +107,12 @@ func (t *memTable) add(evs []memEvent, seq uint64, size int) {
 	defer t.mu.Unlock()
 	for _, e := range evs {
 		id := eventCounterID(buf[:0], e.key)
-		if l, ok := t.counters[string(id)]; ok {
-			t.counters[string(id)] = append(l, e)
-		} else {
-			t.counters[string(id)] = append(make([]memEvent, 0, 4), e)
+		c := t.counters[string(id)]
+		if c == nil {
+			c = &memCounter{evs: make([]memEvent, 0, 8)}
+			t.counters[string(id)] = c
 		}
+		c.evs = append(c.evs, e)
 	}
 	t.events += len(evs)
 	t.bytes += size
@@ -121,9 +125,11 @@ func (t *memTable) find(key []byte) ([]byte, bool) {
 	id := eventCounterID(buf[:0], key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, e := range t.counters[string(id)] {
-		if bytes.Equal(e.key, key) {
-			return e.value, true
+	if c := t.counters[string(id)]; c != nil {
+		for _, e := range c.evs {
+			if bytes.Equal(e.key, key) {
+				return e.value, true
+			}
 		}
 	}
 	return nil, false
@@ -133,9 +139,11 @@ func (t *memTable) find(key []byte) ([]byte, bool) {
 func (t *memTable) collect(id []byte, lo, hi int64, out []memEvent) []memEvent {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, e := range t.counters[string(id)] {
-		if e.nanos >= lo && e.nanos <= hi {
-			out = append(out, e)
+	if c := t.counters[string(id)]; c != nil {
+		for _, e := range c.evs {
+			if e.nanos >= lo && e.nanos <= hi {
+				out = append(out, e)
+			}
 		}
 	}
 	return out
@@ -146,11 +154,11 @@ func (t *memTable) collect(id []byte, lo, hi int64, out []memEvent) []memEvent {
 func (t *memTable) counterNames(l abacus.Layout, first, last int64, out []string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for id, evs := range t.counters {
+	for id, c := range t.counters {
 		if binary.BigEndian.Uint64([]byte(id[:8])) != l.NSID {
 			continue
 		}
-		for _, e := range evs {
+		for _, e := range c.evs {
 			if x := l.Slice(e.nanos); x >= first && x <= last {
 				out = append(out, id[8:])
 				break
@@ -172,7 +180,8 @@ func (t *memTable) blocks(seq uint64) ([]kv, int) {
 	out := make([]kv, 0, len(t.counters))
 	var bevs []blockEvent
 	n := 0
-	for cid, evs := range t.counters {
+	for cid, c := range t.counters {
+		evs := c.evs
 		plen := sliceKeyLen + len(cid) - 8 + 1 // the counter prefix
 		idAt := plen + eventTail
 		// Each counter's events are sorted on their own: many small sorts

@@ -59,33 +59,45 @@ func second(nanos int64) int64 {
 	return s
 }
 
-// absent reports whether the key of an event at nanos is certainly not stored.
-func (r *recentKeys) absent(h uint64, nanos int64) bool {
-	if nanos <= r.start {
-		return false
-	}
-	sec := second(nanos)
+// absentAll reports, for each event, whether its key is certainly not
+// stored, under one lock for the batch.
+func (r *recentKeys) absentAll(evs []pendingEvent) []bool {
+	out := make([]bool, len(evs))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if sec < r.floor {
-		return false
+	var (
+		lastSec = int64(-1 << 63)
+		b       *keyBucket
+	)
+	for i := range evs {
+		e := &evs[i]
+		if e.nanos <= r.start {
+			continue
+		}
+		sec := second(e.nanos)
+		if sec < r.floor {
+			continue
+		}
+		if sec != lastSec {
+			b, lastSec = r.buckets[sec], sec
+		}
+		if b == nil {
+			out[i] = true
+			continue
+		}
+		if b.full {
+			continue
+		}
+		_, held := b.keys[e.hash]
+		out[i] = !held
 	}
-	b := r.buckets[sec]
-	if b == nil {
-		return true
-	}
-	if b.full {
-		return false
-	}
-	_, held := b.keys[h]
-	return !held
+	return out
 }
 
-// add records a key about to be written. The caller holds the key's stripe
-// from before absent until after the commit, so a concurrent append of the
-// same key sees it.
-func (r *recentKeys) add(h uint64, nanos int64, now time.Time) {
-	sec := second(nanos)
+// addAll records the keys of events about to be written. The caller holds
+// their stripes from before absentAll until after the commit, so a
+// concurrent append of the same key sees them.
+func (r *recentKeys) addAll(evs []*pendingEvent, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if cut := now.Add(-recentHorizon).Unix(); cut > r.floor {
@@ -97,23 +109,32 @@ func (r *recentKeys) add(h uint64, nanos int64, now time.Time) {
 		}
 		r.floor = cut
 	}
-	if sec < r.floor {
-		return
-	}
-	b := r.buckets[sec]
-	if b == nil {
-		b = &keyBucket{keys: map[uint64]struct{}{}}
-		r.buckets[sec] = b
-	}
-	if b.full {
-		return
-	}
-	if r.n >= recentMaxKeys {
-		b.full = true
-		return
-	}
-	if _, ok := b.keys[h]; !ok {
-		b.keys[h] = struct{}{}
-		r.n++
+	var (
+		lastSec = int64(-1 << 63)
+		b       *keyBucket
+	)
+	for _, e := range evs {
+		sec := second(e.nanos)
+		if sec < r.floor {
+			continue
+		}
+		if sec != lastSec {
+			b, lastSec = r.buckets[sec], sec
+			if b == nil {
+				b = &keyBucket{keys: make(map[uint64]struct{}, 1024)}
+				r.buckets[sec] = b
+			}
+		}
+		if b.full {
+			continue
+		}
+		if r.n >= recentMaxKeys {
+			b.full = true
+			continue
+		}
+		if _, ok := b.keys[e.hash]; !ok {
+			b.keys[e.hash] = struct{}{}
+			r.n++
+		}
 	}
 }
