@@ -43,25 +43,36 @@ func (s *Service) Load(ctx context.Context) error {
 // subject to the same rules as UpdateNamespace.
 func (s *Service) Apply(ctx context.Context, nss []*abacus.Namespace) error {
 	for _, ns := range nss {
-		old, err := s.cfg.Namespaces.GetNamespace(ctx, ns.Name)
-		switch {
-		case abacus.ErrorCode(err) == abacus.NotFound:
-			if _, err := s.CreateNamespace(ctx, ns); err != nil {
-				return err
-			}
-		case err != nil:
+		if err := s.apply(ctx, ns); err != nil {
 			return err
-		default:
-			if sameConfig(old, ns) {
-				s.reg.put(old)
-				continue
-			}
-			if _, err := s.UpdateNamespace(ctx, ns); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
+}
+
+// apply creates or updates one namespace. Nodes sharing a store that start
+// together with one file race to create it: the losers find it created
+// (AlreadyExists) and go on as if they had found it before.
+func (s *Service) apply(ctx context.Context, ns *abacus.Namespace) error {
+	for attempt := 0; ; attempt++ {
+		old, err := s.cfg.Namespaces.GetNamespace(ctx, ns.Name)
+		switch {
+		case abacus.ErrorCode(err) == abacus.NotFound:
+			_, err := s.CreateNamespace(ctx, ns)
+			if abacus.ErrorCode(err) == abacus.AlreadyExists && attempt < 3 {
+				continue
+			}
+			return err
+		case err != nil:
+			return err
+		case sameConfig(old, ns):
+			s.reg.put(old)
+			return nil
+		default:
+			_, err := s.UpdateNamespace(ctx, ns)
+			return err
+		}
+	}
 }
 
 // sameConfig compares configurations, ignoring the store-assigned fields.
