@@ -44,6 +44,9 @@ func (t *abacusTarget) Name() string     { return t.label }
 func (t *abacusTarget) Batched() bool    { return t.batch }
 func (t *abacusTarget) Describe() string { return t.info }
 
+// ServerCPU reads the node's CPU from its /metrics (Options.MetricsURL).
+func (t *abacusTarget) ServerCPU() CPUSource { return t.opts.metricsCPU() }
+
 func (t *abacusTarget) Setup(ctx context.Context, w Workload) error {
 	c, err := client.New(t.opts.Abacus, append([]client.Option{
 		// grpc-go multiplexes every call over one HTTP/2 connection; more
