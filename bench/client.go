@@ -42,6 +42,7 @@ func (t *clientTarget) Setup(ctx context.Context, w Workload) error {
 		return err
 	}
 	t.c = c
+	nameCounters(w.Counters)
 	t.info, err = ensureNamespace(ctx, c.Namespaces(), t.opts.Namespace, t.opts.NamespaceType)
 	return err
 }
