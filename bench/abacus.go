@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/abacus-dev/abacus"
 	"github.com/abacus-dev/abacus/client"
@@ -44,6 +46,9 @@ func (t *abacusTarget) Name() string     { return t.label }
 func (t *abacusTarget) Batched() bool    { return t.batch }
 func (t *abacusTarget) Describe() string { return t.info }
 
+// ServerCPU reads the node's CPU from its /metrics (Options.MetricsURL).
+func (t *abacusTarget) ServerCPU() CPUSource { return t.opts.metricsCPU() }
+
 func (t *abacusTarget) Setup(ctx context.Context, w Workload) error {
 	c, err := client.New(t.opts.Abacus, append([]client.Option{
 		// grpc-go multiplexes every call over one HTTP/2 connection; more
@@ -61,6 +66,7 @@ func (t *abacusTarget) Setup(ctx context.Context, w Workload) error {
 		return fmt.Errorf("--addr %q: %w", t.opts.Abacus, err)
 	}
 	t.c, t.svc = c, c.Service()
+	nameCounters(w.Counters)
 	t.info, err = ensureNamespace(ctx, c.Namespaces(), t.opts.Namespace, t.opts.NamespaceType)
 	return err
 }
@@ -104,8 +110,41 @@ func (t *abacusTarget) Close() error {
 	return t.c.Close()
 }
 
-// counterName is the abacus counter name of counter index i.
-func counterName(i int) string { return "c" + strconv.Itoa(i) }
+// counterName is the abacus counter name of counter index i: from the
+// table of the names the abacus targets' Setup made, so that an op costs
+// the generator no allocation for it.
+func counterName(i int) string {
+	if t := counterNames.Load(); t != nil && i < len(*t) {
+		return (*t)[i]
+	}
+	return "c" + strconv.Itoa(i)
+}
+
+// counterNames holds the names of counters 0 to n-1 for the largest n a
+// setup has asked for, up to maxNamedCounters.
+var (
+	counterNames   atomic.Pointer[[]string]
+	counterNamesMu sync.Mutex
+)
+
+// maxNamedCounters bounds the table: 1M names is about 24 MB.
+const maxNamedCounters = 1 << 20
+
+// nameCounters makes sure counterName of 0 to n-1 needs no allocation.
+func nameCounters(n int) {
+	n = min(n, maxNamedCounters)
+	counterNamesMu.Lock()
+	defer counterNamesMu.Unlock()
+	old := counterNames.Load()
+	if old != nil && len(*old) >= n {
+		return
+	}
+	t := make([]string, n)
+	for i := range t {
+		t[i] = "c" + strconv.Itoa(i)
+	}
+	counterNames.Store(&t)
+}
 
 // ensureNamespace creates namespace name with counter type typ unless it
 // exists, and describes it for the report. An existing namespace is used as

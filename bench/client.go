@@ -29,6 +29,9 @@ func newClientTarget(label string, o Options) *clientTarget {
 
 func (t *clientTarget) Name() string { return t.label }
 
+// ServerCPU reads the node's CPU from its /metrics (Options.MetricsURL).
+func (t *clientTarget) ServerCPU() CPUSource { return t.opts.metricsCPU() }
+
 func (t *clientTarget) Setup(ctx context.Context, w Workload) error {
 	opts := []client.Option{client.WithBatching(true), client.WithRetries(t.opts.Retries)}
 	if t.opts.Conns > 0 {
@@ -39,6 +42,7 @@ func (t *clientTarget) Setup(ctx context.Context, w Workload) error {
 		return err
 	}
 	t.c = c
+	nameCounters(w.Counters)
 	t.info, err = ensureNamespace(ctx, c.Namespaces(), t.opts.Namespace, t.opts.NamespaceType)
 	return err
 }

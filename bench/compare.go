@@ -55,6 +55,11 @@ type Summary struct {
 	// Errors sums the failed ops of every rep, by code in ErrorsByCode.
 	Errors       int64            `json:"errors"`
 	ErrorsByCode map[string]int64 `json:"errors_by_code"`
+	// ServerCPU and GeneratorCPU are the CPU per op and per counter
+	// operation of the server and of the generator (see CPU), over the
+	// reps that measured it; null when no rep did.
+	ServerCPU    *CPUSpread `json:"server_cpu,omitempty"`
+	GeneratorCPU *CPUSpread `json:"generator_cpu,omitempty"`
 	// Ratio is the median throughput over the baseline's, or null.
 	Ratio *float64 `json:"ratio_to_baseline"`
 	// Runs holds every rep's full result, in rep order.
@@ -66,6 +71,47 @@ type Spread struct {
 	Median float64 `json:"median"`
 	Min    float64 `json:"min"`
 	Max    float64 `json:"max"`
+}
+
+// CPUSpread is a CPU figure over the reps.
+type CPUSpread struct {
+	// Source is the last rep's CPU.Source.
+	Source string `json:"source"`
+	// PerOpUS and PerCountUS spread CPU.PerOpUS and CPU.PerCountUS, in
+	// microseconds.
+	PerOpUS    Spread `json:"per_op_us"`
+	PerCountUS Spread `json:"per_count_us"`
+	// Reps counts the reps that measured it (a failed read is left out,
+	// with its message in Error).
+	Reps  int    `json:"reps"`
+	Error string `json:"error,omitempty"`
+}
+
+// cpuSpread summarizes the CPU figures that get picks from runs; nil if no
+// run has one.
+func cpuSpread(runs []*Result, get func(*Result) *CPU) *CPUSpread {
+	var out *CPUSpread
+	var op, count []float64
+	for _, r := range runs {
+		c := get(r)
+		if c == nil {
+			continue
+		}
+		if out == nil {
+			out = &CPUSpread{}
+		}
+		out.Source = c.Source
+		if c.Error != "" {
+			out.Error = c.Error
+			continue
+		}
+		op, count = append(op, c.PerOpUS), append(count, c.PerCountUS)
+		out.Reps++
+	}
+	if out != nil {
+		out.PerOpUS, out.PerCountUS = spread(op), spread(count)
+	}
+	return out
 }
 
 // Skipped is a target that did not run.
@@ -200,6 +246,8 @@ func (c *Comparison) summarize(baseline string) {
 			}
 		}
 		s.Throughput, s.OpsPerSec, s.P50US, s.P99US = spread(tp), spread(ops), spread(p50), spread(p99)
+		s.ServerCPU = cpuSpread(s.Runs, func(r *Result) *CPU { return r.ServerCPU })
+		s.GeneratorCPU = cpuSpread(s.Runs, func(r *Result) *CPU { return r.GeneratorCPU })
 		if s.Target == baseline && len(s.Runs) > 0 {
 			base = s.Throughput.Median
 			c.Baseline = baseline

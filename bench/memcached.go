@@ -20,11 +20,14 @@ type memcachedTarget struct {
 	addr   string
 	prefix string
 	c      *memcache.Client
+	cpu    CPUSource
 }
 
 func newMemcachedTarget(label string, o Options) *memcachedTarget {
-	return &memcachedTarget{label: label, addr: o.Memcached, prefix: o.KeyPrefix}
+	return &memcachedTarget{label: label, addr: o.Memcached, prefix: o.KeyPrefix, cpu: o.procCPU(PIDMemcached)}
 }
+
+func (t *memcachedTarget) ServerCPU() CPUSource { return t.cpu }
 
 func (t *memcachedTarget) Name() string { return t.label }
 

@@ -38,11 +38,14 @@ type pgTarget struct {
 	url    string
 	events bool
 	pool   *pgxpool.Pool
+	cpu    CPUSource
 }
 
 func newPGTarget(label string, events bool, o Options) *pgTarget {
-	return &pgTarget{label: label, url: o.Postgres, events: events}
+	return &pgTarget{label: label, url: o.Postgres, events: events, cpu: o.procCPU(PIDPostgres)}
 }
+
+func (t *pgTarget) ServerCPU() CPUSource { return t.cpu }
 
 func (t *pgTarget) Name() string { return t.label }
 

@@ -16,11 +16,14 @@ type redisTarget struct {
 	addr   string
 	prefix string
 	c      *redis.Client
+	cpu    CPUSource
 }
 
 func newRedisTarget(label string, o Options) *redisTarget {
-	return &redisTarget{label: label, addr: o.Redis, prefix: o.KeyPrefix}
+	return &redisTarget{label: label, addr: o.Redis, prefix: o.KeyPrefix, cpu: o.procCPU(PIDRedis)}
 }
+
+func (t *redisTarget) ServerCPU() CPUSource { return t.cpu }
 
 func (t *redisTarget) Name() string { return t.label }
 

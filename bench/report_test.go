@@ -66,8 +66,12 @@ func sampleResult() *Result {
 		ErrorsByCode: map[string]int64{"unavailable": 1}, ErrorSamples: map[string]string{"unavailable": "x"},
 		Unsent: 1, Increments: 1, Reads: 1, OpsPerSec: 1, IncrementsPerSec: 1, ReadsPerSec: 1,
 		Latency: l, LatencyByOp: map[string]Latency{"add": l}, Interrupted: true,
+		ServerCPU:    &CPU{Source: "http://x/metrics", Seconds: 1, PerOpUS: 1, PerCountUS: 1, Error: "x"},
+		GeneratorCPU: &CPU{Source: "getrusage", Seconds: 1, PerOpUS: 1, PerCountUS: 1},
 	}
 }
+
+var cpuKeys = []string{"error", "per_count_us", "per_op_us", "seconds", "source"}
 
 var latencyKeys = []string{"clamped", "count", "max_us", "mean_us", "p50_us", "p90_us", "p999_us", "p99_us"}
 
@@ -77,6 +81,12 @@ var resultKeys = append([]string{
 }, append(prefixed("latency.", latencyKeys), append([]string{"latency_by_op", "latency_by_op.{}"},
 	append(prefixed("latency_by_op.{}.", latencyKeys), "ops", "ops_per_sec", "peak_ops_per_sec",
 		"rate", "reads", "reads_per_sec", "scenario", "target", "target_info", "unsent")...)...)...)
+
+func init() {
+	resultKeys = append(resultKeys, "server_cpu", "generator_cpu")
+	resultKeys = append(resultKeys, prefixed("server_cpu.", cpuKeys)...)
+	resultKeys = append(resultKeys, prefixed("generator_cpu.", slices.DeleteFunc(slices.Clone(cpuKeys), func(k string) bool { return k == "error" }))...)
+}
 
 var envKeys = []string{"go_version", "goarch", "gomaxprocs", "goos", "num_cpu", "time"}
 
@@ -108,7 +118,9 @@ func TestCompareReportSchema(t *testing.T) {
 	r := 1.0
 	c := &Comparison{Baseline: "redis", Reps: 1, Order: [][]string{{"redis"}},
 		Targets: []*Summary{{Target: "redis", TargetInfo: "x", Scenario: "add", ErrorsByCode: map[string]int64{"x": 1},
-			Ratio: &r, Runs: []*Result{sampleResult()}}},
+			Ratio: &r, Runs: []*Result{sampleResult()},
+			ServerCPU:    &CPUSpread{Source: "/proc/1", Reps: 1, Error: "x"},
+			GeneratorCPU: &CPUSpread{Source: "getrusage", Reps: 1}}},
 		Skipped: []Skipped{{Target: "memcached", Reason: "no --memcached address"}}}
 	rep := CompareReport{Schema: SchemaCompare, Env: CurrentEnv(), Config: Config{}.JSON(), Comparison: c}
 	sum := []string{"errors", "errors_by_code", "errors_by_code.{}", "ops_per_sec", "ops_per_sec.max", "ops_per_sec.median",
@@ -116,6 +128,11 @@ func TestCompareReportSchema(t *testing.T) {
 		"p99_us.min", "ratio_to_baseline", "runs", "scenario", "target", "target_info", "throughput", "throughput.max",
 		"throughput.median", "throughput.min"}
 	sum = append(sum, prefixed("runs[].", resultKeys)...)
+	cpuSpreadKeys := []string{"per_count_us", "per_count_us.max", "per_count_us.median", "per_count_us.min",
+		"per_op_us", "per_op_us.max", "per_op_us.median", "per_op_us.min", "reps", "source"}
+	sum = append(sum, "server_cpu", "generator_cpu", "server_cpu.error")
+	sum = append(sum, prefixed("server_cpu.", cpuSpreadKeys)...)
+	sum = append(sum, prefixed("generator_cpu.", cpuSpreadKeys)...)
 	want := []string{"comparison", "comparison.baseline", "comparison.order", "comparison.reps", "comparison.skipped",
 		"comparison.skipped[].failed", "comparison.skipped[].reason", "comparison.skipped[].target", "comparison.targets",
 		"config", "env", "schema"}

@@ -47,6 +47,13 @@ type Result struct {
 	// into "add" and "get" (only the kinds the scenario has).
 	Latency     Latency            `json:"latency"`
 	LatencyByOp map[string]Latency `json:"latency_by_op"`
+	// ServerCPU is the CPU the server (abacusd, from its /metrics; a peer,
+	// from /proc) spent over the measured phase; nil when the target has
+	// no source for it (see Options.MetricsURL and Options.ServerPIDs).
+	ServerCPU *CPU `json:"server_cpu,omitempty"`
+	// GeneratorCPU is the CPU this process (the callers and the target's
+	// client) spent over the measured phase.
+	GeneratorCPU *CPU `json:"generator_cpu,omitempty"`
 	// Interrupted is set when the run was cancelled before its end.
 	Interrupted bool `json:"interrupted,omitempty"`
 }

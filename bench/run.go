@@ -48,9 +48,21 @@ func Run(ctx context.Context, t Target, cfg Config) (*Result, error) {
 	if m, ok := t.(measureStarter); ok {
 		m.StartMeasure()
 	}
+	// The server is read before the generator starts its clock and after
+	// it stops it, so that the scrapes' own CPU stays out of the
+	// generator's figure; the reads at the end do not use ctx, so that an
+	// interrupted run still reports what its ops cost.
+	var srcCPU CPUSource
+	if sr, ok := t.(ServerCPUReporter); ok {
+		srcCPU = sr.ServerCPU()
+	}
+	srv := startCPU(ctx, srcCPU)
+	gen := startCPU(ctx, selfCPU{})
 	st := r.phase(ctx, phase{name: "run", duration: cfg.Duration, count: cfg.Count, rate: rate})
 	res := st.result(t, cfg, r.items)
 	res.Rate, res.PeakOpsPerSec = rate, peak
+	res.GeneratorCPU = gen.stop(context.WithoutCancel(ctx), res)
+	res.ServerCPU = srv.stop(context.WithoutCancel(ctx), res)
 	if err := ctx.Err(); err != nil {
 		res.Interrupted = true
 		return res, err

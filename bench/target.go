@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/abacus-dev/abacus/client"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/abacus-dev/abacus/client"
 )
 
 // Names of the targets NewTarget builds.
@@ -134,6 +136,42 @@ type Options struct {
 	// ClientOptions are added to every abacus target's client options: TLS
 	// and an access token (client.WithTLS, client.WithToken).
 	ClientOptions []client.Option
+	// MetricsURL is the Prometheus /metrics URL of the abacusd node at
+	// Abacus (on its HTTP port), from which the abacus targets read the
+	// node's process_cpu_seconds_total before and after each measured
+	// run; empty: no node CPU in the results.
+	MetricsURL string
+	// MetricsClient scrapes MetricsURL (e.g. with the node's TLS); nil:
+	// a plain client with a 5s timeout.
+	MetricsClient *http.Client
+	// ServerPIDs maps a peer's name (redis, memcached, postgres) to the pid
+	// of its server process, whose CPU (with its children's, for
+	// PostgreSQL's backends) the peer targets read from /proc; missing:
+	// no server CPU for that peer.
+	ServerPIDs map[string]int
+}
+
+// Keys of Options.ServerPIDs.
+const (
+	PIDRedis     = "redis"
+	PIDMemcached = "memcached"
+	PIDPostgres  = "postgres"
+)
+
+// metricsCPU is the CPU source of the abacus targets, nil without a URL.
+func (o Options) metricsCPU() CPUSource {
+	if o.MetricsURL == "" {
+		return nil
+	}
+	return &MetricsCPU{URL: o.MetricsURL, Client: o.MetricsClient}
+}
+
+// procCPU is the CPU source of the peer whose pid is ServerPIDs[key].
+func (o Options) procCPU(key string) CPUSource {
+	if pid, ok := o.ServerPIDs[key]; ok && pid > 0 {
+		return &ProcCPU{PID: pid}
+	}
+	return nil
 }
 
 func (o Options) withDefaults() Options {

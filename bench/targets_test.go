@@ -207,3 +207,20 @@ func TestPostgresTargets(t *testing.T) {
 		}
 	}
 }
+
+// counterName gives the same name from the table as without it.
+func TestCounterNameTable(t *testing.T) {
+	nameCounters(10)
+	nameCounters(5) // a smaller setup keeps the larger table
+	for _, i := range []int{0, 9, 10, 12345} {
+		if got, want := counterName(i), "c"+strconv.Itoa(i); got != want {
+			t.Errorf("counterName(%d) = %q, want %q", i, got, want)
+		}
+	}
+	if n := len(*counterNames.Load()); n < 10 {
+		t.Errorf("table of %d names after nameCounters(10)", n)
+	}
+	if a := testing.AllocsPerRun(100, func() { _ = counterName(7) }); a != 0 {
+		t.Errorf("counterName allocates %v times", a)
+	}
+}

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/abacus-dev/abacus/bench"
+	"github.com/abacus-dev/abacus/client"
 	"github.com/spf13/cobra"
 )
 
@@ -31,6 +35,7 @@ type benchFlags struct {
 	conns      int
 	seed       uint64
 	noProgress bool
+	metricsURL string
 }
 
 func (f *benchFlags) register(cmd *cobra.Command) {
@@ -51,6 +56,29 @@ func (f *benchFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.conns, "conns", 0, "gRPC connections to abacus (0: 1, or the Go client's default)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the counter choice (caller i uses seed+i)")
 	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar on stderr (also off with -o json)")
+	fs.StringVar(&f.metricsURL, "metrics-url", "", `the node's Prometheus /metrics URL, scraped before and after each measured run for the node's CPU per op (process_cpu_seconds_total); default: the host of --addr with its port + 1 (abacusd's default --http-addr is its --grpc-addr's port + 1), https with the --tls flags; "none": no node CPU`)
+}
+
+// metricsOff is the --metrics-url that turns the node's CPU off.
+const metricsOff = "none"
+
+// defaultMetricsURL derives the node's /metrics URL from its gRPC address:
+// abacusd serves HTTP on the next port by default (7400 and 7401). It
+// returns "" when addr is not HOST:PORT (e.g. a resolver URL).
+func defaultMetricsURL(addr string, tls bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p <= 0 || p >= 65535 {
+		return ""
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return (&url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(p+1)), Path: "/metrics"}).String()
 }
 
 // config turns the flags into a bench.Config, or a usage error.
@@ -113,14 +141,32 @@ func (f *benchFlags) options(a *app) (bench.Options, error) {
 	if err != nil {
 		return bench.Options{}, err
 	}
-	return bench.Options{
+	opts := bench.Options{
 		ClientOptions: sec,
 		Abacus:        a.addr,
 		Namespace:     f.namespace,
 		NamespaceType: f.nsType,
 		Conns:         f.conns,
 		Retries:       a.retries,
-	}, nil
+	}
+	tlsOn := a.tlsCA != "" || a.tlsCert != "" || a.tlsKey != "" || a.tlsServerName != ""
+	switch f.metricsURL {
+	case metricsOff:
+	case "":
+		opts.MetricsURL = defaultMetricsURL(a.addr, tlsOn)
+	default:
+		opts.MetricsURL = f.metricsURL
+	}
+	if opts.MetricsURL != "" && strings.HasPrefix(opts.MetricsURL, "https:") && tlsOn {
+		// The HTTP port serves the gRPC port's certificate: trust it as
+		// the client does. (securityOptions has checked these flags.)
+		cfg, err := client.TLSConfig(a.tlsCA, a.tlsCert, a.tlsKey, a.tlsServerName)
+		if err != nil {
+			return bench.Options{}, &usageError{err: err}
+		}
+		opts.MetricsClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
+	return opts, nil
 }
 
 func (a *app) benchCmd() *cobra.Command {

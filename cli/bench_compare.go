@@ -16,6 +16,7 @@ func (a *app) benchCompareCmd(f *benchFlags) *cobra.Command {
 		targets                    string
 		redis, memcached, postgres string
 		baseline                   string
+		pids                       map[string]int
 	)
 	cmd := &cobra.Command{
 		Use:   "compare",
@@ -40,7 +41,14 @@ own scenario and namespace as TARGET[/SCENARIO][@NAMESPACE], e.g.
 abacus-unary/get@bench_best.
 
 Throughput is in counter operations per second (an AddCounts of 100 counts
-100), so batching targets compare with the others on the work done.`,
+100), so batching targets compare with the others on the work done.
+
+SERVER CPU/OP is the CPU the server spent over each measured run divided by
+its ops (median over the reps; for a batch, with the CPU per counter): for
+abacus, from process_cpu_seconds_total on the node's --metrics-url; for a
+peer, from /proc/PID/stat with --server-pid. GEN CPU/OP is this process's own
+CPU (getrusage) per op: on one machine both share the CPUs, so the sum is
+what bounds the throughput.`,
 		Example: `  abacus bench compare --redis 127.0.0.1:6379 --postgres postgres://postgres@127.0.0.1/postgres
   abacus bench compare --targets abacus-unary,abacus-client,abacus-batch --duration 2s --reps 1
   abacus bench compare --targets abacus-unary/add@bench_eventual,abacus-unary/get@bench_best \
@@ -69,6 +77,12 @@ Throughput is in counter operations per second (an AddCounts of 100 counts
 				return err
 			}
 			opts.Redis, opts.Memcached, opts.Postgres = redis, memcached, postgres
+			for k, pid := range pids {
+				if k != bench.PIDRedis && k != bench.PIDMemcached && k != bench.PIDPostgres || pid <= 0 {
+					return usagef(cmd, "--server-pid %s=%d: want redis, memcached or postgres = a pid", k, pid)
+				}
+			}
+			opts.ServerPIDs = pids
 			return a.runCompare(cmd.Context(), bench.CompareConfig{
 				Config: cfg, Reps: reps, Specs: specs, Options: opts, Baseline: baseline,
 			}, f.noProgress)
@@ -81,6 +95,7 @@ Throughput is in counter operations per second (an AddCounts of 100 counts
 	fs.StringVar(&memcached, "memcached", "", "memcached address (host:port) for the memcached target")
 	fs.StringVar(&postgres, "postgres", "", "PostgreSQL URL for the pg-update and pg-events targets")
 	fs.StringVar(&baseline, "baseline", bench.TargetRedis, "target the ratios are to")
+	fs.StringToIntVar(&pids, "server-pid", nil, "pids of the peers' servers on this machine, e.g. redis=123,memcached=456,postgres=789 (the postmaster: its backends count too), whose CPU per op is read from /proc")
 	return cmd
 }
 

@@ -41,6 +41,12 @@ func (a *app) printRun(cfg bench.Config, res *bench.Result) error {
 		tp = append(tp, thousands(res.ReadsPerSec)+" reads/s")
 	}
 	fmt.Fprintf(tw, "throughput:\t%s\n", strings.Join(tp, ", "))
+	if t := cpuText(res, res.ServerCPU); t != "" {
+		fmt.Fprintf(tw, "server cpu:\t%s\n", t)
+	}
+	if t := cpuText(res, res.GeneratorCPU); t != "" {
+		fmt.Fprintf(tw, "generator cpu:\t%s\n", t)
+	}
 	for _, code := range slices.Sorted(maps.Keys(res.ErrorsByCode)) {
 		fmt.Fprintf(tw, "error:\t%s × %d (%s)\n", code, res.ErrorsByCode[code], oneLine(res.ErrorSamples[code]))
 	}
@@ -52,6 +58,52 @@ func (a *app) printRun(cfg bench.Config, res *bench.Result) error {
 	}
 	fmt.Fprintln(a.stdout)
 	return writeLatencyTable(a.stdout, res)
+}
+
+// cpuText describes c, a CPU figure of res, in one line: per op, per
+// counter operation when an op has several, the share of one CPU and the
+// source. "" when c is nil.
+func cpuText(res *bench.Result, c *bench.CPU) string {
+	switch {
+	case c == nil:
+		return ""
+	case c.Error != "":
+		return "- (" + oneLine(c.Error) + ")"
+	}
+	s := perOpText(c.PerOpUS, c.PerCountUS, res.CountersPerOp, res.Scenario) + " per op"
+	if res.ElapsedSec > 0 {
+		s += fmt.Sprintf(", %.0f%% of one CPU", 100*c.Seconds/res.ElapsedSec)
+	}
+	return s + " (" + c.Source + ")"
+}
+
+// perOpText prints a CPU per op, followed by the CPU per counter operation
+// when an op has several counters: "840µs (8.40µs/incr)".
+func perOpText(perOp, perCount float64, countersPerOp int, scenario string) string {
+	s := us(perOp)
+	if countersPerOp > 1 && perCount > 0 {
+		s += " (" + us(perCount) + "/" + countWord(scenario) + ")"
+	}
+	return s
+}
+
+// countWord names a scenario's counter operation.
+func countWord(scenario string) string {
+	switch scenario {
+	case bench.ScenarioGet:
+		return "read"
+	case bench.ScenarioMixed:
+		return "count"
+	}
+	return "incr"
+}
+
+// cpuCell is a compare table's cell of a CPU spread: the median per op.
+func cpuCell(s *bench.Summary, c *bench.CPUSpread) string {
+	if c == nil || c.Reps == 0 || len(s.Runs) == 0 {
+		return "-"
+	}
+	return perOpText(c.PerOpUS.Median, c.PerCountUS.Median, s.Runs[0].CountersPerOp, s.Scenario)
 }
 
 // loadText describes the load of a run in one line.
@@ -135,15 +187,16 @@ func (a *app) printCompare(cc bench.CompareConfig, c *bench.Comparison) error {
 		vs = "RATIO"
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "TARGET\tSCENARIO\tCOUNTS/S (MEDIAN)\tMIN–MAX\t%s\tOPS/S\tP50\tP99\tERRORS\n", vs)
+	fmt.Fprintf(tw, "TARGET\tSCENARIO\tCOUNTS/S (MEDIAN)\tMIN–MAX\t%s\tOPS/S\tP50\tP99\tSERVER CPU/OP\tGEN CPU/OP\tERRORS\n", vs)
 	for _, s := range c.Targets {
 		ratio := "-"
 		if s.Ratio != nil {
 			ratio = fmt.Sprintf("%.2fx", *s.Ratio)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s–%s\t%s\t%s\t%s\t%s\t%d\n", s.Target, s.Scenario,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s–%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", s.Target, s.Scenario,
 			thousands(s.Throughput.Median), thousands(s.Throughput.Min), thousands(s.Throughput.Max), ratio,
-			thousands(s.OpsPerSec.Median), us(s.P50US.Median), us(s.P99US.Median), s.Errors)
+			thousands(s.OpsPerSec.Median), us(s.P50US.Median), us(s.P99US.Median),
+			cpuCell(s, s.ServerCPU), cpuCell(s, s.GeneratorCPU), s.Errors)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -152,6 +205,13 @@ func (a *app) printCompare(cc bench.CompareConfig, c *bench.Comparison) error {
 	for _, s := range c.Targets {
 		if s.TargetInfo != "" {
 			notes = append(notes, s.Target+": "+s.TargetInfo)
+		}
+		if c := s.ServerCPU; c != nil {
+			note := fmt.Sprintf("%s: server CPU from %s", s.Target, c.Source)
+			if c.Error != "" {
+				note += fmt.Sprintf(" (%d of %d reps; %s)", c.Reps, len(s.Runs), oneLine(c.Error))
+			}
+			notes = append(notes, note)
 		}
 		if len(s.Runs) > 0 && s.Runs[0].Rate > 0 {
 			var rates, peaks []float64

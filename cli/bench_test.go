@@ -15,6 +15,13 @@ import (
 // startBenchNode starts an in-process abacusd with its embedded store.
 func startBenchNode(t *testing.T) string {
 	t.Helper()
+	return startBenchNodeHTTP(t).GRPCAddr()
+}
+
+// startBenchNodeHTTP is startBenchNode, returning the node, for its HTTP
+// address.
+func startBenchNodeHTTP(t *testing.T) *node.Node {
+	t.Helper()
 	n, err := node.Start(context.Background(), node.Config{
 		DataDir:  t.TempDir(),
 		GRPCAddr: "127.0.0.1:0",
@@ -25,7 +32,7 @@ func startBenchNode(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	return n.GRPCAddr()
+	return n
 }
 
 // A short run: the tests check that the command works and what it prints,
@@ -80,7 +87,7 @@ func TestBenchTextAndProgress(t *testing.T) {
 		t.Fatalf("exit %d, stderr %s", r.code, r.stderr)
 	}
 	for _, want := range []string{
-		"target:      abacus-unary (namespace best (BEST_EFFORT, created))",
+		"target:         abacus-unary (namespace best (BEST_EFFORT, created))",
 		"open loop at 500 ops/s",
 		"reads/s",
 		"unsent",
@@ -187,6 +194,112 @@ func TestParseRate(t *testing.T) {
 		rate, frac, err := parseRate(in)
 		if err != nil || rate != want[0] || frac != want[1] {
 			t.Errorf("parseRate(%q) = %v, %v, %v; want %v", in, rate, frac, err, want)
+		}
+	}
+}
+
+// The node's CPU comes from its /metrics: in the JSON of a run and of a
+// comparison, and in their text.
+func TestBenchServerCPU(t *testing.T) {
+	n := startBenchNodeHTTP(t)
+	addr, metrics := n.GRPCAddr(), "http://"+n.HTTPAddr()+"/metrics"
+	args := append([]string{"bench", "--via", "batch", "--batch-size", "10", "--metrics-url", metrics, "-o", "json"}, shortRun...)
+	r := runCLI(t, addr, "", args...)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %s", r.code, r.stderr)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	s, g := rep.Result.ServerCPU, rep.Result.GeneratorCPU
+	if s == nil || s.Error != "" || s.Source != metrics || s.Seconds <= 0 || s.PerOpUS <= 0 || !(s.PerCountUS*10 > s.PerOpUS*0.99) {
+		t.Errorf("server cpu = %+v", s)
+	}
+	if g == nil || g.Error != "" || g.Source != "getrusage" || g.Seconds <= 0 {
+		t.Errorf("generator cpu = %+v", g)
+	}
+
+	args = append([]string{"bench", "compare", "--reps", "1", "--duration", "300ms", "--no-progress", "--metrics-url", metrics,
+		"--targets", "abacus-unary,abacus-batch"}, shortRun[2:]...)
+	r = runCLI(t, addr, "", args...)
+	if r.code != ExitOK {
+		t.Fatalf("exit %d, stderr %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"SERVER CPU/OP", "GEN CPU/OP", "/incr)", "abacus-unary: server CPU from " + metrics} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("compare text lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	// The default URL (port + 1) has no node here: the run still works,
+	// with the error in the report; "none" turns the figure off.
+	r = runCLI(t, addr, "", append([]string{"bench", "--no-progress"}, shortRun...)...)
+	if r.code != ExitOK || !strings.Contains(r.stdout, "server cpu:     - (") {
+		t.Errorf("default URL without a node there: exit %d, stdout %s", r.code, r.stdout)
+	}
+	r = runCLI(t, addr, "", append([]string{"bench", "--no-progress", "--metrics-url", "none"}, shortRun...)...)
+	if r.code != ExitOK || strings.Contains(r.stdout, "server cpu") || !strings.Contains(r.stdout, "generator cpu:") {
+		t.Errorf("--metrics-url none: exit %d, stdout %s", r.code, r.stdout)
+	}
+}
+
+func TestDefaultMetricsURL(t *testing.T) {
+	for _, c := range []struct {
+		addr string
+		tls  bool
+		want string
+	}{
+		{"127.0.0.1:7400", false, "http://127.0.0.1:7401/metrics"},
+		{"localhost:9000", true, "https://localhost:9001/metrics"},
+		{"[::1]:7400", false, "http://[::1]:7401/metrics"},
+		{":7400", false, "http://:7401/metrics"},
+		{"127.0.0.1:65535", false, ""},
+		{"127.0.0.1:http", false, ""},
+		{"dns:///abacus.internal", false, ""},
+		{"no-port", false, ""},
+	} {
+		if got := defaultMetricsURL(c.addr, c.tls); got != c.want {
+			t.Errorf("defaultMetricsURL(%q, %v) = %q, want %q", c.addr, c.tls, got, c.want)
+		}
+	}
+}
+
+func TestBenchCPUFormatting(t *testing.T) {
+	single := &bench.Result{Scenario: "add", CountersPerOp: 1, ElapsedSec: 10}
+	batch := &bench.Result{Scenario: "batch", CountersPerOp: 100, ElapsedSec: 10}
+	reads := &bench.Result{Scenario: "get", CountersPerOp: 100, ElapsedSec: 10}
+	for _, c := range []struct {
+		name string
+		res  *bench.Result
+		cpu  *bench.CPU
+		want string
+	}{
+		{"none", single, nil, ""},
+		{"unary", single, &bench.CPU{Source: "http://n/metrics", Seconds: 3.5, PerOpUS: 35, PerCountUS: 35}, "35.0µs per op, 35% of one CPU (http://n/metrics)"},
+		{"batch", batch, &bench.CPU{Source: "getrusage", Seconds: 8.4, PerOpUS: 840, PerCountUS: 8.4}, "840µs (8.40µs/incr) per op, 84% of one CPU (getrusage)"},
+		{"batch reads", reads, &bench.CPU{Source: "/proc/9", Seconds: 1, PerOpUS: 120, PerCountUS: 1.2}, "120µs (1.20µs/read) per op, 10% of one CPU (/proc/9)"},
+		{"error", single, &bench.CPU{Source: "u", Error: "GET u: connection\nrefused"}, "- (GET u: connection refused)"},
+	} {
+		if got := cpuText(c.res, c.cpu); got != c.want {
+			t.Errorf("%s: cpuText = %q, want %q", c.name, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		sum  *bench.Summary
+		cpu  *bench.CPUSpread
+		want string
+	}{
+		{"none", &bench.Summary{Scenario: "add", Runs: []*bench.Result{single}}, nil, "-"},
+		{"all reps failed", &bench.Summary{Scenario: "add", Runs: []*bench.Result{single}}, &bench.CPUSpread{Error: "x"}, "-"},
+		{"unary", &bench.Summary{Scenario: "add", Runs: []*bench.Result{single}},
+			&bench.CPUSpread{Reps: 3, PerOpUS: bench.Spread{Median: 20.5}, PerCountUS: bench.Spread{Median: 20.5}}, "20.5µs"},
+		{"mixed batch", &bench.Summary{Scenario: "mixed", Runs: []*bench.Result{batch}},
+			&bench.CPUSpread{Reps: 1, PerOpUS: bench.Spread{Median: 150}, PerCountUS: bench.Spread{Median: 1.5}}, "150µs (1.50µs/count)"},
+	} {
+		if got := cpuCell(c.sum, c.cpu); got != c.want {
+			t.Errorf("%s: cpuCell = %q, want %q", c.name, got, c.want)
 		}
 	}
 }

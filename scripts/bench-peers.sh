@@ -11,8 +11,11 @@
 #   - an abacusd built from this tree, with its embedded store in the temp dir
 #     and the namespaces bench_eventual (EVENTUAL), bench_accurate (ACCURATE)
 #     and bench_best (BEST_EFFORT);
-# then runs `abacus bench compare` with every address and the flags given
-# (after the defaults --namespace bench_eventual, which they may override),
+# then runs `abacus bench compare` with every address, abacusd's /metrics URL
+# (--metrics-url, for the node's CPU per op) and the pids of the peers'
+# servers (--server-pid, for their CPU per op from /proc), and the flags
+# given (after the defaults --namespace bench_eventual, which they may
+# override),
 # and stops everything, whatever happens. Each `--then` starts another
 # comparison against the same servers, e.g.
 #
@@ -100,8 +103,10 @@ setsid "$TMP/bin/abacusd" --data-dir "$TMP/abacus-data" --namespaces "$TMP/names
   </dev/null >"$TMP/abacusd.log" 2>&1 &
 ABACUSD_PID=$!
 GRPC=""
+HTTP=""
 for _ in $(seq 600); do
   GRPC=$(sed -n 's/.*abacusd serving.* grpc=\([0-9.:]*\).*/\1/p' "$TMP/abacusd.log" | head -n 1)
+  HTTP=$(sed -n 's/.*abacusd serving.* http=\([0-9.:]*\).*/\1/p' "$TMP/abacusd.log" | head -n 1)
   [ -z "$GRPC" ] || break
   if ! kill -0 "$ABACUSD_PID" 2>/dev/null; then
     tail -n 25 "$TMP/abacusd.log" >&2
@@ -115,15 +120,44 @@ if [ -z "$GRPC" ]; then
   log "abacusd did not report its address within 60s"
   exit 1
 fi
-log "abacusd serving on $GRPC (data in $TMP/abacus-data)"
+log "abacusd serving on $GRPC, metrics on http://$HTTP/metrics (data in $TMP/abacus-data)"
+
+# The peers' server pids, for their CPU per op; a peer whose pid is not
+# found is compared without it.
+PIDS=()
+redis_pid=$(redis-cli -h "${ABACUS_TEST_REDIS%:*}" -p "${ABACUS_TEST_REDIS##*:}" --raw info server 2>/dev/null |
+  sed -n 's/^process_id:\([0-9]*\).*/\1/p')
+[ -z "$redis_pid" ] || PIDS+=("redis=$redis_pid")
+memcached_pid=$(
+  exec 3<>"/dev/tcp/${ABACUS_TEST_MEMCACHED%:*}/${ABACUS_TEST_MEMCACHED##*:}" || exit 0
+  printf 'stats\r\n' >&3
+  while IFS= read -r -t 2 line <&3; do
+    line=${line%$'\r'}
+    case $line in
+      "STAT pid "*) echo "${line#STAT pid }" ;;
+      END | ERROR*) break ;;
+    esac
+  done
+) 2>/dev/null || true
+[ -z "$memcached_pid" ] || PIDS+=("memcached=$memcached_pid")
+# The postmaster's pid is the first line of postmaster.pid in its data dir;
+# its backends are its children, which the CPU figure includes.
+pg_dir=$("$ABACUS_TEST_PG_BIN/psql" "$ABACUS_TEST_POSTGRES" -Atc 'SHOW data_directory' 2>/dev/null || true)
+pg_pid=$(head -n 1 "$pg_dir/postmaster.pid" 2>/dev/null || true)
+[ -z "$pg_pid" ] || PIDS+=("postgres=$pg_pid")
+log "server pids: ${PIDS[*]:-none found}"
+SERVER_PIDS=$(IFS=,; echo "${PIDS[*]}")
 log "postgres ${ABACUS_TEST_POSTGRES}, redis ${ABACUS_TEST_REDIS} (appendonly yes, appendfsync everysec), memcached ${ABACUS_TEST_MEMCACHED}"
 machine
 
 status=0
 run_compare() {
   log "abacus bench compare $*"
+  local pids=()
+  [ -z "$SERVER_PIDS" ] || pids=(--server-pid "$SERVER_PIDS")
   "$TMP/bin/abacus" --addr "$GRPC" bench compare \
     --redis "$ABACUS_TEST_REDIS" --memcached "$ABACUS_TEST_MEMCACHED" --postgres "$ABACUS_TEST_POSTGRES" \
+    --metrics-url "http://$HTTP/metrics" "${pids[@]}" \
     --namespace bench_eventual "$@" || status=1
 }
 # Each --then ends one comparison's flags.
