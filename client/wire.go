@@ -85,45 +85,37 @@ func (it *item) tokenLen() int {
 	return len(it.id)
 }
 
-func (it *item) timeSize() int {
-	n := 0
+// sizes returns the sizes of the AddCountRequest, of its token and of the
+// token's time, which its encoding needs in turn.
+func (it *item) sizes() (add, key, ts int) {
 	if it.sec != 0 {
-		n += 1 + protowire.SizeVarint(uint64(it.sec))
+		ts += 1 + protowire.SizeVarint(uint64(it.sec))
 	}
 	if it.nanos != 0 {
-		n += 1 + protowire.SizeVarint(uint64(int64(it.nanos)))
+		ts += 1 + protowire.SizeVarint(uint64(int64(it.nanos)))
 	}
-	return n
-}
-
-func (it *item) keySize() int {
-	n := 0
 	if l := it.tokenLen(); l > 0 {
-		n += 1 + protowire.SizeBytes(l)
+		key += 1 + protowire.SizeBytes(l)
 	}
 	if !it.noTime {
-		n += 1 + protowire.SizeBytes(it.timeSize())
+		key += 1 + protowire.SizeBytes(ts)
 	}
-	return n
-}
-
-// addSize is the size of the AddCountRequest.
-func (it *item) addSize() int {
-	n := 1 + protowire.SizeBytes(it.keySize())
+	add = 1 + protowire.SizeBytes(key)
 	if it.ns != "" {
-		n += 1 + protowire.SizeBytes(len(it.ns))
+		add += 1 + protowire.SizeBytes(len(it.ns))
 	}
 	if it.counter != "" {
-		n += 1 + protowire.SizeBytes(len(it.counter))
+		add += 1 + protowire.SizeBytes(len(it.counter))
 	}
 	if it.delta != 0 {
-		n += 1 + protowire.SizeVarint(uint64(it.delta))
+		add += 1 + protowire.SizeVarint(uint64(it.delta))
 	}
-	return n
+	return add, key, ts
 }
 
-// appendAdd appends the AddCountRequest.
-func (it *item) appendAdd(b []byte) []byte {
+// appendAdd appends the AddCountRequest, whose token and time take key and
+// ts bytes (see sizes).
+func (it *item) appendAdd(b []byte, key, ts int) []byte {
 	if it.ns != "" {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
 		b = protowire.AppendString(b, it.ns)
@@ -137,7 +129,7 @@ func (it *item) appendAdd(b []byte) []byte {
 		b = protowire.AppendVarint(b, uint64(it.delta))
 	}
 	b = protowire.AppendTag(b, 4, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(it.keySize()))
+	b = protowire.AppendVarint(b, uint64(key))
 	if l := it.tokenLen(); l > 0 {
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(l))
@@ -149,7 +141,7 @@ func (it *item) appendAdd(b []byte) []byte {
 	}
 	if !it.noTime {
 		b = protowire.AppendTag(b, 2, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(it.timeSize()))
+		b = protowire.AppendVarint(b, uint64(ts))
 		if it.sec != 0 {
 			b = protowire.AppendTag(b, 1, protowire.VarintType)
 			b = protowire.AppendVarint(b, uint64(it.sec))
@@ -223,23 +215,27 @@ func (m *addsMsg) validUTF8() bool {
 
 func (m *addsMsg) size() int {
 	if m.one != nil {
-		return m.one.addSize()
+		add, _, _ := m.one.sizes()
+		return add
 	}
 	n := 0
 	for _, s := range m.items {
-		n += 1 + protowire.SizeBytes(s.it.addSize())
+		add, _, _ := s.it.sizes()
+		n += 1 + protowire.SizeBytes(add)
 	}
 	return n
 }
 
 func (m *addsMsg) appendTo(b []byte) []byte {
 	if m.one != nil {
-		return m.one.appendAdd(b)
+		_, key, ts := m.one.sizes()
+		return m.one.appendAdd(b, key, ts)
 	}
 	for _, s := range m.items {
+		add, key, ts := s.it.sizes()
 		b = protowire.AppendTag(b, 1, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(s.it.addSize()))
-		b = s.it.appendAdd(b)
+		b = protowire.AppendVarint(b, uint64(add))
+		b = s.it.appendAdd(b, key, ts)
 	}
 	return b
 }
