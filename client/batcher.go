@@ -4,15 +4,12 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
-
-	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 )
 
 // slot is one caller's item in a natural batch, and later its result.
 type slot struct {
 	ctx   context.Context // the caller's: bounds the item's re-send on its own
-	add   *abacusv1.AddCountRequest
-	get   *abacusv1.GetCountRequest
+	it    item
 	count int64
 	err   error
 	// gone is set, under batcher.mu, when the caller left before the batch
@@ -23,6 +20,11 @@ type slot struct {
 // batch is a group of queued calls that leave in one RPC. Its results are
 // written by the one goroutine that sends it, and read by each caller after
 // done is closed.
+//
+// Batches are recycled (batchPool), slots and all, so that a call costs no
+// allocation of its own: refs counts who still uses a batch (each of its
+// callers until it has read its result, and its sender, or the queue, until
+// done is closed), and the last of them puts it back.
 type batch struct {
 	slots []slot
 	done  chan struct{}
@@ -34,6 +36,37 @@ type batch struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	waiting atomic.Int32
+	refs    atomic.Int32
+	// live holds the slots sent (see live), kept for the next use.
+	liveBuf []*slot
+}
+
+var batchPool = sync.Pool{New: func() any { return new(batch) }}
+
+// newBatch returns an empty batch with n references.
+func newBatch(n int32) *batch {
+	b := batchPool.Get().(*batch)
+	b.refs.Store(n)
+	return b
+}
+
+// unref drops a reference to b, and recycles it after the last one. The
+// caller must not touch b afterwards.
+func (b *batch) unref() {
+	if b.refs.Add(-1) != 0 {
+		return
+	}
+	clear(b.slots) // drops the callers' contexts, names and errors
+	b.slots = b.slots[:0]
+	clear(b.liveBuf)
+	b.liveBuf = b.liveBuf[:0]
+	b.done, b.taken, b.ctx, b.cancel = nil, false, nil, nil
+	b.waiting.Store(0)
+	// A batch grown by a burst is not kept: it would hold its memory for
+	// every later small batch.
+	if cap(b.slots) <= 1024 {
+		batchPool.Put(b)
+	}
 }
 
 // sender sends a batch that has been taken and sets every live slot's result.
@@ -45,9 +78,15 @@ type sender func(c *Client, b *batch)
 // Invariant: the queue is empty whenever fewer than o.inFlight batches are
 // in flight. So a call that finds a free slot goes out at once, alone, and a
 // call that queues has a batch in flight ahead of it whose return sends it.
+//
+// A call costs a lock, an append to the open batch and a wait on its done
+// channel: no goroutine is started, nothing is allocated, and one close
+// wakes every caller of a batch. The goroutine that sends a batch (a lone
+// caller, or run) takes the next queued one when it returns.
 type batcher struct {
 	c        *Client
 	send     sender
+	writes   bool // adds: a caller who leaves a batch in flight gets an *AmbiguousError
 	mu       sync.Mutex
 	queue    []*batch
 	inFlight int
@@ -55,13 +94,13 @@ type batcher struct {
 	wg       sync.WaitGroup // one per batch in flight
 }
 
-func newBatcher(c *Client, send sender) *batcher {
-	return &batcher{c: c, send: send}
+func newBatcher(c *Client, send sender, writes bool) *batcher {
+	return &batcher{c: c, send: send, writes: writes}
 }
 
-// submit sends s, in a batch of its own when a slot is free and otherwise
-// with the calls queued beside it, and returns its result.
-func (q *batcher) submit(ctx context.Context, s slot) (int64, error) {
+// submit sends the item it, in a batch of its own when a slot is free and
+// otherwise with the calls queued beside it, and returns its result.
+func (q *batcher) submit(ctx context.Context, it item) (int64, error) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -72,28 +111,40 @@ func (q *batcher) submit(ctx context.Context, s slot) (int64, error) {
 		q.inFlight++
 		q.wg.Add(1)
 		q.mu.Unlock()
-		b := &batch{slots: []slot{s}, taken: true, ctx: ctx}
+		b := newBatch(1)
+		b.slots = append(b.slots, slot{ctx: ctx, it: it})
+		b.taken, b.ctx = true, ctx
 		q.send(q.c, b)
 		q.release()
-		return b.slots[0].count, b.slots[0].err
+		n, err := b.slots[0].count, b.slots[0].err
+		b.unref()
+		return n, err
 	}
 	var b *batch
 	if n := len(q.queue); n > 0 && len(q.queue[n-1].slots) < q.c.o.maxBatch {
 		b = q.queue[n-1]
 	} else {
-		b = &batch{slots: make([]slot, 0, min(q.c.o.maxBatch, 64)), done: make(chan struct{})}
+		b = newBatch(1) // the queue's reference, which the sender inherits
+		b.done = make(chan struct{})
 		q.queue = append(q.queue, b)
 	}
 	i := len(b.slots)
-	b.slots = append(b.slots, s)
+	b.slots = append(b.slots, slot{ctx: ctx, it: it})
+	b.refs.Add(1)
 	q.mu.Unlock()
 
-	select {
-	case <-b.done:
-		return b.slots[i].count, b.slots[i].err
-	case <-ctx.Done():
-		return q.leave(ctx, b, i)
+	if d := ctx.Done(); d != nil {
+		select {
+		case <-b.done:
+		case <-d:
+			return q.leave(ctx, b, i)
+		}
+	} else {
+		<-b.done
 	}
+	n, err := b.slots[i].count, b.slots[i].err
+	b.unref()
+	return n, err
 }
 
 // leave is a queued caller giving up because its context ended. An item
@@ -102,6 +153,7 @@ func (q *batcher) submit(ctx context.Context, s slot) (int64, error) {
 // The batch goes on for the other callers, and stops retrying once none is
 // left waiting.
 func (q *batcher) leave(ctx context.Context, b *batch, i int) (int64, error) {
+	defer b.unref()
 	q.mu.Lock()
 	if !b.taken {
 		b.slots[i].gone = true
@@ -117,8 +169,8 @@ func (q *batcher) leave(ctx context.Context, b *batch, i int) (int64, error) {
 	if b.waiting.Add(-1) == 0 {
 		b.cancel()
 	}
-	if a := b.slots[i].add; a != nil {
-		tok, at := keyOf(a.GetIdempotencyToken())
+	if q.writes {
+		tok, at := b.slots[i].it.key()
 		return 0, &AmbiguousError{Token: tok, Time: at, Err: ctx.Err()}
 	}
 	return 0, ctx.Err()
@@ -140,6 +192,7 @@ func (q *batcher) run(b *batch) {
 		}
 		b.cancel()
 		close(b.done)
+		b.unref()
 		b = q.next()
 	}
 }
@@ -154,9 +207,12 @@ func (q *batcher) next() *batch {
 		q.wg.Done()
 		return nil
 	}
+	// Shifted rather than resliced, so that the queue (a batch or two)
+	// keeps reusing its array.
 	b := q.queue[0]
-	q.queue[0] = nil
-	q.queue = q.queue[1:]
+	n := copy(q.queue, q.queue[1:])
+	q.queue[n] = nil
+	q.queue = q.queue[:n]
 	q.take(b)
 	return b
 }
@@ -188,6 +244,7 @@ func (q *batcher) close() {
 			b.slots[i].err = ErrClosed
 		}
 		close(b.done)
+		b.unref() // the queue's: no sender will have it
 	}
 	q.queue = nil
 }
@@ -195,13 +252,14 @@ func (q *batcher) close() {
 // wait returns when no batch is in flight any more.
 func (q *batcher) wait() { q.wg.Wait() }
 
-// live returns the indexes of the slots whose callers still wait.
-func (b *batch) live() []int {
-	idx := make([]int, 0, len(b.slots))
+// live returns the slots whose callers still wait.
+func (b *batch) live() []*slot {
+	live := b.liveBuf[:0]
 	for i := range b.slots {
 		if !b.slots[i].gone {
-			idx = append(idx, i)
+			live = append(live, &b.slots[i])
 		}
 	}
-	return idx
+	b.liveBuf = live
+	return live
 }

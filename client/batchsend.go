@@ -29,30 +29,30 @@ const fallbackConcurrency = 32
 // two RPCs, side by side: the safe items keep their retries, whatever
 // happens to the others.
 func sendAdds(c *Client, b *batch) {
-	idx := b.live()
-	if c.types == nil || len(idx) == 1 {
-		sendAddPart(c, b, idx)
+	live := b.live()
+	if c.types == nil || len(live) == 1 || oneNamespace(live) {
+		sendAddPart(c, b, live)
 		return
 	}
 	// Each namespace's type is read once per batch: a lookup that lands
 	// while the loop runs must not split one namespace's items in two RPCs.
-	var safe, other []int
-	known := make(map[string]bool, 1)
-	for _, i := range idx {
-		ns := b.slots[i].add.GetNamespace()
+	var safe, other []*slot
+	known := make(map[string]bool, 2)
+	for _, s := range live {
+		ns := s.it.ns
 		ok, seen := known[ns]
 		if !seen {
 			ok, _ = c.types.durable(ns)
 			known[ns] = ok
 		}
 		if ok {
-			safe = append(safe, i)
+			safe = append(safe, s)
 		} else {
-			other = append(other, i)
+			other = append(other, s)
 		}
 	}
 	if len(safe) == 0 || len(other) == 0 {
-		sendAddPart(c, b, idx)
+		sendAddPart(c, b, live)
 		return
 	}
 	var wg sync.WaitGroup
@@ -61,100 +61,109 @@ func sendAdds(c *Client, b *batch) {
 	wg.Wait()
 }
 
-// sendAddPart sends the adds of the slots idx, live slots of b, in one RPC:
+// oneNamespace reports whether the slots' items are all of one namespace:
+// the usual batch, which has one type and needs no split.
+func oneNamespace(slots []*slot) bool {
+	for _, s := range slots[1:] {
+		if s.it.ns != slots[0].it.ns {
+			return false
+		}
+	}
+	return true
+}
+
+// sendAddPart sends the adds of the slots ss, live slots of b, in one RPC:
 // see sendAdds.
-func sendAddPart(c *Client, b *batch, idx []int) {
-	if len(idx) == 1 && !c.o.directBatch {
-		s := &b.slots[idx[0]]
-		s.err = c.addOne(b.ctx, s.add, false)
+func sendAddPart(c *Client, b *batch, ss []*slot) {
+	if len(ss) == 1 && !c.o.directBatch {
+		s := ss[0]
+		s.err = c.addOne(b.ctx, &s.it, false)
 		return
 	}
-	req := &abacusv1.AddCountsRequest{Adds: make([]*abacusv1.AddCountRequest, len(idx))}
-	for j, i := range idx {
-		req.Adds[j] = b.slots[i].add
-	}
-	_, maybe, err := invoke(c, b.ctx, c.againAdds(req.Adds), func(ctx context.Context, cn *conn) (struct{}, error) {
+	_, maybe, err := invoke(c, b.ctx, c.againSlots(ss), func(ctx context.Context, cn *conn) (struct{}, error) {
 		c.stats.addRPCs.Add(1)
-		c.stats.addItems.Add(int64(len(req.Adds)))
-		return struct{}{}, cn.ack(ctx, abacusv1.CounterService_AddCounts_FullMethodName, req)
+		c.stats.addItems.Add(int64(len(ss)))
+		return struct{}{}, cn.ack(ctx, abacusv1.CounterService_AddCounts_FullMethodName, c.wire(&addsMsg{items: ss}))
 	})
 	if err == nil {
 		return
 	}
-	if len(idx) > 1 && !retryable(err) && b.ctx.Err() == nil {
+	if len(ss) > 1 && !retryable(err) && b.ctx.Err() == nil {
 		// Each item alone; but an item that the failed batch may have
 		// applied is sent again only if it may be (see againWrite).
-		resend := idx
+		resend := ss
 		if maybe {
 			resend = nil
-			for _, i := range idx {
-				s := &b.slots[i]
-				if c.mayAgain(s.ctx, c.againWrite(s.add.GetNamespace())) {
-					resend = append(resend, i)
+			for _, s := range ss {
+				if c.mayAgain(s.ctx, c.againWrite(s.it.ns)) {
+					resend = append(resend, s)
 				} else {
 					s.err = addError(s, err, maybe)
 				}
 			}
 		}
-		alone(c, b, resend, func(s *slot) { s.err = c.addOne(s.ctx, s.add, maybe) })
+		alone(c, resend, func(s *slot) { s.err = c.addOne(s.ctx, &s.it, maybe) })
 		return
 	}
-	for _, i := range idx {
-		s := &b.slots[i]
+	for _, s := range ss {
 		s.err = addError(s, err, maybe)
 	}
 }
 
 // addError is writeError for the add of slot s.
 func addError(s *slot, err error, maybe bool) error {
-	tok, at := keyOf(s.add.GetIdempotencyToken())
+	tok, at := s.it.key()
 	return writeError(err, maybe, tok, at)
+}
+
+// getRequest is the request of a read.
+func getRequest(it *item) *abacusv1.GetCountRequest {
+	return &abacusv1.GetCountRequest{Namespace: it.ns, CounterName: it.counter}
 }
 
 // sendGets sends a natural batch of reads: alone as the unary GetCount, or
 // as one GetCounts; a refused GetCounts (say one counter names an unknown
 // namespace) is re-sent item by item.
 func sendGets(c *Client, b *batch) {
-	idx := b.live()
-	if len(idx) == 1 && !c.o.directBatch {
-		s := &b.slots[idx[0]]
-		s.count, s.err = c.getOne(b.ctx, s.get)
+	live := b.live()
+	if len(live) == 1 && !c.o.directBatch {
+		s := live[0]
+		s.count, s.err = c.getOne(b.ctx, getRequest(&s.it))
 		return
 	}
-	req := &abacusv1.GetCountsRequest{Counters: make([]*abacusv1.GetCountRequest, len(idx))}
-	for j, i := range idx {
-		req.Counters[j] = b.slots[i].get
+	req := &abacusv1.GetCountsRequest{Counters: make([]*abacusv1.GetCountRequest, len(live))}
+	for j, s := range live {
+		req.Counters[j] = getRequest(&s.it)
 	}
 	resp, _, err := invoke(c, b.ctx, nil, func(ctx context.Context, cn *conn) (*abacusv1.GetCountsResponse, error) {
 		c.stats.getRPCs.Add(1)
 		c.stats.getItems.Add(int64(len(req.Counters)))
 		return cn.cli.GetCounts(ctx, req)
 	})
-	if err == nil && len(resp.GetCounts()) != len(idx) {
-		err = status.Errorf(codes.Internal, "abacus client: GetCounts answered %d counts for %d counters", len(resp.GetCounts()), len(idx))
+	if err == nil && len(resp.GetCounts()) != len(live) {
+		err = status.Errorf(codes.Internal, "abacus client: GetCounts answered %d counts for %d counters", len(resp.GetCounts()), len(live))
 	}
 	if err == nil {
-		for j, i := range idx {
-			b.slots[i].count = resp.GetCounts()[j].GetCount()
+		for j, s := range live {
+			s.count = resp.GetCounts()[j].GetCount()
 		}
 		return
 	}
-	if len(idx) > 1 && !retryable(err) && b.ctx.Err() == nil {
-		alone(c, b, idx, func(s *slot) { s.count, s.err = c.getOne(s.ctx, s.get) })
+	if len(live) > 1 && !retryable(err) && b.ctx.Err() == nil {
+		alone(c, live, func(s *slot) { s.count, s.err = c.getOne(s.ctx, getRequest(&s.it)) })
 		return
 	}
-	for _, i := range idx {
-		b.slots[i].err = err
+	for _, s := range live {
+		s.err = err
 	}
 }
 
 // alone re-sends each live item of a refused batch on its own, bounded by
 // its caller's context; items whose callers have left are skipped.
-func alone(c *Client, b *batch, idx []int, send func(*slot)) {
+func alone(c *Client, ss []*slot, send func(*slot)) {
 	sem := make(chan struct{}, fallbackConcurrency)
 	var wg sync.WaitGroup
-	for _, i := range idx {
-		s := &b.slots[i]
+	for _, s := range ss {
 		if s.ctx.Err() != nil {
 			s.err = s.ctx.Err()
 			continue
@@ -172,13 +181,16 @@ func alone(c *Client, b *batch, idx []int, send func(*slot)) {
 // addOne sends one add with the unary AddCount, and retries it if it may
 // (see againWrite); maybe says that an earlier attempt (of a batch that
 // carried it) may have applied it.
-func (c *Client) addOne(ctx context.Context, req *abacusv1.AddCountRequest, maybe bool) error {
-	tok, at := keyOf(req.GetIdempotencyToken())
-	_, m, err := invoke(c, ctx, c.againWrite(req.GetNamespace()), func(ctx context.Context, cn *conn) (struct{}, error) {
+func (c *Client) addOne(ctx context.Context, it *item, maybe bool) error {
+	_, m, err := invoke(c, ctx, c.againWrite(it.ns), func(ctx context.Context, cn *conn) (struct{}, error) {
 		c.stats.addRPCs.Add(1)
 		c.stats.addItems.Add(1)
-		return struct{}{}, cn.ack(ctx, abacusv1.CounterService_AddCount_FullMethodName, req)
+		return struct{}{}, cn.ack(ctx, abacusv1.CounterService_AddCount_FullMethodName, c.wire(&addsMsg{one: it}))
 	})
+	if err == nil {
+		return nil
+	}
+	tok, at := it.key()
 	return writeError(err, maybe || m, tok, at)
 }
 

@@ -30,11 +30,13 @@ func (c *Client) AddCount(ctx context.Context, namespace, counter string, delta 
 	if err := c.checkAdd(namespace, counter, delta); err != nil {
 		return err
 	}
-	req := c.addRequest(namespace, counter, delta)
+	at := c.o.now()
+	c.touch(namespace, at)
 	if !c.o.batching {
-		return c.addOne(ctx, req, false)
+		it := c.newAdd(namespace, counter, delta, at)
+		return c.addOne(ctx, &it, false)
 	}
-	_, err := c.adds.submit(ctx, slot{ctx: ctx, add: req})
+	_, err := c.adds.submit(ctx, c.newAdd(namespace, counter, delta, at))
 	return err
 }
 
@@ -99,11 +101,11 @@ func (c *Client) GetCount(ctx context.Context, namespace, counter string) (int64
 	if err := checkRef(namespace, counter); err != nil {
 		return 0, err
 	}
-	req := &abacusv1.GetCountRequest{Namespace: namespace, CounterName: counter}
+	it := item{ns: namespace, counter: counter}
 	if !c.o.batching {
-		return c.getOne(ctx, req)
+		return c.getOne(ctx, getRequest(&it))
 	}
-	return c.gets.submit(ctx, slot{ctx: ctx, get: req})
+	return c.gets.submit(ctx, it)
 }
 
 // ClearCount resets a counter to zero, with an idempotency token, retries

@@ -76,6 +76,11 @@ func sleep(ctx, root context.Context, d time.Duration) bool {
 // (when a cannot tell yet, the hedge waits until it can); the first answer
 // wins and the other is cancelled. A retryable failure of one request does
 // not win while the other may still succeed.
+//
+// hedged returns only once every request it started has returned (the
+// loser, cancelled, returns at once): a request reads what it sends, say
+// the slots of a natural batch, until then, and the batch is recycled after
+// its send.
 func hedged[T any](c *Client, ctx context.Context, a again, fn attempt[T]) (T, error) {
 	if c.o.attemptTimeout > 0 {
 		var cancel context.CancelFunc
@@ -106,6 +111,10 @@ func hedged[T any](c *Client, ctx context.Context, a again, fn attempt[T]) (T, e
 		case ans := <-answers:
 			pending--
 			if ans.err == nil || !retryable(ans.err) || pending == 0 {
+				cancel()
+				for ; pending > 0; pending-- {
+					<-answers
+				}
 				return ans.v, ans.err
 			}
 			continue

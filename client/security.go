@@ -15,14 +15,14 @@ import (
 // WithTLS makes the client speak TLS with cfg (see TLSConfig) instead of
 // plaintext.
 func WithTLS(cfg *tls.Config) Option {
-	return WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	return withDial(grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 }
 
 // WithToken sends token as "authorization: Bearer <token>" with every call,
 // for a node started with --auth-tokens. The token is sent on plaintext
 // connections too: use WithTLS beyond loopback.
 func WithToken(token string) Option {
-	return WithDialOptions(grpc.WithPerRPCCredentials(bearer(token)))
+	return withDial(grpc.WithPerRPCCredentials(bearer(token)))
 }
 
 type bearer string

@@ -56,14 +56,19 @@ func (s service) Add(ctx context.Context, r abacus.AddRequest) (abacus.Token, er
 			return r.Token, err
 		}
 	}
-	req, tok, err := c.serviceAdd(r)
-	if err != nil {
-		return tok, serviceError(err)
+	if c.closed.Load() {
+		return r.Token, serviceError(ErrClosed)
+	}
+	tok := c.tokenFor(r.Namespace, r.Token)
+	it := item{ns: r.Namespace, counter: r.Counter, delta: r.Delta, id: tok.ID, noTime: tok.Time.IsZero()}
+	if !it.noTime {
+		it.sec, it.nanos = tok.Time.Unix(), int32(tok.Time.Nanosecond())
 	}
 	if !c.o.batching {
-		return tok, serviceError(c.addOne(ctx, req, false))
+		one := it // a copy, so that it stays on the stack on the batching path
+		return tok, serviceError(c.addOne(ctx, &one, false))
 	}
-	_, err = c.adds.submit(ctx, slot{ctx: ctx, add: req})
+	_, err := c.adds.submit(ctx, it)
 	return tok, serviceError(err)
 }
 
@@ -84,16 +89,16 @@ func (s service) Get(ctx context.Context, r abacus.Ref) (int64, error) {
 	if c.closed.Load() {
 		return 0, serviceError(ErrClosed)
 	}
-	req := &abacusv1.GetCountRequest{Namespace: r.Namespace, CounterName: r.Counter}
+	it := item{ns: r.Namespace, counter: r.Counter}
 	if !c.o.batching {
-		n, err := c.getOne(ctx, req)
+		n, err := c.getOne(ctx, getRequest(&it))
 		return n, serviceError(err)
 	}
 	// As for Add: a bad name must not fail the other reads of its batch.
 	if err := r.Check(); err != nil {
 		return 0, err
 	}
-	n, err := c.gets.submit(ctx, slot{ctx: ctx, get: req})
+	n, err := c.gets.submit(ctx, it)
 	return n, serviceError(err)
 }
 

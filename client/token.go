@@ -3,6 +3,7 @@ package client
 import (
 	"crypto/rand"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,39 +12,68 @@ import (
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 )
 
-// randChunk is how many random bytes one read from crypto/rand fetches: 256
-// tokens' worth, so that the cost of the read is shared.
-const randChunk = 16 * 256
+// tokenSeqBits is how many of a token's bits count the tokens of one run
+// (see tokens); the other 74 (128, less these and the 6 bits that mark a
+// version 4 UUID) are random.
+const tokenSeqBits = 48
 
-// randBuf is a stretch of crypto/rand output that is handed out 16 bytes at a
-// time and never twice.
-type randBuf struct {
-	b   [randChunk]byte
-	off int
+// tokens makes idempotency tokens: version 4 UUIDs, unique across clients,
+// processes and restarts. Every write needs one, and a token is on the hot
+// path of AddCount, so a token is not a fresh crypto/rand read: each run of
+// tokens shares a prefix of 74 random bits, drawn from crypto/rand when the
+// run starts, and its last 48 bits count the run's tokens. A client starts
+// one run, and another after 2^48 tokens. Two clients collide only if their
+// prefixes do, which takes about 2^37 of them; a token is a key, not a
+// secret (the server also keys a write by its generation time).
+//
+// A token is made as a uuid.UUID, a value: the natural batch writes it onto
+// the wire as hex without a string, which only errors and the callers that
+// are given the token pay for.
+type tokens struct {
+	mu  sync.Mutex // serializes the start of a run
+	run atomic.Pointer[tokenRun]
 }
 
-// tokens makes idempotency tokens: random (version 4) UUIDs. Every write
-// needs one, so they come from per-P buffers of crypto/rand output (a
-// sync.Pool) instead of one crypto/rand read or one shared lock per token.
-type tokens struct{ pool sync.Pool }
-
-func (t *tokens) next() string {
-	rb, _ := t.pool.Get().(*randBuf)
-	if rb == nil {
-		rb = &randBuf{off: randChunk}
-	}
-	if rb.off == randChunk {
-		rand.Read(rb.b[:]) // never fails (it crashes the program instead)
-		rb.off = 0
-	}
-	var u uuid.UUID
-	copy(u[:], rb.b[rb.off:rb.off+16])
-	rb.off += 16
-	t.pool.Put(rb)
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
-	return u.String()
+// tokenRun is a prefix and the count of the tokens made with it.
+type tokenRun struct {
+	prefix uuid.UUID // random but for version and variant; the count's bytes zero
+	n      atomic.Uint64
 }
+
+// nextUUID returns a new token.
+func (t *tokens) nextUUID() uuid.UUID {
+	for {
+		r := t.run.Load()
+		if r != nil {
+			if n := r.n.Add(1); n < 1<<tokenSeqBits {
+				u := r.prefix
+				for i := 15; i >= 16-tokenSeqBits/8; i-- {
+					u[i] = byte(n)
+					n >>= 8
+				}
+				return u
+			}
+		}
+		t.start(r)
+	}
+}
+
+// start begins a new run unless another goroutine already replaced old.
+func (t *tokens) start(old *tokenRun) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.run.Load() != old {
+		return
+	}
+	r := &tokenRun{}
+	rand.Read(r.prefix[:16-tokenSeqBits/8]) // never fails (it crashes the program instead)
+	r.prefix[6] = r.prefix[6]&0x0f | 0x40   // version 4
+	r.prefix[8] = r.prefix[8]&0x3f | 0x80   // RFC 4122 variant
+	t.run.Store(r)
+}
+
+// next returns a new token as a string.
+func (t *tokens) next() string { return t.nextUUID().String() }
 
 // idempotencyToken stamps a write with a new token and the current time. It
 // is called once per write, before the first attempt: every retry and hedge

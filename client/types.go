@@ -181,17 +181,28 @@ func (c *Client) againWrite(ns string) again {
 // againAdds is the again of one AddCounts RPC: it may be sent again only if
 // every item may.
 func (c *Client) againAdds(adds []*abacusv1.AddCountRequest) again {
+	return c.againAll(len(adds), func(i int) string { return adds[i].GetNamespace() })
+}
+
+// againSlots is againAdds for the adds of natural batch slots.
+func (c *Client) againSlots(ss []*slot) again {
+	return c.againAll(len(ss), func(i int) string { return ss[i].it.ns })
+}
+
+// againAll is the again of an RPC of n writes, the i-th to namespace ns(i):
+// it may be sent again only if every write may.
+func (c *Client) againAll(n int, ns func(i int) string) again {
 	if c.types == nil {
 		return nil
 	}
 	return func() (bool, <-chan struct{}) {
 		var wait <-chan struct{}
 		prev := ""
-		for i, a := range adds {
-			if i > 0 && a.GetNamespace() == prev {
+		for i := range n {
+			if i > 0 && ns(i) == prev {
 				continue
 			}
-			prev = a.GetNamespace()
+			prev = ns(i)
 			ok, w := c.types.durable(prev)
 			switch {
 			case !ok && w == nil:
