@@ -33,6 +33,11 @@ func (s *Store) ListCounters(ctx context.Context, ns *abacus.Namespace, prefix, 
 		// lower bound would be past its upper one.
 		return nil, nil
 	}
+	// A counter whose only events are in memory has its 'w' key written
+	// when they are written out: do that first (an audit call).
+	if err := s.flushAll(ctx); err != nil {
+		return nil, err
+	}
 	c, err := s.counterIter(prefixCheckpoint, ns.ID, prefix, after)
 	if err != nil {
 		return nil, err

@@ -8,14 +8,28 @@
 // are big-endian so that byte order is numeric order; signed integers (slice,
 // time bucket, event time) have their sign bit flipped for the same reason.
 //
+//	'e' | nsID u64 | slice i64 | counter | 0x00 | time_bucket i64 | 0xFFFF | last_event_time i64 | write_out u64
+//	    → count | (varint(time − previous) | len | event_id | varint(delta) | clear flag)…
+//	                                           a block: the counter's events of one time bucket from
+//	                                           one write-out, in (time, id) order [TS-1]
 //	'e' | nsID u64 | slice i64 | counter | 0x00 | time_bucket i64 | event_bucket u16 | event_time i64 | event_id
-//	    → varint(delta) | clear flag (1 byte)                              one event [TS-1]
+//	    → varint(delta) | clear flag (1 byte)  one event, as layout v1 stored events (read, not written)
+//	'l' | seq u64            → (len | event key | len | event value)…   a batch record of the event log
+//	                                           in memory (memlog.go), deleted once written out
 //	'w' | nsID u64 | counter → event_time i64     last write time rounded up to 100ms, merged as a max [ROLL-2]
 //	'c' | nsID u64 | counter → count hi i64 | count lo u64 | through i64        checkpoint [ROLL-1]
 //	'r' | nsID u64 | counter → count hi i64 | count lo u64 | through i64        retained base: the count of
 //	                                                                  the events retention deleted
 //	'n' | name               → JSON of abacus.Namespace                        [API-1]
 //	'm' | name               → store metadata: layout version, namespace ID sequence
+//
+// The write path (memlog.go): an Append's new events go to the WAL as one
+// batch record ('l') and into an in-memory table, which reads merge with
+// Pebble's keys; a flusher writes each table out as blocks in an sstable that
+// Pebble ingests, with the tables' last write times ('w'), and deletes the
+// records. One Pebble key per Append and one per counter and time bucket
+// per write-out, instead of one per event and one merge per counter per
+// Append.
 //
 // where, with times in Unix nanoseconds and floor division [TS-2],
 //
@@ -31,7 +45,8 @@
 //   - Within a slice a counter's events are contiguous, and within a counter
 //     they are grouped by time bucket, so a range scan reads only the time
 //     buckets it needs, one at a time, and a hot counter's time bucket is
-//     split into BucketsPerID runs that can be read separately.
+//     split into BucketsPerID runs (v1 events) or blocks that are read as
+//     runs and merged; a scan seeks past the blocks that end before its range.
 //   - The counter name is terminated by 0x00. Names never contain 0x00 (the API
 //     refuses control characters) and the store refuses one that does with
 //     InvalidArgument, so the terminator is unambiguous. The event ID is the

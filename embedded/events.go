@@ -109,30 +109,18 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		}
 	}
 
-	// The last write time of each counter, one merge operand per counter
-	// (the max merge operator combines it with what is stored, so no writer
-	// reads it), rounded up to lastWriteGrid and left out when an applied
-	// batch already carries as much.
-	lastWrite := make(map[string]int64)
+	// The last write time of each counter is kept with its events in the
+	// in-memory table and stored when they are written out (see
+	// memTable.lastWrites): not one merge operand per counter per Append.
 	latest := int64(minNanos)
 	for _, e := range fresh {
-		k := string(counterKey(prefixLastWrite, e.nsID, e.ev.Counter))
-		if n, ok := lastWrite[k]; !ok || e.nanos > n {
-			lastWrite[k] = e.nanos
-		}
 		latest = max(latest, e.nanos)
 	}
-	lwUps := s.lastWrites.plan(lastWrite)
 	// The new events go to the WAL as one batch record and into the
 	// in-memory table, not as one Pebble key each (see memlog.go).
 	rec, mes := appendRecord(fresh)
 	b := s.db.NewBatch()
 	mark := s.eventMark.add(b, latest)
-	for _, u := range lwUps {
-		if u.need {
-			_ = b.Merge([]byte(u.key), encodeTime(u.nanos), nil)
-		}
-	}
 	s.memMu.RLock()
 	t := s.active
 	seq := s.logSeq.Add(1)
@@ -153,7 +141,6 @@ func (s *Store) Append(ctx context.Context, writes []abacus.Write) error {
 		return err
 	}
 	s.eventMark.applied(mark)
-	s.lastWrites.applied(lwUps)
 	s.noteSize(t)
 	return wait()
 }

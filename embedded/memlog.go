@@ -80,8 +80,12 @@ type memTable struct {
 	born     time.Time
 }
 
-// memCounter is one counter's events in a memTable, in arrival order.
-type memCounter struct{ evs []memEvent }
+// memCounter is one counter's events in a memTable, in arrival order, and
+// the latest of their times.
+type memCounter struct {
+	evs    []memEvent
+	latest int64
+}
 
 func newMemTable() *memTable {
 	return &memTable{counters: map[string]*memCounter{}, born: time.Now()}
@@ -109,10 +113,11 @@ func (t *memTable) add(evs []memEvent, seq uint64, size int) {
 		id := eventCounterID(buf[:0], e.key)
 		c := t.counters[string(id)]
 		if c == nil {
-			c = &memCounter{evs: make([]memEvent, 0, 8)}
+			c = &memCounter{evs: make([]memEvent, 0, 2), latest: e.nanos}
 			t.counters[string(id)] = c
 		}
 		c.evs = append(c.evs, e)
+		c.latest = max(c.latest, e.nanos)
 	}
 	t.events += len(evs)
 	t.bytes += size
@@ -133,6 +138,27 @@ func (t *memTable) find(key []byte) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// lastWrite returns the latest event time of a counter in the table.
+func (t *memTable) lastWrite(id []byte) (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c := t.counters[string(id)]; c != nil {
+		return c.latest, true
+	}
+	return 0, false
+}
+
+// lastWrites adds to b, for each counter of the table, a merge of its latest
+// event time (rounded up to lastWriteGrid) into its 'w' key.
+func (t *memTable) lastWrites(b *pebble.Batch) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, c := range t.counters {
+		k := append([]byte{prefixLastWrite}, id...)
+		_ = b.Merge(k, encodeTime(ceilGrid(c.latest)), nil)
+	}
 }
 
 // collect appends the counter's events with times in [lo, hi] to out.
@@ -225,6 +251,23 @@ func (s *Store) memTables() []*memTable {
 	ts := make([]*memTable, 0, 1+len(s.frozen))
 	ts = append(ts, s.active)
 	return append(ts, s.frozen...)
+}
+
+// memLastWrite returns the latest event time of a counter in memory, rounded
+// up to lastWriteGrid as stored ones are.
+func (s *Store) memLastWrite(nsID uint64, counter string) (int64, bool) {
+	var buf [96]byte
+	id := counterID(buf[:0], nsID, counter)
+	latest, found := int64(minNanos), false
+	for _, t := range s.memTables() {
+		if n, ok := t.lastWrite(id); ok {
+			latest, found = max(latest, n), true
+		}
+	}
+	if !found {
+		return 0, false
+	}
+	return ceilGrid(latest), true
 }
 
 // memFind looks for an event key in memory.
@@ -503,7 +546,11 @@ func (s *Store) writeOut(ctx context.Context, t *memTable) error {
 			return unavailable(err, "event store: ingest the event log")
 		}
 	}
+	// The last write times go in with the deletion of the records that
+	// held them, atomically; and before the table leaves memory, where
+	// RollupState reads first.
 	b := s.db.NewBatch()
+	t.lastWrites(b)
 	_ = b.DeleteRange(logKey(0), logKey(t.maxSeq+1), nil)
 	if err := s.commit(b, pebble.NoSync, "event store: trim the event log"); err != nil {
 		return err

@@ -75,16 +75,23 @@ func (s *Store) RollupState(ctx context.Context, ns *abacus.Namespace, counter s
 		return st, err
 	}
 	st.Checkpoint = cp
+	// Memory first: a table written out in between has stored its times.
+	mem, inMem := s.memLastWrite(ns.ID, counter)
 	key := counterKey(prefixLastWrite, ns.ID, counter)
 	v, found, err := s.get(key, "rollup store")
-	if err != nil || !found {
+	if err != nil {
 		return st, err
 	}
-	n, ok := decodeTime(v)
-	if !ok {
-		return st, corrupt("last write time", key)
+	if found {
+		n, ok := decodeTime(v)
+		if !ok {
+			return st, corrupt("last write time", key)
+		}
+		st.LastWrite = nanosTime(n)
 	}
-	st.LastWrite = nanosTime(n)
+	if inMem && (!found || mem > st.LastWrite.UnixNano()) {
+		st.LastWrite = nanosTime(mem)
+	}
 	return st, nil
 }
 
@@ -103,6 +110,12 @@ func (s *Store) RollupStates(ctx context.Context, ns *abacus.Namespace, counters
 	}
 	order := sortedOrder(counters)
 	states := make([]abacus.RollupState, len(counters))
+	// Memory first, as in RollupState.
+	mem := make([]int64, len(counters))
+	inMem := make([]bool, len(counters))
+	for i, c := range counters {
+		mem[i], inMem[i] = s.memLastWrite(ns.ID, c)
+	}
 	if err := s.seekEach(prefixCheckpoint, ns.ID, counters, order, func(i int, key, v []byte) error {
 		cp, ok := decodeCheckpoint(v)
 		if !ok {
@@ -122,6 +135,11 @@ func (s *Store) RollupStates(ctx context.Context, ns *abacus.Namespace, counters
 		return nil
 	}); err != nil {
 		return nil, err
+	}
+	for i := range states {
+		if inMem[i] && (states[i].LastWrite.IsZero() || mem[i] > states[i].LastWrite.UnixNano()) {
+			states[i].LastWrite = nanosTime(mem[i])
+		}
 	}
 	return states, nil
 }
@@ -306,6 +324,12 @@ func (s *Store) BehindCounters(ctx context.Context, fn func(nsID uint64, counter
 		return err
 	}
 	defer s.end()
+	// The last write times of events in memory are stored when the events
+	// are written out: do that first (this runs at start and every heal
+	// pass, not per request).
+	if err := s.flushAll(ctx); err != nil {
+		return err
+	}
 	w, err := s.iter([]byte{prefixLastWrite}, []byte{prefixLastWrite + 1})
 	if err != nil {
 		return err

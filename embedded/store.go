@@ -110,7 +110,6 @@ type Store struct {
 
 	// High-water marks of event and checkpoint times (see Open).
 	eventMark, throughMark highMark
-	lastWrites             *lastWrites // spares Append last-write merges
 
 	// The event log in memory (see memlog.go).
 	memMu           sync.RWMutex // read: an append inserting; write: freezing
@@ -195,7 +194,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, abacus.Wrap(abacus.Unavailable, err, "open embedded store "+dir)
 	}
-	s := &Store{db: db, log: log, slices: newSliceIndex(), stalls: stalls, lastWrites: newLastWrites(),
+	s := &Store{db: db, log: log, slices: newSliceIndex(), stalls: stalls,
 		active: newMemTable(), room: make(chan struct{}), flushCh: make(chan struct{}, 1),
 		flushStop: make(chan struct{}), flushDone: make(chan struct{}),
 		popts: po, fs: po.FS, ingestDir: po.FS.PathJoin(dir, "ingest"),
