@@ -418,7 +418,7 @@ func (s *Store) DeleteSlices(ctx context.Context, ns *abacus.Namespace, t time.T
 	if count == 0 {
 		return 0, nil
 	}
-	if err := s.flushAll(ctx); err != nil {
+	if err := s.flushForDeletion(ctx); err != nil {
 		return 0, err
 	}
 	// Checkpoints are written without fsync; they are the only record of the
@@ -448,7 +448,7 @@ func (s *Store) DropNamespace(ctx context.Context, ns *abacus.Namespace) error {
 	if ns == nil {
 		return abacus.Errorf(abacus.InvalidArgument, "namespace is required")
 	}
-	if err := s.flushAll(ctx); err != nil {
+	if err := s.flushForDeletion(ctx); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()

@@ -59,6 +59,13 @@ const (
 	// memMaxFrozen: appends wait while this many frozen tables have not
 	// been written out (back-pressure on a flusher that falls behind).
 	memMaxFrozen = 2
+	// memRetainFor and memRetainBytes: a table written out stays readable
+	// in memory this long, within this much record data. A rollup reads its
+	// counter's events since its checkpoint, which are seconds old: while
+	// they are all in memory, it reads no Pebble iterator at all (see
+	// memView).
+	memRetainFor   = 30 * time.Second
+	memRetainBytes = 128 << 20
 )
 
 func logKey(seq uint64) []byte { return appendUint64([]byte{prefixLog}, seq) }
@@ -74,10 +81,12 @@ type memEvent struct {
 type memTable struct {
 	mu       sync.Mutex
 	counters map[string]*memCounter // by counterID
-	events   int
-	bytes    int
-	maxSeq   uint64
-	born     time.Time
+	events    int
+	bytes     int
+	maxSeq    uint64
+	maxNanos  int64 // the latest event time
+	born      time.Time
+	writtenAt time.Time // when it was written out, for retained tables
 }
 
 // memCounter is one counter's events in a memTable, in arrival order, and
@@ -88,7 +97,7 @@ type memCounter struct {
 }
 
 func newMemTable() *memTable {
-	return &memTable{counters: map[string]*memCounter{}, born: time.Now()}
+	return &memTable{counters: map[string]*memCounter{}, born: time.Now(), maxNanos: minNanos}
 }
 
 // counterID is the memTable key of a counter: its namespace ID (8 bytes)
@@ -118,6 +127,7 @@ func (t *memTable) add(evs []memEvent, seq uint64, size int) {
 		}
 		c.evs = append(c.evs, e)
 		c.latest = max(c.latest, e.nanos)
+		t.maxNanos = max(t.maxNanos, e.nanos)
 	}
 	t.events += len(evs)
 	t.bytes += size
@@ -246,11 +256,52 @@ func (t *memTable) blocks(seq uint64) ([]kv, int) {
 // Read them before opening a Pebble iterator: a table dropped after this
 // was ingested before it was dropped, so the iterator sees its events.
 func (s *Store) memTables() []*memTable {
+	ts, _ := s.memView()
+	return ts
+}
+
+// memView returns the tables a read must merge (active, frozen, retained)
+// and the latest event time of a table dropped from memory, or of an
+// earlier process's events (see Open), read together: every event in
+// Pebble with a later time is in one of the tables, so a read of times
+// after it needs no Pebble iterator.
+func (s *Store) memView() ([]*memTable, int64) {
 	s.memMu.RLock()
 	defer s.memMu.RUnlock()
-	ts := make([]*memTable, 0, 1+len(s.frozen))
+	ts := make([]*memTable, 0, 1+len(s.frozen)+len(s.retained))
 	ts = append(ts, s.active)
-	return append(ts, s.frozen...)
+	ts = append(ts, s.frozen...)
+	return append(ts, s.retained...), s.dropped
+}
+
+// retain keeps a written-out table readable and drops the tables past
+// their time or over the size budget, all of them if all. The caller holds
+// memMu for writing. dropped is raised before a table leaves the list, so
+// that memView never pairs a list without the table with an older mark.
+func (s *Store) retain(t *memTable, all bool) {
+	if t != nil {
+		t.writtenAt = time.Now()
+		s.retained = append(s.retained, t)
+		s.retainedBytes += t.bytes
+	}
+	for len(s.retained) > 0 {
+		old := s.retained[0]
+		if !all && s.retainedBytes <= s.retainBytes && time.Since(old.writtenAt) < memRetainFor {
+			break
+		}
+		s.dropped = max(s.dropped, old.maxNanos)
+		s.retained[0] = nil
+		s.retained = s.retained[1:]
+		s.retainedBytes -= old.bytes
+	}
+}
+
+// dropRetained drops every retained table: after a deletion in Pebble, their
+// events may be gone from it.
+func (s *Store) dropRetained() {
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	s.retain(nil, true)
 }
 
 // memLastWrite returns the latest event time of a counter in memory, rounded
@@ -282,21 +333,26 @@ func (s *Store) memFind(key []byte) ([]byte, bool) {
 
 // memEvents returns the counter's events in memory with times in [lo, hi],
 // in Event.Before order (reversed if reverse), or nil.
-func (s *Store) memEvents(nsID uint64, counter string, lo, hi int64, reverse bool) ([]abacus.Event, error) {
+//
+// memOnly reports that every event of the range is in memory (see memView),
+// so the read needs no Pebble iterator.
+func (s *Store) memEvents(nsID uint64, counter string, lo, hi int64, reverse bool) (evs []abacus.Event, memOnly bool, err error) {
 	var buf [96]byte
 	id := counterID(buf[:0], nsID, counter)
 	var mes []memEvent
-	for _, t := range s.memTables() {
+	ts, dropped := s.memView()
+	memOnly = lo > dropped
+	for _, t := range ts {
 		mes = t.collect(id, lo, hi, mes)
 	}
 	if len(mes) == 0 {
-		return nil, nil
+		return nil, memOnly, nil
 	}
-	evs := make([]abacus.Event, 0, len(mes))
+	evs = make([]abacus.Event, 0, len(mes))
 	for _, e := range mes {
 		ev, err := memEventOf(counter, e)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		evs = append(evs, ev)
 	}
@@ -308,7 +364,7 @@ func (s *Store) memEvents(nsID uint64, counter string, lo, hi int64, reverse boo
 	if reverse {
 		slices.Reverse(evs)
 	}
-	return evs, nil
+	return evs, memOnly, nil
 }
 
 func memEventOf(counter string, e memEvent) (abacus.Event, error) {
@@ -486,9 +542,10 @@ func (s *Store) flushLoop() {
 			return
 		case <-s.flushCh:
 		case <-tick.C:
-			s.memMu.RLock()
+			s.memMu.Lock()
 			t := s.active
-			s.memMu.RUnlock()
+			s.retain(nil, false)
+			s.memMu.Unlock()
 			t.mu.Lock()
 			due := t.events > 0 && time.Since(t.born) >= memFlushEvery
 			t.mu.Unlock()
@@ -522,6 +579,7 @@ func (s *Store) flush(ctx context.Context) error {
 		}
 		s.memMu.Lock()
 		s.frozen = slices.DeleteFunc(s.frozen, func(f *memTable) bool { return f == t })
+		s.retain(t, false)
 		close(s.room)
 		s.room = make(chan struct{})
 		s.memMu.Unlock()
@@ -618,6 +676,16 @@ func (s *Store) replayLog() (err error) {
 // DropNamespace delete in Pebble, and an event ingested after the deletion
 // would outlive it.
 func (s *Store) flushAll(ctx context.Context) error { return s.flush(ctx) }
+
+// flushForDeletion writes out every event held in memory and forgets the
+// retained tables: the caller is about to delete in Pebble.
+func (s *Store) flushForDeletion(ctx context.Context) error {
+	if err := s.flush(ctx); err != nil {
+		return err
+	}
+	s.dropRetained()
+	return nil
+}
 
 // prepareIngestDir creates the directory the flusher writes sstables in and
 // removes what a crash left there: a table is ingested (moved into Pebble)

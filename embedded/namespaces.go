@@ -172,7 +172,7 @@ func (s *Store) DeleteNamespace(ctx context.Context, name string) (*abacus.Names
 	if err != nil {
 		return nil, err
 	}
-	if err := s.flushAll(ctx); err != nil {
+	if err := s.flushForDeletion(ctx); err != nil {
 		return nil, err
 	}
 	b := s.db.NewBatch()

@@ -41,9 +41,17 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 	if !ok {
 		return nil
 	}
-	mem, err := s.memEvents(l.NSID, counter, lo, hi, r.Reverse)
+	mem, memOnly, err := s.memEvents(l.NSID, counter, lo, hi, r.Reverse)
 	if err != nil {
 		return err
+	}
+	if memOnly {
+		for _, e := range mem {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	fn, finish := mergeMem(mem, r.Reverse, fn)
 	sc := &scanner{s: s, ctx: ctx, l: l, counter: counter, lo: lo, hi: hi, reverse: r.Reverse, fn: fn}
@@ -82,13 +90,16 @@ func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacu
 		if !ok {
 			continue
 		}
-		mem, err := s.memEvents(l.NSID, r.Counter, lo, hi, false)
+		mem, memOnly, err := s.memEvents(l.NSID, r.Counter, lo, hi, false)
 		if err != nil {
 			return err
 		}
 		each, finish := mergeMem(mem, false, func(e abacus.Event) error { return fn(i, e) })
 		if len(mem) > 0 {
 			finishes = append(finishes, finish)
+		}
+		if memOnly {
+			continue
 		}
 		sc := &scanner{s: s, ctx: ctx, l: l, counter: r.Counter, lo: lo, hi: hi, fn: each}
 		for _, x := range s.slices.between(l.NSID, l.Slice(lo), l.Slice(hi)) {

@@ -55,6 +55,11 @@ type Options struct {
 	// they are also written out every 2 s. Zero means 8 MiB. Tests set it
 	// to 1 to write out after every append.
 	EventLogFlushBytes int
+
+	// EventLogRetainBytes bounds the record data of the tables kept
+	// readable in memory after they are written out (for at most 30 s).
+	// Zero means 128 MiB; negative keeps none.
+	EventLogRetainBytes int
 }
 
 const (
@@ -115,6 +120,9 @@ type Store struct {
 	memMu           sync.RWMutex // read: an append inserting; write: freezing
 	active          *memTable
 	frozen          []*memTable   // being written out, oldest first
+	retained        []*memTable   // written out, kept for reads, oldest first
+	retainedBytes   int
+	dropped         int64 // see memView; guarded by memMu
 	room            chan struct{} // closed when a frozen table is written out
 	logSeq          atomic.Uint64 // the last batch record's sequence number
 	flushMu         sync.Mutex    // one flush at a time
@@ -127,6 +135,7 @@ type Store struct {
 	fs              vfs.FS
 	ingestDir       string
 	flushBytes      int
+	retainBytes     int
 
 	stalls   *stallStats
 	inflight atomic.Int64
@@ -198,7 +207,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		active: newMemTable(), room: make(chan struct{}), flushCh: make(chan struct{}, 1),
 		flushStop: make(chan struct{}), flushDone: make(chan struct{}),
 		popts: po, fs: po.FS, ingestDir: po.FS.PathJoin(dir, "ingest"),
-		flushBytes: cmp.Or(opts.EventLogFlushBytes, memFlushBytes)}
+		flushBytes: cmp.Or(opts.EventLogFlushBytes, memFlushBytes), retainBytes: cmp.Or(opts.EventLogRetainBytes, memRetainBytes)}
 	if err := s.prepareIngestDir(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -224,6 +233,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 	}
 	s.recent = newRecentKeys(start)
+	s.dropped = start.UnixNano()
 	s.fences = newFences(start.UnixNano())
 	if err := s.checkLayout(); err != nil {
 		_ = db.Close()
