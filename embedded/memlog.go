@@ -79,8 +79,8 @@ type memEvent struct {
 
 // memTable is the in-memory index of the events of a run of batch records.
 type memTable struct {
-	mu       sync.Mutex
-	counters map[string]*memCounter // by counterID
+	mu        sync.Mutex
+	counters  map[string]*memCounter // by counterID
 	events    int
 	bytes     int
 	maxSeq    uint64

@@ -119,10 +119,10 @@ type Store struct {
 	// The event log in memory (see memlog.go).
 	memMu           sync.RWMutex // read: an append inserting; write: freezing
 	active          *memTable
-	frozen          []*memTable   // being written out, oldest first
-	retained        []*memTable   // written out, kept for reads, oldest first
+	frozen          []*memTable // being written out, oldest first
+	retained        []*memTable // written out, kept for reads, oldest first
 	retainedBytes   int
-	dropped         int64 // see memView; guarded by memMu
+	dropped         int64         // see memView; guarded by memMu
 	room            chan struct{} // closed when a frozen table is written out
 	logSeq          atomic.Uint64 // the last batch record's sequence number
 	flushMu         sync.Mutex    // one flush at a time
