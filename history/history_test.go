@@ -119,8 +119,8 @@ func TestSnapshotJSON(t *testing.T) {
 	h.Record(t0, Sample{id: 1.5})
 	h.Record(t0.Add(time.Second), Sample{id: math.NaN()})
 	var got struct {
-		IntervalMS int64     `json:"interval_ms"`
-		Times      []int64   `json:"times"`
+		IntervalMS int64   `json:"interval_ms"`
+		Times      []int64 `json:"times"`
 		Series     []struct {
 			Group, Label, Namespace string
 			Values                  []*float64
