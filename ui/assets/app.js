@@ -61,7 +61,8 @@ function fmtNum(v) {
   if (a >= 1e6) return (v / 1e6).toFixed(2) + "M";
   if (a >= 1e4) return (v / 1e3).toFixed(1) + "k";
   if (a >= 100 || Number.isInteger(v)) return Math.round(v).toString();
-  return v.toFixed(a >= 10 ? 1 : 2);
+  // Rates of a few per second keep one decimal; "1.0" reads as "1".
+  return String(+v.toFixed(a >= 1 ? 1 : 2));
 }
 
 function fmtBytes(v) {
