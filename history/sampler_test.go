@@ -2,6 +2,7 @@ package history
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -107,4 +108,53 @@ func TestSampler(t *testing.T) {
 	if v := last[ID{GroupFsync, "mean", ""}]; !math.IsNaN(v) {
 		t.Errorf("idle fsync mean %v, want no value", v)
 	}
+}
+
+// benchRegistry is a registry shaped like a busy node's: 12 methods × 3
+// codes × 2 transports of requests, 20 namespaces of rollup metrics, and
+// the Go and process collectors.
+func benchRegistry() (*prometheus.Registry, []string) {
+	reg := prometheus.NewRegistry()
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abacus_requests_total"}, []string{"transport", "method", "code"})
+	lag := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "abacus_rollup_lag_seconds"}, []string{"namespace"})
+	depth := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "abacus_rollup_queue_depth"}, []string{"namespace"})
+	reg.MustRegister(requests, lag, depth)
+	for _, tr := range []string{"grpc", "http"} {
+		for m := range 12 {
+			for _, c := range []string{"ok", "not_found", "invalid_argument"} {
+				requests.WithLabelValues(tr, fmt.Sprintf("abacus.v1.CounterService/M%d", m), c).Add(1)
+			}
+		}
+	}
+	var names []string
+	for i := range 20 {
+		ns := fmt.Sprintf("ns%d", i)
+		names = append(names, ns)
+		lag.WithLabelValues(ns).Set(1)
+		depth.WithLabelValues(ns).Set(1)
+	}
+	return reg, names
+}
+
+// BenchmarkSample is the history's cost per interval: one Sample a second.
+func BenchmarkSample(b *testing.B) {
+	reg, names := benchRegistry()
+	s := &Sampler{History: New(Options{}), Gatherer: reg, Tally: new(Tally),
+		Namespaces: func(context.Context) ([]string, error) { return names, nil }}
+	now := time.Now()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s.Sample(context.Background(), now.Add(time.Duration(i)*time.Second))
+	}
+}
+
+// BenchmarkTallyCount is the history's cost per request.
+func BenchmarkTallyCount(b *testing.B) {
+	t := new(Tally)
+	t.SetNamespaces([]string{"views", "clicks", "impressions"})
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			t.Count("views", 1, 1)
+		}
+	})
 }

@@ -25,11 +25,16 @@ type operatorView struct {
 
 // newOperatorView returns the history and its sampler over the node's
 // registry, or nil with Config.NoUI.
-func (n *Node) newOperatorView(reg prometheus.Gatherer) *operatorView {
+func (n *Node) newOperatorView(reg *prometheus.Registry) *operatorView {
 	if n.cfg.NoUI {
 		return nil
 	}
 	v := &operatorView{history: history.New(history.Options{}), tally: new(history.Tally)}
+	// Its own size, so that the 5 MB budget can be checked on a live node.
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "abacus_ui_history_bytes",
+		Help: "Estimated memory of the dashboard's in-memory history (15 min at 1 s; bounded under 5 MB).",
+	}, func() float64 { return float64(v.history.Bytes()) }))
 	v.sampler = &history.Sampler{
 		History: v.history, Gatherer: reg, Tally: v.tally, Logger: n.log,
 		Namespaces: func(ctx context.Context) ([]string, error) {
