@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Measures what the dashboard's in-memory history costs (issue 16): two
 # fresh abacusd nodes built from this tree, one with the history on (the
-# default) and one with --ui=false, driven in turn by the same generator
-# with the same flags, REPS times, interleaved (on, off, on, off, ...):
+# default) and one with --ui=false, driven by the same generator with the
+# same flags, REPS times:
 #
-#   scripts/bench-ui.sh [REPS] [DURATION] [VIA]    # default 5 10s unary
+#   scripts/bench-ui.sh [REPS] [DURATION] [VIA] [MODE]   # default 5 10s unary together
+#
+# MODE together (the default) loads both nodes at once, each with its own
+# generator, so that whatever else runs on the machine slows both alike;
+# MODE turns loads them in turn (on, off, on, off, ...), each with the whole
+# machine, which suits a quiet machine.
 #
 # VIA is the bench's --via: unary (one AddCount RPC per op: the most
 # requests per second, so the most per-request tally work) or client
@@ -18,6 +23,7 @@ export PATH="/usr/local/go/bin:$PATH"
 reps=${1:-5}
 dur=${2:-10s}
 via=${3:-unary}
+mode=${4:-together}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/abacus-bench-ui.XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
@@ -39,34 +45,54 @@ start off --ui=false
 sleep 2
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 results="$tmp/results"
-for rep in $(seq "$reps"); do
-  for which in on off; do
-    port_var="${which}_port"; pid_var="${which}_pid"
-    pid=${!pid_var}
-    c0=$(cpu "$pid")
-    out=$("$tmp/bin/abacus" --addr "127.0.0.1:${!port_var}" bench --scenario add --via "$via" --duration "$dur" \
-      --callers 64 --no-progress -o json)
-    c1=$(cpu "$pid")
-    echo "$out" | python3 -c "
+bench() { # which, output file
+  local port_var="${1}_port"
+  "$tmp/bin/abacus" --addr "127.0.0.1:${!port_var}" bench --scenario add --via "$via" --duration "$dur" \
+    --callers 64 --no-progress -o json >"$2"
+}
+report() { # which, rep, cpu before, cpu after, bench output
+  python3 -c "
 import json, sys
-d = json.load(sys.stdin)['result']
-cpu = ($c1 - $c0) * 1e4 / max(d['ops'], 1)
-print('%-3s rep%s  ops/s %7.0f  p99 %6.2f ms  node CPU/op %5.1f us' % ('$which', '$rep', d['ops_per_sec'], d['latency']['p99_us'] / 1000, cpu))
+d = json.load(open('$5'))['result']
+cpu = ($4 - $3) * 1e4 / max(d['ops'], 1)
+print('%-3s rep%s  ops/s %7.0f  p99 %6.2f ms  node CPU/op %5.1f us' % ('$1', '$2', d['ops_per_sec'], d['latency']['p99_us'] / 1000, cpu))
 with open('$results', 'a') as f:
-    f.write('%s %f %f\n' % ('$which', d['ops_per_sec'], cpu))"
-  done
+    f.write('%s %f %f\\n' % ('$1', d['ops_per_sec'], cpu))"
+}
+for rep in $(seq "$reps"); do
+  if [ "$mode" = together ]; then
+    a0=$(cpu "$on_pid"); b0=$(cpu "$off_pid")
+    bench on "$tmp/on.json" & p1=$!
+    bench off "$tmp/off.json" & p2=$!
+    wait "$p1" "$p2"
+    a1=$(cpu "$on_pid"); b1=$(cpu "$off_pid")
+    report on "$rep" "$a0" "$a1" "$tmp/on.json"
+    report off "$rep" "$b0" "$b1" "$tmp/off.json"
+  else
+    for which in on off; do
+      pid_var="${which}_pid"
+      c0=$(cpu "${!pid_var}")
+      bench "$which" "$tmp/$which.json"
+      c1=$(cpu "${!pid_var}")
+      report "$which" "$rep" "$c0" "$c1" "$tmp/$which.json"
+    done
+  fi
 done
 python3 - "$results" <<'PY'
-import statistics, sys
+import math, statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-med = {}
-for side in ('on', 'off'):
-    ops = [float(r[1]) for r in rows if r[0] == side]
-    cpu = [float(r[2]) for r in rows if r[0] == side]
-    med[side] = (statistics.median(ops), statistics.median(cpu))
-    print('%-3s median ops/s %7.0f  node CPU/op %5.1f us  (ops/s min %.0f max %.0f)' % (side, med[side][0], med[side][1], min(ops), max(ops)))
-print('history on vs off: throughput %+.2f %%, node CPU/op %+.2f %%' % (
-    (med['on'][0] / med['off'][0] - 1) * 100, (med['on'][1] / med['off'][1] - 1) * 100))
+side = {w: [(float(r[1]), float(r[2])) for r in rows if r[0] == w] for w in ('on', 'off')}
+for w in ('on', 'off'):
+    ops = [o for o, _ in side[w]]
+    print('%-3s median ops/s %7.0f  node CPU/op %5.1f us  (ops/s min %.0f max %.0f, total %.0f)' % (
+        w, statistics.median(ops), statistics.median(c for _, c in side[w]), min(ops), max(ops), sum(ops)))
+# Each rep's two runs met the same machine: their ratio is the paired
+# comparison, and the geometric mean of the ratios the summary.
+pairs = list(zip(side['on'], side['off']))
+gm = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))
+print('history on vs off, paired over %d reps: throughput %+.2f %%, node CPU/op %+.2f %%; on ahead in %d of %d' % (
+    len(pairs), (gm([a[0] / b[0] for a, b in pairs]) - 1) * 100, (gm([a[1] / b[1] for a, b in pairs]) - 1) * 100,
+    sum(a[0] > b[0] for a, b in pairs), len(pairs)))
 PY
 hist=$(curl -s "http://127.0.0.1:$on_http/metrics" | awk '/^abacus_ui_history_bytes/ {print $2}')
 echo "history memory (abacus_ui_history_bytes): $hist bytes"
