@@ -285,6 +285,45 @@ func TestDashboard(t *testing.T) {
 		shot(t, ctx, "namespaces.png")
 	})
 
+	t.Run("edit and delete a namespace", func(t *testing.T) {
+		if err := chromedp.Do(ctx,
+			chromedp.Navigate(base+"/ui/#namespaces"),
+			chromedp.WaitVisible(chromedp.CSS(`#ns-table tr[data-name="ui_made"] button.edit`)),
+			chromedp.Click(chromedp.CSS(`#ns-table tr[data-name="ui_made"] button.edit`)),
+		); err != nil {
+			t.Fatal(err)
+		}
+		// The form now holds the namespace; the description is replaced.
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.querySelector('#ns-form input[name="description"]').value = "", true)`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx,
+			chromedp.SendKeys(chromedp.CSS(`#ns-form input[name="description"]`), "edited"),
+			chromedp.SendKeys(chromedp.CSS(`#ns-form input[name="rps"]`), "250"),
+			chromedp.Click(chromedp.CSS("#ns-submit")),
+		); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, "the update", `document.querySelector("#ns-ok").textContent.includes("Updated ui_made")`)
+		_, out := connectCall(t, base, admin.token, "NamespaceService/GetNamespace", map[string]any{"name": "ui_made"})
+		ns, _ := out["namespace"].(map[string]any)
+		rl, _ := ns["rate_limit"].(map[string]any)
+		if ns["description"] != "edited" || rl["requests_per_second"] != 250.0 || ns["counter_type"] != "ACCURATE" {
+			t.Errorf("after the edit: %v", ns)
+		}
+		// The page asks before deleting; the test answers yes.
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(window.confirm = () => true, true)`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#ns-table tr[data-name="ui_made"] button.delete`))); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, "the row gone", `!document.querySelector('#ns-table tr[data-name="ui_made"]')`)
+		if code, out := connectCall(t, base, admin.token, "NamespaceService/GetNamespace", map[string]any{"name": "ui_made"}); code != 404 {
+			t.Errorf("after the delete: %d %v", code, out)
+		}
+	})
+
 	t.Run("a bad name shows the API's error", func(t *testing.T) {
 		const bad = "bad name!"
 		if err := chromedp.Do(ctx,

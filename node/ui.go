@@ -21,22 +21,24 @@ type operatorView struct {
 	history *history.History
 	tally   *history.Tally
 	sampler *history.Sampler
+	sampled *prometheus.Registry // the collectors the history reads
 }
 
-// newOperatorView returns the history and its sampler over the node's
-// registry, or nil with Config.NoUI.
+// newOperatorView returns the history and its sampler, or nil with
+// Config.NoUI. The sampler gathers its own registry, on which registerer
+// puts the node's abacus metrics; reg, the node's, gets the history's size.
 func (n *Node) newOperatorView(reg *prometheus.Registry) *operatorView {
 	if n.cfg.NoUI {
 		return nil
 	}
-	v := &operatorView{history: history.New(history.Options{}), tally: new(history.Tally)}
+	v := &operatorView{history: history.New(history.Options{}), tally: new(history.Tally), sampled: prometheus.NewRegistry()}
 	// Its own size, so that the 5 MB budget can be checked on a live node.
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abacus_ui_history_bytes",
 		Help: "Estimated memory of the dashboard's in-memory history (15 min at 1 s; bounded under 5 MB).",
 	}, func() float64 { return float64(v.history.Bytes()) }))
 	v.sampler = &history.Sampler{
-		History: v.history, Gatherer: reg, Tally: v.tally, Logger: n.log,
+		History: v.history, Gatherer: v.sampled, Tally: v.tally, Logger: n.log,
 		Namespaces: func(ctx context.Context) ([]string, error) {
 			nss, err := n.svc.ListNamespaces(ctx)
 			names := make([]string, len(nss))
@@ -50,6 +52,51 @@ func (n *Node) newOperatorView(reg *prometheus.Registry) *operatorView {
 		v.sampler.StoreBytes = func() (int64, bool) { return dirBytes(n.cfg.DataDir) }
 	}
 	return v
+}
+
+// registerer returns where the node registers the metrics the history
+// reads: reg and the history's registry, or reg alone with the view off.
+func (v *operatorView) registerer(reg *prometheus.Registry) prometheus.Registerer {
+	if v == nil {
+		return reg
+	}
+	return teeRegisterer{reg, v.sampled}
+}
+
+// teeRegisterer registers each collector on every registerer: a collector
+// may serve several registries.
+type teeRegisterer []prometheus.Registerer
+
+// Register implements prometheus.Registerer; it fails, having registered
+// nothing it can undo, at the first registerer that refuses.
+func (t teeRegisterer) Register(c prometheus.Collector) error {
+	for i, r := range t {
+		if err := r.Register(c); err != nil {
+			for _, done := range t[:i] {
+				done.Unregister(c)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// MustRegister implements prometheus.Registerer.
+func (t teeRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := t.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// Unregister implements prometheus.Registerer.
+func (t teeRegisterer) Unregister(c prometheus.Collector) bool {
+	ok := true
+	for _, r := range t {
+		ok = r.Unregister(c) && ok
+	}
+	return ok
 }
 
 // service returns the Service the API serves: the node's, counted per

@@ -103,17 +103,28 @@ func TestNodeUI(t *testing.T) {
 			if code != http.StatusOK || !strings.Contains(body, "abacus") {
 				t.Errorf("/ui/ answers %d: %.200s", code, body)
 			}
-			// The store's size is sampled once a second.
+			// A call of the API shows in the history's requests, gathered
+			// from the history's own registry, and the store's size is
+			// sampled too.
+			resp, err := http.Post(base+"/abacus.v1.NamespaceService/ListNamespaces", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				_, h := get(t, base+"/ui/api/history")
-				if strings.Contains(h, `"group":"store"`) {
+				if strings.Contains(h, `"group":"store"`) && strings.Contains(h, `"NamespaceService/ListNamespaces ok"`) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("no store size in the history after 10s: %s", h)
+					t.Fatalf("no store size or request rate in the history after 10s: %s", h)
 				}
 				time.Sleep(100 * time.Millisecond)
+			}
+			// The node's own registry still has everything.
+			if _, m := get(t, base+"/metrics"); !strings.Contains(m, "go_goroutines") || !strings.Contains(m, "abacus_requests_total") {
+				t.Error("/metrics lost metrics to the history's registry")
 			}
 		}
 		if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
@@ -136,5 +147,22 @@ func TestDirBytes(t *testing.T) {
 	}
 	if n, ok := dirBytes(dir); !ok || n != 30 {
 		t.Errorf("dirBytes = %d, %v; want 30", n, ok)
+	}
+}
+
+// BenchmarkNodeSample is the history's cost per second on a real node:
+// one Sample, over the node's whole registry (Go and process collectors,
+// the embedded store's metrics, the rollup queues, the request metrics).
+func BenchmarkNodeSample(b *testing.B) {
+	n, err := Start(context.Background(), Config{DataDir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	s := n.view.sampler
+	now := time.Now()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s.Sample(context.Background(), now.Add(time.Duration(i)*time.Second))
 	}
 }

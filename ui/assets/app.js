@@ -97,10 +97,10 @@ function fmtDuration(d) {
 // malformed value is passed on as typed, for the API to refuse.
 function toDuration(s) {
   s = s.trim();
-  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/g;
+  const re = /(\d+(?:\.\d+)?)(ms|d|h|m|s)/g;
   let total = 0, m, used = 0;
   while ((m = re.exec(s))) {
-    total += parseFloat(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2]];
+    total += parseFloat(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[m[2]];
     used += m[0].length;
   }
   return used === s.length && used > 0 ? +total.toFixed(3) + "s" : s;
@@ -167,7 +167,10 @@ function refreshPage() {
   if (page === "namespaces") loadNamespaces();
   if (page === "counter") loadNamespaceNames();
 }
-window.addEventListener("hashchange", refreshPage);
+window.addEventListener("hashchange", () => {
+  if (editing) endEdit();
+  refreshPage();
+});
 
 // ---- history (overview charts and namespace rates) ----
 
@@ -322,8 +325,16 @@ async function loadNamespaceNames() {
   }
 }
 
+function formFields(f) {
+  const out = {};
+  for (const name of ["counter_cardinality", "accept_limit", "ttl", "delete_after", "rps", "ips", "burst", "description"]) {
+    out[name] = f[name].value;
+  }
+  return out;
+}
+
 function startEdit(ns) {
-  editing = ns;
+  editing = Object.assign({}, ns);
   const f = $("#ns-form");
   f.name.value = ns.name;
   f.name.readOnly = true;
@@ -338,6 +349,9 @@ function startEdit(ns) {
   f.ips.value = rl.increments_per_second || "";
   f.burst.value = rl.burst || "";
   f.description.value = ns.description || "";
+  // Only the fields the operator changes are sent: the rest keep their
+  // values, as UpdateNamespace does for unset fields.
+  editing.shown = formFields(f);
   $("#ns-form-title").textContent = "Edit " + ns.name;
   $("#ns-submit").textContent = "Save";
   $("#ns-cancel").hidden = false;
@@ -361,12 +375,16 @@ $("#ns-cancel").addEventListener("click", endEdit);
 // the current value (update).
 function formNamespace(f) {
   const ns = { name: f.name.value.trim() };
+  const changed = (name) => !editing || editing.shown[name] !== f[name].value;
   if (!editing) ns.counter_type = f.counter_type.value;
-  if (f.counter_cardinality.value) ns.counter_cardinality = f.counter_cardinality.value;
-  if (f.accept_limit.value.trim()) ns.accept_limit = toDuration(f.accept_limit.value);
-  if (f.ttl.value.trim()) ns.ttl = toDuration(f.ttl.value);
-  if (f.delete_after.value.trim()) ns.retention = { delete_after: toDuration(f.delete_after.value) };
-  if (f.rps.value || f.ips.value || f.burst.value) {
+  if (f.counter_cardinality.value && changed("counter_cardinality")) ns.counter_cardinality = f.counter_cardinality.value;
+  if (f.accept_limit.value.trim() && changed("accept_limit")) ns.accept_limit = toDuration(f.accept_limit.value);
+  if (f.ttl.value.trim() && changed("ttl")) ns.ttl = toDuration(f.ttl.value);
+  if (f.delete_after.value.trim() && changed("delete_after")) ns.retention = { delete_after: toDuration(f.delete_after.value) };
+  const limitChanged = changed("rps") || changed("ips") || changed("burst");
+  if (!limitChanged) {
+    // Unset: the current limit stays.
+  } else if (f.rps.value || f.ips.value || f.burst.value) {
     ns.rate_limit = {
       requests_per_second: +f.rps.value || 0,
       increments_per_second: +f.ips.value || 0,
@@ -375,7 +393,7 @@ function formNamespace(f) {
   } else if (editing && editing.rate_limit) {
     ns.rate_limit = {}; // cleared in the form: remove the limit
   }
-  if (f.description.value.trim() || editing) ns.description = f.description.value.trim();
+  if (changed("description") && (f.description.value.trim() || editing)) ns.description = f.description.value.trim();
   return ns;
 }
 
