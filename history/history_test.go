@@ -3,6 +3,7 @@ package history
 import (
 	"encoding/json"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -98,8 +99,12 @@ func TestHistoryMaxSeriesAndKeep(t *testing.T) {
 	}
 }
 
-// The default history at its cap stays within the 5 MB budget.
+// The default history at its cap stays within the 5 MB budget, by its own
+// estimate and by the heap it takes.
 func TestHistoryBudget(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	h := New(Options{})
 	s := make(Sample)
 	for i := range DefaultMaxSeries + 50 {
@@ -108,9 +113,18 @@ func TestHistoryBudget(t *testing.T) {
 	for i := range int(DefaultWindow / DefaultInterval) {
 		h.Record(t0.Add(time.Duration(i)*time.Second), s)
 	}
+	s = nil
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("history at its cap (%d series of %d points): estimate %d bytes, heap %d bytes", DefaultMaxSeries, int(DefaultWindow/DefaultInterval), h.Bytes(), heap)
 	if b := h.Bytes(); b > 5<<20 {
 		t.Fatalf("history holds ~%d bytes, over 5 MB", b)
 	}
+	if heap > 5<<20 {
+		t.Fatalf("history takes %d bytes of heap, over 5 MB", heap)
+	}
+	runtime.KeepAlive(h)
 }
 
 func TestSnapshotJSON(t *testing.T) {
