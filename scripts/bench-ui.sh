@@ -79,7 +79,7 @@ for rep in $(seq "$reps"); do
   fi
 done
 python3 - "$results" <<'PY'
-import math, statistics, sys
+import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
 side = {w: [(float(r[1]), float(r[2])) for r in rows if r[0] == w] for w in ('on', 'off')}
 for w in ('on', 'off'):
@@ -87,12 +87,13 @@ for w in ('on', 'off'):
     print('%-3s median ops/s %7.0f  node CPU/op %5.1f us  (ops/s min %.0f max %.0f, total %.0f)' % (
         w, statistics.median(ops), statistics.median(c for _, c in side[w]), min(ops), max(ops), sum(ops)))
 # Each rep's two runs met the same machine: their ratio is the paired
-# comparison, and the geometric mean of the ratios the summary.
+# comparison; the median of the ratios keeps one disturbed rep from
+# swaying the summary, and the ratio of the totals weighs every op alike.
 pairs = list(zip(side['on'], side['off']))
-gm = lambda xs: math.exp(sum(math.log(x) for x in xs) / len(xs))
-print('history on vs off, paired over %d reps: throughput %+.2f %%, node CPU/op %+.2f %%; on ahead in %d of %d' % (
-    len(pairs), (gm([a[0] / b[0] for a, b in pairs]) - 1) * 100, (gm([a[1] / b[1] for a, b in pairs]) - 1) * 100,
-    sum(a[0] > b[0] for a, b in pairs), len(pairs)))
+med = lambda xs: (statistics.median(xs) - 1) * 100
+print('history on vs off, %d pairs: throughput median %+.2f %% (totals %+.2f %%), node CPU/op median %+.2f %%; on ahead in %d' % (
+    len(pairs), med([a[0] / b[0] for a, b in pairs]), (sum(a[0] for a, _ in pairs) / sum(b[0] for _, b in pairs) - 1) * 100,
+    med([a[1] / b[1] for a, b in pairs]), sum(a[0] > b[0] for a, b in pairs)))
 PY
 hist=$(curl -s "http://127.0.0.1:$on_http/metrics" | awk '/^abacus_ui_history_bytes/ {print $2}')
 echo "history memory (abacus_ui_history_bytes): $hist bytes"
