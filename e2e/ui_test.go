@@ -352,3 +352,98 @@ func TestDashboard(t *testing.T) {
 		shot(t, ctx, "bad-name.png")
 	})
 }
+
+// TestTopInTmux runs the built `abacus top` in a tmux terminal against a
+// node under load: the captured screen shows the namespaces and a rate,
+// a resized terminal is redrawn to fit, and q quits.
+func TestTopInTmux(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process-level test")
+	}
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is not installed (scripts/test.sh installs it with apt-get)")
+		}
+		t.Skip("tmux not installed: apt-get install tmux")
+	}
+	d := newDaemon(t, "../examples/namespaces.yaml")
+	d.start()
+	base := "http://" + d.httpAddr
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stopLoad(); wg.Wait() })
+	wg.Go(func() {
+		hc := &http.Client{Timeout: 5 * time.Second}
+		for i := 0; loadCtx.Err() == nil; i++ {
+			body := fmt.Sprintf(`{"namespace":"views","counter_name":"c%d","delta":1}`, i%20)
+			if resp, err := hc.Post(base+"/abacus.v1.CounterService/AddCount", "application/json", strings.NewReader(body)); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	})
+
+	// A private tmux server (-L), so that the test touches no other session.
+	sock := fmt.Sprintf("abacus-top-%d", os.Getpid())
+	run := func(args ...string) string {
+		out, err := exec.Command(tmux, append([]string{"-L", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	run("new-session", "-d", "-s", "top", "-x", "100", "-y", "20",
+		filepath.Join(binDir, "abacus")+" top --http-addr "+d.httpAddr)
+	t.Cleanup(func() { _ = exec.Command(tmux, "-L", sock, "kill-server").Run() })
+
+	screen := func() string { return run("capture-pane", "-p", "-t", "top") }
+	waitScreen := func(what string, ok func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			s := screen()
+			if ok(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s on the screen after 30s:\n%s", what, s)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	s := waitScreen("namespaces with a request rate", func(s string) bool {
+		for _, l := range strings.Split(s, "\n") {
+			f := strings.Fields(l)
+			// views  EVENTUAL  123/s  123/s  ...
+			if len(f) >= 3 && f[0] == "views" && strings.HasSuffix(f[2], "/s") && f[2] != "0/s" && f[2] != "–" {
+				return strings.Contains(s, "clicks") && strings.Contains(s, "impressions")
+			}
+		}
+		return false
+	})
+	t.Logf("abacus top:\n%s", s)
+	if err := os.WriteFile(filepath.Join(artifactsDir(t), "top.txt"), []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	run("resize-window", "-t", "top", "-x", "44", "-y", "9")
+	s = waitScreen("a redraw at 44 columns", func(s string) bool {
+		return strings.Contains(s, "NAMESPACE") && strings.Contains(s, "more")
+	})
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if n := len([]rune(l)); n > 44 {
+			t.Errorf("a line of %d columns on a 44-column terminal: %q", n, l)
+		}
+	}
+
+	run("send-keys", "-t", "top", "q")
+	deadline := time.Now().Add(10 * time.Second)
+	for exec.Command(tmux, "-L", sock, "has-session", "-t", "top").Run() == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("abacus top still running 10s after q:\n%s", screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -16,30 +16,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The dashboard's browser tests (e2e/ui_test.go) drive Debian's chromium:
-# install it when missing, as scripts/servers.sh installs the servers (as
-# root, with apt-get). Elsewhere those tests skip, except on CI (CI set),
-# where they fail without it.
+# The dashboard's browser tests (e2e/ui_test.go) drive Debian's chromium,
+# and the test of `abacus top` runs it in tmux: install them when missing,
+# as scripts/servers.sh installs the servers (as root, with apt-get).
+# Elsewhere those tests skip, except on CI (CI set), where they fail
+# without them.
 ensure_browser() {
-  command -v chromium >/dev/null && return 0
+  local missing=()
+  # fonts-liberation (recommended by chromium, so not pulled in with
+  # --no-install-recommends) gives the screenshots readable text.
+  command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
+  command -v tmux >/dev/null || missing+=(tmux)
+  [ ${#missing[@]} -gt 0 ] || return 0
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
-    echo "== chromium is missing (Debian: apt-get install chromium); the browser tests skip"
+    echo "== missing ${missing[*]} (Debian: apt-get install ${missing[*]}); the dashboard's browser and tmux tests skip"
     return 0
   fi
-  echo "== installing chromium with apt-get (the dashboard's browser tests)"
+  echo "== installing ${missing[*]} with apt-get (the dashboard's browser and tmux tests)"
   local aptlog opts=(-y -q --no-install-recommends -o DPkg::Lock::Timeout=600)
   aptlog=$(mktemp "${TMPDIR:-/tmp}/abacus-browser-apt.XXXXXX")
-  # fonts-liberation (recommended, so not pulled in here) gives the pages
-  # and their screenshots readable text.
   if ! (
     export DEBIAN_FRONTEND=noninteractive
     flock -w 900 9 || exit 1
-    apt-get install "${opts[@]}" chromium fonts-liberation >>"$aptlog" 2>&1 ||
-      { apt-get update -q >>"$aptlog" 2>&1 && apt-get install "${opts[@]}" chromium fonts-liberation >>"$aptlog" 2>&1; }
+    apt-get install "${opts[@]}" "${missing[@]}" >>"$aptlog" 2>&1 ||
+      { apt-get update -q >>"$aptlog" 2>&1 && apt-get install "${opts[@]}" "${missing[@]}" >>"$aptlog" 2>&1; }
   ) 9>"${TMPDIR:-/tmp}/abacus-servers-apt.lock"; then
     tail -n 25 "$aptlog" >&2
     rm -f "$aptlog"
-    echo "apt-get install chromium failed" >&2
+    echo "apt-get install ${missing[*]} failed" >&2
     exit 1
   fi
   rm -f "$aptlog"
