@@ -1,8 +1,9 @@
 package e2e
 
-// Browser tests of the dashboard (issue 16): Debian's chromium, driven by
-// chromedp, against a built abacusd with access tokens on. The pages get
-// the token once, through their form, and make every call with it.
+// Tests of the operator's views (issue 16) against a built abacusd: the
+// dashboard in Debian's chromium, driven by chromedp, with access tokens on
+// (the pages get the token once, through their form, and make every call
+// with it), and `abacus top` in tmux.
 //
 // Screenshots are kept as artifacts under $ABACUS_UI_ARTIFACTS (default
 // e2e/artifacts, ignored by git). ABACUS_UI_SCREENSHOT=path also writes

@@ -266,6 +266,9 @@ async function pollHistory() {
     $("#live").className = "live ok";
     if (page === "overview") {
       renderTiles(h);
+      // The history keeps at most a fixed number of series (its memory
+      // bound); say so when some were left out.
+      $("#dropped-note").textContent = h.dropped ? h.dropped + " series were not kept: the history is at its cap." : "";
       for (const div of document.querySelectorAll(".chart")) drawChart(div, h);
     }
     if (page === "namespaces") renderNamespaceRates(h);
