@@ -157,7 +157,7 @@ error. Errors are printed as "abacus: <code>: <message>".`,
 	pf.StringVar(&a.tlsServerName, "tls-server-name", "", "name the server's certificate must carry (default: the host of --addr)")
 
 	root.AddCommand(a.addCmd(), a.getCmd(), a.clearCmd(), a.nsCmd(), a.versionCmd(), a.benchCmd(), a.tokenCmd(),
-		a.eventsCmd(), a.exportCmd(), a.recountCmd(), a.countersCmd())
+		a.eventsCmd(), a.exportCmd(), a.recountCmd(), a.countersCmd(), a.topCmd())
 	return root
 }
 

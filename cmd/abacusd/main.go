@@ -1,6 +1,6 @@
 // Command abacusd is the abacus counting service node. By default it serves
 // gRPC on 127.0.0.1:7400 and HTTP (Connect JSON, gRPC-Web, /metrics, /healthz,
-// /readyz) on 127.0.0.1:7401, storing everything in an embedded Pebble store
+// /readyz, the dashboard under /ui/) on 127.0.0.1:7401, storing everything in an embedded Pebble store
 // under ./abacus-data. With --postgres (and optionally --redis or --memcached)
 // several nodes share the same namespaces and counters. SIGTERM or SIGINT shut
 // it down gracefully.
@@ -47,6 +47,7 @@ func run(args []string, stderr io.Writer) int {
 		cfg       node.Config
 		logLevel  string
 		logFormat string
+		withUI    bool
 	)
 	fs.StringVar(&cfg.DataDir, "data-dir", "./abacus-data", "directory of the embedded store")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:7400", "gRPC listen address")
@@ -99,6 +100,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time an HTTP client may take to send a request's headers")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", node.DefaultMaxConnections, "most open connections per listener (-1: no cap)")
 	fs.DurationVar(&cfg.DefaultTimeout, "default-timeout", 30*time.Second, "deadline of a call whose client sets none (-1s: none)")
+	fs.BoolVar(&withUI, "ui", true, "serve the operator's dashboard under /ui/ on the HTTP port and keep its in-memory history (15 min at 1 s, also read by `abacus top`); --ui=false turns both off")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -107,6 +109,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return 2
 	}
+	cfg.NoUI = !withUI
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, "abacusd:", err)
 		return 2
