@@ -65,7 +65,11 @@ const (
 	// they are all in memory, it reads no Pebble iterator at all (see
 	// memView).
 	memRetainFor   = 30 * time.Second
-	memRetainBytes = 128 << 20
+	memRetainBytes = 192 << 20
+	// Estimated memory of a table beyond its records: a memEvent per
+	// event, and per counter its map entry, memCounter and name.
+	memEventOverhead   = 64
+	memCounterOverhead = 160
 )
 
 func logKey(seq uint64) []byte { return appendUint64([]byte{prefixLog}, seq) }
@@ -82,7 +86,8 @@ type memTable struct {
 	mu        sync.Mutex
 	counters  map[string]*memCounter // by counterID
 	events    int
-	bytes     int
+	bytes     int // of its records
+	mem       int // estimated memory, records included
 	maxSeq    uint64
 	maxNanos  int64 // the latest event time
 	born      time.Time
@@ -124,6 +129,7 @@ func (t *memTable) add(evs []memEvent, seq uint64, size int) {
 		if c == nil {
 			c = &memCounter{evs: make([]memEvent, 0, 2), latest: e.nanos}
 			t.counters[string(id)] = c
+			t.mem += memCounterOverhead + len(id)
 		}
 		c.evs = append(c.evs, e)
 		c.latest = max(c.latest, e.nanos)
@@ -131,6 +137,7 @@ func (t *memTable) add(evs []memEvent, seq uint64, size int) {
 	}
 	t.events += len(evs)
 	t.bytes += size
+	t.mem += size + len(evs)*memEventOverhead
 	t.maxSeq = max(t.maxSeq, seq)
 }
 
@@ -282,7 +289,7 @@ func (s *Store) retain(t *memTable, all bool) {
 	if t != nil {
 		t.writtenAt = time.Now()
 		s.retained = append(s.retained, t)
-		s.retainedBytes += t.bytes
+		s.retainedBytes += t.mem
 	}
 	for len(s.retained) > 0 {
 		old := s.retained[0]
@@ -292,7 +299,7 @@ func (s *Store) retain(t *memTable, all bool) {
 		s.dropped = max(s.dropped, old.maxNanos)
 		s.retained[0] = nil
 		s.retained = s.retained[1:]
-		s.retainedBytes -= old.bytes
+		s.retainedBytes -= old.mem
 	}
 }
 

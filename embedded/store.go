@@ -56,9 +56,9 @@ type Options struct {
 	// to 1 to write out after every append.
 	EventLogFlushBytes int
 
-	// EventLogRetainBytes bounds the record data of the tables kept
+	// EventLogRetainBytes bounds the memory (estimated) of the tables kept
 	// readable in memory after they are written out (for at most 30 s).
-	// Zero means 128 MiB; negative keeps none.
+	// Zero means 192 MiB; negative keeps none.
 	EventLogRetainBytes int
 }
 
