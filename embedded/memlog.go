@@ -65,21 +65,26 @@ const (
 	// they are all in memory, it reads no Pebble iterator at all (see
 	// memView).
 	memRetainFor   = 30 * time.Second
-	memRetainBytes = 192 << 20
+	memRetainBytes = 64 << 20
 	// Estimated memory of a table beyond its records: a memEvent per
 	// event, and per counter its map entry, memCounter and name.
-	memEventOverhead   = 64
-	memCounterOverhead = 160
+	memEventOverhead   = 40
+	memCounterOverhead = 120
 )
 
 func logKey(seq uint64) []byte { return appendUint64([]byte{prefixLog}, seq) }
 
-// memEvent is one event held in memory: its key and value as Pebble would
-// store them, slices of its batch record.
+// memEvent is one event held in memory: its key as Pebble would store it, a
+// slice of its batch record whose capacity runs to the end of the value
+// (in a record, a value follows its key after one length byte), and its
+// time. 32 bytes: a million-counter run holds a million of them.
 type memEvent struct {
-	key, value []byte
-	nanos      int64
+	key   []byte
+	nanos int64
 }
+
+// value returns the event's encoded value.
+func (e memEvent) value() []byte { return e.key[len(e.key)+1 : cap(e.key)] }
 
 // memTable is the in-memory index of the events of a run of batch records.
 type memTable struct {
@@ -127,7 +132,7 @@ func (t *memTable) add(evs []memEvent, seq uint64, size int) {
 		id := eventCounterID(buf[:0], e.key)
 		c := t.counters[string(id)]
 		if c == nil {
-			c = &memCounter{evs: make([]memEvent, 0, 2), latest: e.nanos}
+			c = &memCounter{evs: make([]memEvent, 0, 1), latest: e.nanos}
 			t.counters[string(id)] = c
 			t.mem += memCounterOverhead + len(id)
 		}
@@ -150,7 +155,7 @@ func (t *memTable) find(key []byte) ([]byte, bool) {
 	if c := t.counters[string(id)]; c != nil {
 		for _, e := range c.evs {
 			if bytes.Equal(e.key, key) {
-				return e.value, true
+				return e.value(), true
 			}
 		}
 	}
@@ -246,7 +251,7 @@ func (t *memTable) blocks(seq uint64) ([]kv, int) {
 				if k := len(bevs) - 1; k >= 0 && bevs[k].nanos == e.nanos && bytes.Equal(bevs[k].id, id) {
 					continue // a replayed record repeating an event
 				}
-				delta, clear, _ := decodeEventValue(e.value)
+				delta, clear, _ := decodeEventValue(e.value())
 				bevs = append(bevs, blockEvent{nanos: e.nanos, id: id, delta: delta, clear: clear})
 			}
 			tb := getInt64(group[plen:])
@@ -375,7 +380,7 @@ func (s *Store) memEvents(nsID uint64, counter string, lo, hi int64, reverse boo
 }
 
 func memEventOf(counter string, e memEvent) (abacus.Event, error) {
-	delta, clear, ok := decodeEventValue(e.value)
+	delta, clear, ok := decodeEventValue(e.value())
 	if !ok {
 		return abacus.Event{}, corrupt("event", e.key)
 	}
@@ -459,7 +464,7 @@ func appendRecord(evs []*pendingEvent) ([]byte, []memEvent) {
 	}
 	mes := make([]memEvent, len(evs))
 	for i, sp := range spans {
-		mes[i] = memEvent{key: rec[sp.k0:sp.k1:sp.k1], value: rec[sp.v0:sp.v1:sp.v1], nanos: evs[i].nanos}
+		mes[i] = memEvent{key: rec[sp.k0:sp.k1:sp.v1], nanos: evs[i].nanos}
 	}
 	return rec, mes
 }
@@ -477,14 +482,16 @@ func decodeRecord(rec []byte) ([]memEvent, bool) {
 		if n <= 0 || uint64(len(rec)-n) < kl {
 			return nil, false
 		}
-		key := rec[n : n+int(kl) : n+int(kl)]
-		rec = rec[n+int(kl):]
+		whole := rec[n:]
+		k := int(kl)
+		rec = rec[n+k:]
 		vl, n := binary.Uvarint(rec)
-		if n <= 0 || uint64(len(rec)-n) < vl {
-			return nil, false
+		if n != 1 || uint64(len(rec)-n) < vl {
+			return nil, false // a value's length is one byte (see memEvent)
 		}
-		value := rec[n : n+int(vl) : n+int(vl)]
-		rec = rec[n+int(vl):]
+		key := whole[: k : k+1+int(vl)]
+		value := rec[1 : 1+int(vl)]
+		rec = rec[1+int(vl):]
 		if len(key) < sliceKeyLen+1+eventTail || key[0] != prefixEvent {
 			return nil, false
 		}
@@ -499,7 +506,7 @@ func decodeRecord(rec []byte) ([]memEvent, bool) {
 		if _, _, ok := decodeEventValue(value); !ok {
 			return nil, false
 		}
-		mes = append(mes, memEvent{key: key, value: value, nanos: nanos})
+		mes = append(mes, memEvent{key: key, nanos: nanos})
 	}
 	return mes, true
 }

@@ -41,7 +41,7 @@ func TestRecordRoundTrip(t *testing.T) {
 				t.Fatalf("decoded %d events, want %d", len(got), len(mes))
 			}
 			for i := range got {
-				if !bytes.Equal(got[i].key, mes[i].key) || !bytes.Equal(got[i].value, mes[i].value) || got[i].nanos != mes[i].nanos {
+				if !bytes.Equal(got[i].key, mes[i].key) || !bytes.Equal(got[i].value(), mes[i].value()) || got[i].nanos != mes[i].nanos {
 					t.Errorf("event %d: decoded %+v, want %+v", i, got[i], mes[i])
 				}
 				ev, err := memEventOf(tt.evs[i].Counter, got[i])

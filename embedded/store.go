@@ -58,7 +58,7 @@ type Options struct {
 
 	// EventLogRetainBytes bounds the memory (estimated) of the tables kept
 	// readable in memory after they are written out (for at most 30 s).
-	// Zero means 192 MiB; negative keeps none.
+	// Zero means 64 MiB; negative keeps none.
 	EventLogRetainBytes int
 }
 
