@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 
 	"github.com/abacus-dev/abacus"
 	"github.com/jackc/pgx/v5"
@@ -60,6 +62,12 @@ func (s *Store) RollupStates(ctx context.Context, ns *abacus.Namespace, counters
 // the server in one round trip (a pipelined batch); each is atomic on its
 // own, as one AdvanceCheckpoint is. A failed one whose snapshot may predate
 // the row that made it fail is read again, as AdvanceCheckpoint does.
+//
+// The pipeline is one implicit transaction, which holds each row it updates
+// until it commits, so the statements go in counter order: nodes rolling up
+// the same counters (every node rolls up the counters it is written to)
+// then lock their rows in one order and wait for each other instead of
+// deadlocking, which would fail both batches' rollups until their retry.
 func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, counters []string, froms, tos []abacus.Checkpoint) ([]abacus.Checkpoint, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
@@ -67,12 +75,15 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 	if len(froms) != len(counters) || len(tos) != len(counters) {
 		return nil, abacus.Errorf(abacus.InvalidArgument, "%d and %d checkpoints for %d counters", len(froms), len(tos), len(counters))
 	}
-	var b pgx.Batch
-	for i, c := range counters {
+	for _, c := range counters {
 		if err := checkNamespaceCounter(ns, c); err != nil {
 			return nil, err
 		}
-		q, args, err := s.advanceStatement(int64(ns.ID), c, froms[i], tos[i])
+	}
+	order := lockOrder(counters)
+	var b pgx.Batch
+	for _, i := range order {
+		q, args, err := s.advanceStatement(int64(ns.ID), counters[i], froms[i], tos[i])
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +94,7 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 	out := make([]abacus.Checkpoint, len(counters))
 	var again []int
 	br := s.pool.SendBatch(octx, &b)
-	for i := range counters {
+	for _, i := range order {
 		var hi, lo, th int64
 		switch err := br.QueryRow().Scan(&hi, &lo, &th); {
 		case err == nil:
@@ -107,4 +118,16 @@ func (s *Store) AdvanceCheckpoints(ctx context.Context, ns *abacus.Namespace, co
 		out[i] = cp
 	}
 	return out, nil
+}
+
+// lockOrder returns the indexes of counters in the order of their names
+// (byte order, the order of the COLLATE "C" keys): the order in which a
+// transaction that writes their rows must take them.
+func lockOrder(counters []string) []int {
+	order := make([]int, len(counters))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(counters[a], counters[b]) })
+	return order
 }

@@ -74,6 +74,11 @@
 // payload, or writes behind a rollup, is refused, and the others in its group
 // commit without it.
 //
+// Fences are group-committed the same way (see fencer): a rollup batch
+// fences each of its counters at once, and the Fences queued together are
+// raised by one statement and one commit, in the order groups lock the same
+// rows.
+//
 // Every write commits with the server's synchronous_commit (on by default),
 // so an acknowledged write is in the server's WAL. A commit whose outcome is
 // unknown is reported as Unavailable: retrying it with the same token is a

@@ -50,16 +50,6 @@ func checkpointOf(hi, lo, through int64) abacus.Checkpoint {
 	return abacus.Checkpoint{Count: abacus.Sum{Hi: hi, Lo: uint64(lo)}, Through: nanosTime(through)}
 }
 
-// fenceSQL raises a counter's fence, creating its row if need be. ON CONFLICT
-// DO UPDATE locks the row even when the fence does not rise, and the insert
-// of a new row waits for a concurrent insert of the same key: either way the
-// statement waits for the group transactions that hold the row, which every
-// group writing to the counter does until it commits.
-const fenceSQL = `
-INSERT INTO {{S}}.counters AS w (ns_id, counter, fence) VALUES ($1, $2, $3)
-ON CONFLICT (ns_id, counter) DO UPDATE SET fence = excluded.fence
-    WHERE w.fence IS NULL OR w.fence < excluded.fence`
-
 // Fence implements abacus.RollupStore. The fence lives in the counter's row
 // of the counters table, next to its last write, so it holds for every node:
 // a group transaction raises the last write of each of its counters first
@@ -67,6 +57,10 @@ ON CONFLICT (ns_id, counter) DO UPDATE SET fence = excluded.fence
 // group in flight when Fence runs has locked the row, and Fence waits for it
 // to commit; a group after Fence reads the raised fence and refuses the fresh
 // events before it (FailedPrecondition). A fence never moves back.
+//
+// Fences queued together are raised by one statement and one commit (see
+// fencer and fencesSQL): Fence returns once the transaction that raised its
+// fence has committed.
 func (s *Store) Fence(ctx context.Context, ns *abacus.Namespace, counter string, end time.Time) error {
 	if err := s.begin(ctx); err != nil {
 		return err
@@ -78,12 +72,7 @@ func (s *Store) Fence(ctx context.Context, ns *abacus.Namespace, counter string,
 	if err != nil {
 		return err
 	}
-	octx, cancel := s.opContext(ctx)
-	defer cancel()
-	if _, err := s.pool.Exec(octx, s.sql(fenceSQL), int64(ns.ID), counter, n); err != nil {
-		return classify(ctx, err, "fence")
-	}
-	return nil
+	return s.fencer.submit(ctx, fenceKey{int64(ns.ID), counter}, n)
 }
 
 // advanceSQL replaces a checkpoint if it is still the one the caller

@@ -18,6 +18,9 @@ const pageSize = 1000
 // server that does not answer fails the read instead of hanging it.
 func (s *Store) pageTimeout() time.Duration { return 5 * s.opts.Timeout }
 
+// Compile-time check that Store scans many counters at once.
+var _ abacus.MultiScanner = (*Store)(nil)
+
 // Scan statements. The slice bounds prune the namespace's partitions to those
 // that can hold the range; within each, the primary key's (counter,
 // event_time) prefix finds the counter's events in the range, and the few
@@ -52,25 +55,34 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 	if !ok {
 		return nil
 	}
+	return s.scanPages(ctx, l, counter, lo, hi, r.Reverse, nil, fn)
+}
+
+// scanPages calls fn for the events of counter in [lo, hi], a page at a
+// time; after the event last if it is not nil (a page already delivered).
+func (s *Store) scanPages(ctx context.Context, l abacus.Layout, counter string, lo, hi int64, reverse bool, last *abacus.Event, fn func(abacus.Event) error) error {
 	first, next := scanFirst, scanNext
-	if r.Reverse {
+	if reverse {
 		first, next = scanFirstRev, scanNextReverse
 	}
-	page := make([]abacus.Event, 0, pageSize)
-	var last abacus.Event
-	for resume := false; ; resume = true {
+	// Most scans (a rollup's window, an idempotency check) return a few
+	// events: the page grows as needed instead of starting at pageSize,
+	// which would allocate and clear a page's worth of memory per scan.
+	var page []abacus.Event
+	for {
 		q, args := s.sql(first), []any{int64(l.NSID), l.Slice(lo), l.Slice(hi), counter, lo, hi, pageSize}
-		if resume {
+		if last != nil {
 			// Resume at the last event's time: the narrower bound keeps the
 			// index scan from reading again what earlier pages returned.
 			n := last.Time.UnixNano()
-			if r.Reverse {
+			if reverse {
 				args[5], args[2] = n, l.Slice(n)
 			} else {
 				args[4], args[1] = n, l.Slice(n)
 			}
 			q, args = s.sql(next), append(args, n, last.Clear, last.ID)
 		}
+		var err error
 		page, err = readPage(ctx, s, q, args, page[:0], func(row pgx.Rows) (abacus.Event, error) {
 			e := abacus.Event{Counter: counter}
 			var n int64
@@ -89,8 +101,134 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 		if len(page) < pageSize {
 			return nil
 		}
-		last = page[len(page)-1]
+		e := page[len(page)-1]
+		last = &e
 	}
+}
+
+// scanManySQL reads the first events of many counters' ranges in one
+// statement: for each request (counter, time bounds and their slices, in
+// array order), the lateral subquery is Scan's first page, limited to $7
+// events, with its partitions pruned at run time to the request's slices.
+// The outer ORDER BY keeps each request's events in Event.Before order
+// whatever plan the server picks; the lateral scans produce that order
+// already, so it costs a merge, not a sort of the events.
+const scanManySQL = `
+SELECT r.i, e.event_time, e.event_id, e.delta, e.clear
+FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[])
+     WITH ORDINALITY AS r(counter, lo, hi, slo, shi, i)
+CROSS JOIN LATERAL (
+    SELECT event_time, event_id, delta, clear FROM {{S}}.events
+    WHERE ns_id = $1 AND slice BETWEEN r.slo AND r.shi AND counter = r.counter COLLATE "C"
+      AND event_time BETWEEN r.lo AND r.hi
+    ORDER BY event_time, clear, event_id LIMIT $7
+) e
+ORDER BY r.i, e.event_time, e.clear, e.event_id`
+
+// ScanMany statements: at most scanManyChunk requests each, and at most
+// scanManyPage events of each request, so that a statement's result, read
+// into memory before fn sees it, stays under about 8000 events. A request
+// with more events goes on with Scan's pages after its first ones.
+const (
+	scanManyChunk = 64
+	scanManyPage  = 128
+)
+
+// ScanMany implements abacus.MultiScanner: one statement reads the first
+// events of up to scanManyChunk requests, where Scan would take one round
+// trip per counter (a rollup batch scans every counter's window). Like
+// Scan's pages, each statement's events are read into memory and the
+// connection released before fn sees them.
+func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacus.ScanRequest, fn func(i int, e abacus.Event) error) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	l, err := abacus.LayoutOf(ns)
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		if r.Range.Reverse {
+			return abacus.Errorf(abacus.InvalidArgument, "ScanMany scans forwards only (counter %q)", r.Counter)
+		}
+		if err := checkCounter(r.Counter); err != nil {
+			return err
+		}
+	}
+	for start := 0; start < len(reqs); start += scanManyChunk {
+		if err := s.scanChunk(ctx, l, reqs[start:min(start+scanManyChunk, len(reqs))], start, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// manyRow is a row of scanManySQL: an event and the index of its request.
+type manyRow struct {
+	i int
+	e abacus.Event
+}
+
+// scanChunk is ScanMany for reqs, which are the requests from base on.
+func (s *Store) scanChunk(ctx context.Context, l abacus.Layout, reqs []abacus.ScanRequest, base int, fn func(i int, e abacus.Event) error) error {
+	var (
+		idx                []int // index in reqs of each element of the arrays
+		counters           []string
+		los, his, slo, shi []int64
+	)
+	for k, r := range reqs {
+		lo, hi, ok := abacus.NanoBounds(r.Range.From, r.Range.To)
+		if !ok {
+			continue
+		}
+		idx, counters = append(idx, k), append(counters, r.Counter)
+		los, his, slo, shi = append(los, lo), append(his, hi), append(slo, l.Slice(lo)), append(shi, l.Slice(hi))
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	rows, err := readPage(ctx, s, s.sql(scanManySQL), []any{int64(l.NSID), counters, los, his, slo, shi, scanManyPage}, nil,
+		func(row pgx.Rows) (manyRow, error) {
+			var m manyRow
+			var i, n int64
+			err := row.Scan(&i, &n, &m.e.ID, &m.e.Delta, &m.e.Clear)
+			m.i, m.e.Time = int(i)-1, nanosTime(n)
+			return m, err
+		})
+	if err != nil {
+		return classify(ctx, err, "scan")
+	}
+	got := make([]int, len(idx)) // events read per array element
+	for _, m := range rows {
+		if m.i < 0 || m.i >= len(idx) {
+			return abacus.Errorf(abacus.Internal, "postgres: scan: the server returned request %d of %d", m.i+1, len(idx))
+		}
+		k := idx[m.i]
+		m.e.Counter = reqs[k].Counter
+		got[m.i]++
+		if err := fn(base+k, m.e); err != nil {
+			return err
+		}
+	}
+	// A request whose first page was full may have more: read the rest with
+	// Scan's pages, after the last event delivered.
+	last := make(map[int]abacus.Event)
+	for _, m := range rows {
+		if got[m.i] == scanManyPage {
+			last[m.i] = m.e
+		}
+	}
+	for j, k := range idx {
+		e, more := last[j]
+		if !more {
+			continue
+		}
+		err := s.scanPages(ctx, l, reqs[k].Counter, los[j], his[j], false, &e, func(e abacus.Event) error { return fn(base+k, e) })
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readPage runs one page's query and appends its rows to buf.

@@ -42,7 +42,8 @@ type Options struct {
 	Logger *slog.Logger
 
 	// Committers is how many group-commit transactions may be in flight at
-	// once. Zero means 2. While they are busy, Appends queue, and the next
+	// once, for Appends, and as many again for Fences (see fencer). Zero
+	// means 2. While they are busy, Appends queue, and the next
 	// free committer writes every queued Append in one transaction: more
 	// committers overlap more round trips and commits, fewer give bigger
 	// groups and fewer commits. A server sharing the node's CPUs favours one
@@ -131,9 +132,11 @@ type Store struct {
 	qschema string // quoted for SQL
 	parts   partitionCache
 	group   *committer
+	fencer  *fencer
 	closed  atomic.Bool
 
 	appends, commits, events atomic.Int64
+	fences, fenceCommits     atomic.Int64
 	lastWarn                 atomic.Int64 // Unix nanoseconds of the last group failure logged
 }
 
@@ -178,6 +181,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	s.parts.init()
 	s.group = newCommitter(s)
+	s.fencer = newFencer(s)
 	// Migrations may wait for another node's; they are short, so a few
 	// Timeouts are plenty, and a server that is down fails the first connect.
 	mctx, cancel := context.WithTimeout(ctx, 10*opts.Timeout)
@@ -189,8 +193,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close stops accepting calls, waits for the Appends already queued to be
-// committed (or to fail) and for the statements in progress, and closes the
+// Close stops accepting calls, waits for the Appends and Fences already
+// queued to be committed (or to fail) and for the statements in progress, and closes the
 // pool. Later calls, and later pages of a streaming read in progress, return
 // Unavailable.
 func (s *Store) Close() {
@@ -198,6 +202,7 @@ func (s *Store) Close() {
 		return
 	}
 	s.group.close()
+	s.fencer.close()
 	s.pool.Close()
 }
 
@@ -210,12 +215,20 @@ type Stats struct {
 	// Events is the number of events sent in committed group transactions,
 	// including those that were already stored (retries).
 	Events int64
+	// Fences is the number of Fence calls acknowledged by a fence batch.
+	Fences int64
+	// FenceCommits is the number of fence batches committed.
+	FenceCommits int64
 }
 
 // Stats returns the counts so far. Appends / Commits is the mean group
-// size: how many Appends shared one transaction and one commit.
+// size: how many Appends shared one transaction and one commit; Fences /
+// FenceCommits is the same for Fences.
 func (s *Store) Stats() Stats {
-	return Stats{Appends: s.appends.Load(), Commits: s.commits.Load(), Events: s.events.Load()}
+	return Stats{
+		Appends: s.appends.Load(), Commits: s.commits.Load(), Events: s.events.Load(),
+		Fences: s.fences.Load(), FenceCommits: s.fenceCommits.Load(),
+	}
 }
 
 // begin admits a call: not when the context is done or the store is closed.
