@@ -316,13 +316,13 @@ func (s *Store) dropRetained() {
 	s.retain(nil, true)
 }
 
-// memLastWrite returns the latest event time of a counter in memory, rounded
-// up to lastWriteGrid as stored ones are.
-func (s *Store) memLastWrite(nsID uint64, counter string) (int64, bool) {
+// memLastWrite returns the latest event time of a counter in the tables ts
+// (from memTables), rounded up to lastWriteGrid as stored ones are.
+func memLastWrite(ts []*memTable, nsID uint64, counter string) (int64, bool) {
 	var buf [96]byte
 	id := counterID(buf[:0], nsID, counter)
 	latest, found := int64(minNanos), false
-	for _, t := range s.memTables() {
+	for _, t := range ts {
 		if n, ok := t.lastWrite(id); ok {
 			latest, found = max(latest, n), true
 		}
@@ -348,11 +348,12 @@ func (s *Store) memFind(key []byte) ([]byte, bool) {
 //
 // memOnly reports that every event of the range is in memory (see memView),
 // so the read needs no Pebble iterator.
-func (s *Store) memEvents(nsID uint64, counter string, lo, hi int64, reverse bool) (evs []abacus.Event, memOnly bool, err error) {
+//
+// ts and dropped are a memView, taken once for a batch of reads.
+func memEvents(ts []*memTable, dropped int64, nsID uint64, counter string, lo, hi int64, reverse bool) (evs []abacus.Event, memOnly bool, err error) {
 	var buf [96]byte
 	id := counterID(buf[:0], nsID, counter)
 	var mes []memEvent
-	ts, dropped := s.memView()
 	memOnly = lo > dropped
 	for _, t := range ts {
 		mes = t.collect(id, lo, hi, mes)

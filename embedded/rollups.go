@@ -76,7 +76,7 @@ func (s *Store) RollupState(ctx context.Context, ns *abacus.Namespace, counter s
 	}
 	st.Checkpoint = cp
 	// Memory first: a table written out in between has stored its times.
-	mem, inMem := s.memLastWrite(ns.ID, counter)
+	mem, inMem := memLastWrite(s.memTables(), ns.ID, counter)
 	key := counterKey(prefixLastWrite, ns.ID, counter)
 	v, found, err := s.get(key, "rollup store")
 	if err != nil {
@@ -113,8 +113,9 @@ func (s *Store) RollupStates(ctx context.Context, ns *abacus.Namespace, counters
 	// Memory first, as in RollupState.
 	mem := make([]int64, len(counters))
 	inMem := make([]bool, len(counters))
+	ts := s.memTables()
 	for i, c := range counters {
-		mem[i], inMem[i] = s.memLastWrite(ns.ID, c)
+		mem[i], inMem[i] = memLastWrite(ts, ns.ID, c)
 	}
 	if err := s.seekEach(prefixCheckpoint, ns.ID, counters, order, func(i int, key, v []byte) error {
 		cp, ok := decodeCheckpoint(v)

@@ -41,7 +41,8 @@ func (s *Store) Scan(ctx context.Context, ns *abacus.Namespace, counter string, 
 	if !ok {
 		return nil
 	}
-	mem, memOnly, err := s.memEvents(l.NSID, counter, lo, hi, r.Reverse)
+	ts, dropped := s.memView()
+	mem, memOnly, err := memEvents(ts, dropped, l.NSID, counter, lo, hi, r.Reverse)
 	if err != nil {
 		return err
 	}
@@ -79,6 +80,7 @@ func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacu
 	}
 	var jobs []job
 	var finishes []func() error
+	ts, dropped := s.memView()
 	for i, r := range reqs {
 		if r.Range.Reverse {
 			return abacus.Errorf(abacus.InvalidArgument, "ScanMany scans forwards only")
@@ -90,7 +92,7 @@ func (s *Store) ScanMany(ctx context.Context, ns *abacus.Namespace, reqs []abacu
 		if !ok {
 			continue
 		}
-		mem, memOnly, err := s.memEvents(l.NSID, r.Counter, lo, hi, false)
+		mem, memOnly, err := memEvents(ts, dropped, l.NSID, r.Counter, lo, hi, false)
 		if err != nil {
 			return err
 		}
