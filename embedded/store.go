@@ -37,8 +37,9 @@ type Options struct {
 
 	// MemTableSize is the size of one memtable in bytes: writes are buffered
 	// in memory up to this size before they are flushed to a table. Zero means
-	// 32 MiB. Pebble starts small and grows to this size, so short-lived test
-	// stores stay small.
+	// 64 MiB, so that the event log's records (written out at 24 MiB) are
+	// deleted before a memtable that holds them fills. Pebble starts small
+	// and grows to this size, so short-lived test stores stay small.
 	MemTableSize uint64
 
 	// WALSyncInterval is the least time between two WAL fsyncs: a sync
@@ -52,19 +53,19 @@ type Options struct {
 
 	// EventLogFlushBytes is the size of the batch records at which the
 	// events held in memory are written out to an sstable (see memlog.go);
-	// they are also written out every 2 s. Zero means 8 MiB. Tests set it
+	// they are also written out every 5 s. Zero means 24 MiB. Tests set it
 	// to 1 to write out after every append.
 	EventLogFlushBytes int
 
 	// EventLogRetainBytes bounds the memory (estimated) of the tables kept
 	// readable in memory after they are written out (for at most 30 s).
-	// Zero means 64 MiB; negative keeps none.
+	// Zero means 32 MiB; negative keeps none.
 	EventLogRetainBytes int
 }
 
 const (
 	defaultCacheSize       = 256 << 20
-	defaultMemTableSize    = 32 << 20
+	defaultMemTableSize    = 64 << 20
 	defaultWALSyncInterval = 200 * time.Microsecond
 )
 
