@@ -222,8 +222,8 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 	}
 	ps := make([]prepared, len(rs))
 	writes := make([]abacus.Write, 0, len(rs))
-	totals := map[counterKey]abacus.Sum{}
-	firstIndex := map[counterKey]int{}
+	totals := make(map[counterKey]abacus.Sum, len(rs))
+	firstIndex := make(map[counterKey]int, len(rs))
 	for i, r := range rs {
 		p, err := s.prepare(ctx, r, false)
 		if err != nil {
@@ -347,6 +347,18 @@ func (s *Service) appendAll(ctx context.Context, writes []abacus.Write) error {
 		return nil
 	}
 	first := s.cfg.Backends.EventStore(writes[0].NS)
+	// The common case, every write in one store, appends writes as they are:
+	// a copy cost more than the rest of this function for a batch.
+	one := true
+	for _, w := range writes[1:] {
+		if s.cfg.Backends.EventStore(w.NS) != first {
+			one = false
+			break
+		}
+	}
+	if one {
+		return first.Append(ctx, writes)
+	}
 	var other []abacus.Write
 	same := writes[:0:0]
 	for _, w := range writes {

@@ -119,7 +119,10 @@ type memCounter struct {
 }
 
 func newMemTable() *memTable {
-	return &memTable{index: map[string]int32{}, born: time.Now(), maxNanos: minNanos}
+	// Room for the first few batches: growing from nothing copied the
+	// events a dozen times per table.
+	return &memTable{index: make(map[string]int32, 1024), counters: make([]memCounter, 0, 1024),
+		evs: make([]memEvent, 0, 4096), born: time.Now(), maxNanos: minNanos}
 }
 
 // counterID is the memTable key of a counter: its namespace ID (8 bytes)
