@@ -55,7 +55,9 @@ const (
 	// Larger tables make fewer, larger ingested sstables, so fewer L0
 	// sublevels for reads to merge: at 8 MiB and 2 s, a million counters
 	// written once each converged and were written 10-25% slower than
-	// before the event log; at 24 MiB and 5 s, as fast.
+	// before the event log; at 24 MiB and 5 s, as fast. A table is also
+	// written out when its estimated memory reaches twice this: a table
+	// of counters written once each costs about three times its records.
 	memFlushBytes = 24 << 20
 	// memFlushEvery: a table is written out at least this often, so the
 	// log replayed after a crash is short and idle stores hold little.
@@ -548,7 +550,7 @@ func decodeRecord(rec []byte) ([]memEvent, bool) {
 // noteSize asks for a flush once the active table is large enough.
 func (s *Store) noteSize(t *memTable) {
 	t.mu.Lock()
-	big := t.bytes >= s.flushBytes
+	big := t.bytes >= s.flushBytes || t.mem >= 2*s.flushBytes
 	t.mu.Unlock()
 	if big {
 		select {
