@@ -428,7 +428,9 @@ func (n *Node) closeAll() {
 	if n.pipeline != nil {
 		_ = n.pipeline.Drain(context.Background())
 	}
-	n.stores.close()
+	if n.stores != nil {
+		n.stores.close()
+	}
 }
 
 // grpcMaxIdle is how long a gRPC connection with no call in flight stays

@@ -63,9 +63,12 @@ func openStores(ctx context.Context, cfg Config) (st *stores, err error) {
 		Caches:       map[string]abacus.Cache{},
 		RollupCaches: map[string]abacus.RollupCache{},
 	}}
+	// The error returns set st to nil: close what was opened through a
+	// copy of the pointer.
+	opened := st
 	defer func() {
 		if err != nil {
-			st.close()
+			_ = opened.close()
 		}
 	}()
 	r := st.router
