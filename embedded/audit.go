@@ -35,7 +35,7 @@ func (s *Store) ListCounters(ctx context.Context, ns *abacus.Namespace, prefix, 
 	}
 	// A counter whose only events are in memory has its 'w' key written
 	// when they are written out: do that first (an audit call).
-	if err := s.flushAll(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return nil, err
 	}
 	c, err := s.counterIter(prefixCheckpoint, ns.ID, prefix, after)

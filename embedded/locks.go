@@ -3,8 +3,6 @@ package embedded
 import (
 	"slices"
 	"sync"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // numStripes is the number of mutexes keys are hashed to. Two keys share a
@@ -26,25 +24,16 @@ type paddedMutex struct {
 	_ [64 - 8]byte
 }
 
-func stripeOf(key []byte) uint32 { return uint32(xxhash.Sum64(key) % numStripes) }
+func stripeOf(key []byte) uint32 { return uint32(keyHash(key) % numStripes) }
 
 // lock locks the stripes of keys in ascending order, so that two callers
 // locking overlapping sets cannot deadlock, and returns the unlock function.
 func (s *stripes) lock(keys [][]byte) (unlock func()) {
-	idx := make([]uint32, len(keys))
+	hashes := make([]uint64, len(keys))
 	for i, k := range keys {
-		idx[i] = stripeOf(k)
+		hashes[i] = keyHash(k)
 	}
-	slices.Sort(idx)
-	idx = slices.Compact(idx)
-	for _, i := range idx {
-		s.mu[i].Lock()
-	}
-	return func() {
-		for _, i := range idx {
-			s.mu[i].Unlock()
-		}
-	}
+	return s.lockHashes(hashes)
 }
 
 // lockHashes is lock for keys given by their keyHash.

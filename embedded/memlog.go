@@ -722,11 +722,6 @@ func (s *Store) replayLog() (err error) {
 	return s.writeOut(context.Background(), t)
 }
 
-// flushAll writes out every event held in memory: DeleteSlices and
-// DropNamespace delete in Pebble, and an event ingested after the deletion
-// would outlive it.
-func (s *Store) flushAll(ctx context.Context) error { return s.flush(ctx) }
-
 // flushForDeletion writes out every event held in memory and forgets the
 // retained tables: the caller is about to delete in Pebble.
 func (s *Store) flushForDeletion(ctx context.Context) error {

@@ -328,7 +328,7 @@ func (s *Store) BehindCounters(ctx context.Context, fn func(nsID uint64, counter
 	// The last write times of events in memory are stored when the events
 	// are written out: do that first (this runs at start and every heal
 	// pass, not per request).
-	if err := s.flushAll(ctx); err != nil {
+	if err := s.flush(ctx); err != nil {
 		return err
 	}
 	w, err := s.iter([]byte{prefixLastWrite}, []byte{prefixLastWrite + 1})
