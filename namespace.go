@@ -214,9 +214,29 @@ func (ns *Namespace) AcceptWindow(now time.Time) (from, to time.Time) {
 	return now.Add(-ns.AcceptLimit), now.Add(FutureLimit)
 }
 
+// RollupGrain is the step of rollup windows: RollupEnd is a multiple of it
+// (since the Unix epoch), so checkpoints are too, and a store may fold a
+// window from per-counter sums over grains of this width (ManyFolder).
+const RollupGrain = 100 * time.Millisecond
+
 // RollupEnd returns the exclusive end of the immutable window at now: every
 // event before it is older than the accept limit plus the skew margin, so no
-// new event can land there.
+// new event can land there. It is rounded down to a RollupGrain.
 func (ns *Namespace) RollupEnd(now time.Time) time.Time {
-	return now.Add(-ns.AcceptLimit - SkewMargin)
+	end := now.Add(-ns.AcceptLimit - SkewMargin)
+	r := end.UnixNano() % int64(RollupGrain)
+	if r < 0 {
+		r += int64(RollupGrain)
+	}
+	return end.Add(-time.Duration(r))
+}
+
+// RollupCovers returns the earliest time at which RollupEnd is after t: when
+// a rollup can first cover an event at t.
+func (ns *Namespace) RollupCovers(t time.Time) time.Time {
+	r := t.UnixNano() % int64(RollupGrain)
+	if r < 0 {
+		r += int64(RollupGrain)
+	}
+	return t.Add(-time.Duration(r) + RollupGrain + ns.AcceptLimit + SkewMargin)
 }

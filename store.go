@@ -195,6 +195,35 @@ type MultiScanner interface {
 	ScanMany(ctx context.Context, ns *Namespace, reqs []ScanRequest, fn func(i int, e Event) error) error
 }
 
+// FoldRequest is one counter's part of a ManyFolder.FoldMany: the fold of
+// its events in [From, Mid) and, separately, in [Mid, To), as a rollup
+// needs them (its window and the provisional tail after it). A zero From or
+// To is unbounded, as in Range.
+type FoldRequest struct {
+	Counter       string
+	From, Mid, To time.Time
+}
+
+// FoldResult is the answer to one FoldRequest. OK is false when the store
+// could not fold it without reading the events (they are not all in its
+// memory, or a clear among them makes their order matter): the caller then
+// scans them.
+type FoldResult struct {
+	Before, After Partial
+	// NBefore is the number of events in [From, Mid).
+	NBefore int
+	OK      bool
+}
+
+// ManyFolder is implemented by event stores that can fold recent events
+// from per-counter sums they keep, for much less than a scan of them.
+// Callers type-assert an EventStore for it and scan what it leaves.
+type ManyFolder interface {
+	// FoldMany answers each request, results[i] for reqs[i]. A result is
+	// OK only when it is what a scan of the events would fold to.
+	FoldMany(ctx context.Context, ns *Namespace, reqs []FoldRequest) ([]FoldResult, error)
+}
+
 // NamespaceStore persists namespace configurations [API-1].
 type NamespaceStore interface {
 	// CreateNamespace stores a new namespace, assigning ID, Created and Updated,

@@ -59,7 +59,7 @@ func TestRollupCounterProvisional(t *testing.T) {
 			// EVENTUAL reads lack the window's events: back once quiet (half
 			// a coalesce window after the earliest the rounded last write can
 			// have been), not once the window has passed it.
-			hotNB := t0.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)
+			hotNB := ns.RollupCovers(t0)
 			if tt.hotQuiet {
 				hotNB = t0.Add(-abacus.LastWriteResolution + ns.Queue.Coalesce/2 + time.Millisecond)
 			}
@@ -76,7 +76,7 @@ func TestRollupCounterProvisional(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantNB := t0.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)
+			wantNB := ns.RollupCovers(t0)
 			if o.CaughtUp || !o.NotBefore.Equal(wantNB) {
 				t.Fatalf("outcome %+v, want not caught up, NotBefore %v", o, wantNB)
 			}

@@ -65,11 +65,14 @@ const (
 	// memMaxFrozen: appends wait while this many frozen tables have not
 	// been written out (back-pressure on a flusher that falls behind).
 	memMaxFrozen = 2
-	// memRetainFor and memRetainBytes: a table written out stays readable
-	// in memory this long, within this much record data. A rollup reads its
-	// counter's events since its checkpoint, which are seconds old: while
-	// they are all in memory, it reads no Pebble iterator at all (see
-	// memView).
+	// memRetainFor and memRetainBytes: a table written out stays in memory
+	// as a summary (its counters and their grains, not its events) this
+	// long, within this much estimated memory. A rollup folds its counter's
+	// events since its checkpoint, which are seconds old: while they are all
+	// in memory, it folds the grains and reads no event at all (see
+	// memGrain and Store.FoldMany). Keeping whole tables instead, for event
+	// reads, cost more CPU than it saved (walking events is no cheaper than
+	// Pebble's blocks) and five times their size in heap at GOGC=400.
 	memRetainFor   = 30 * time.Second
 	memRetainBytes = 32 << 20
 	// Estimated memory of a table beyond its records: a memEvent per
@@ -102,7 +105,9 @@ type memTable struct {
 	mu        sync.Mutex
 	index     map[string]int32 // counterID → index in counters
 	counters  []memCounter
-	evs       []memEvent // in arrival order
+	evs       []memEvent // in arrival order; nil in a summary
+	grains    []memGrain // per counter, linked as evs are
+	summary   bool       // a written-out table's counters and grains, without its events
 	events    int
 	bytes     int // of its records
 	mem       int // estimated memory, records included
@@ -115,16 +120,46 @@ type memTable struct {
 // memCounter is one counter of a memTable: its counterID, its latest event
 // in arrival order, and the latest of its event times.
 type memCounter struct {
-	id     string
-	last   int32
-	latest int64
+	id       string
+	last     int32
+	latest   int64
+	earliest int64 // the earliest of its event times: with latest, lets collect skip it
+	grain    int32 // its latest grain in arrival order
+}
+
+// memGrain is the fold of one counter's events in one grain of time (the
+// span of abacus.RollupGrain that starts at g × RollupGrain): what a rollup
+// reads, since its windows start and end on grains (Namespace.RollupEnd).
+// A rollup of a counter written without pause read and decoded every event
+// of its window, a sixth of the node's CPU under batch ingest; a grain sums
+// a tenth of a second of them, and outlives the events in a summary.
+type memGrain struct {
+	g     int64
+	sum   abacus.Sum // of the deltas; meaningless once clear is set
+	n     int32      // events
+	prev  int32      // the counter's previous grain in the table, or -1
+	clear bool       // a clear is among the events: order matters, fold them instead
+}
+
+// memGrainOverhead is the estimated memory of a memGrain.
+const memGrainOverhead = 48
+
+const foldGrain = int64(abacus.RollupGrain)
+
+// grainOf returns the grain of a time in nanoseconds.
+func grainOf(nanos int64) int64 {
+	g := nanos / foldGrain
+	if nanos%foldGrain < 0 {
+		g--
+	}
+	return g
 }
 
 func newMemTable() *memTable {
 	// Room for the first few batches: growing from nothing copied the
 	// events a dozen times per table.
 	return &memTable{index: make(map[string]int32, 1024), counters: make([]memCounter, 0, 1024),
-		evs: make([]memEvent, 0, 4096), born: time.Now(), maxNanos: minNanos}
+		evs: make([]memEvent, 0, 4096), grains: make([]memGrain, 0, 1024), born: time.Now(), maxNanos: minNanos}
 }
 
 // counterID is the memTable key of a counter: its namespace ID (8 bytes)
@@ -152,14 +187,35 @@ func (t *memTable) add(evs []memEvent, seq uint64, size int) {
 			ci = int32(len(t.counters))
 			k := string(id)
 			t.index[k] = ci
-			t.counters = append(t.counters, memCounter{id: k, last: -1, latest: e.nanos})
+			t.counters = append(t.counters, memCounter{id: k, last: -1, latest: e.nanos, earliest: e.nanos, grain: -1})
 			t.mem += memCounterOverhead + len(id)
 		}
 		c := &t.counters[ci]
 		e.prev = c.last
 		c.last = int32(len(t.evs))
 		t.evs = append(t.evs, e)
+		// Events come mostly in time order: the grain is usually the
+		// counter's latest, and a late one a few links back.
+		g := grainOf(e.nanos)
+		gi := c.grain
+		for gi >= 0 && t.grains[gi].g != g {
+			gi = t.grains[gi].prev
+		}
+		if gi < 0 {
+			gi = int32(len(t.grains))
+			t.grains = append(t.grains, memGrain{g: g, prev: c.grain})
+			c.grain = gi
+			t.mem += memGrainOverhead
+		}
+		gr := &t.grains[gi]
+		gr.n++
+		if delta, clear, _ := decodeEventValue(e.value()); clear {
+			gr.clear = true
+		} else {
+			gr.sum = gr.sum.Add(delta)
+		}
 		c.latest = max(c.latest, e.nanos)
+		c.earliest = min(c.earliest, e.nanos)
 		t.maxNanos = max(t.maxNanos, e.nanos)
 	}
 	t.events += len(evs)
@@ -183,7 +239,7 @@ func (t *memTable) find(key []byte) ([]byte, bool) {
 	id := eventCounterID(buf[:0], key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := t.counter(id); c != nil {
+	if c := t.counter(id); c != nil && !t.summary {
 		for i := c.last; i >= 0; i = t.evs[i].prev {
 			if bytes.Equal(t.evs[i].key, key) {
 				return t.evs[i].value(), true
@@ -218,7 +274,10 @@ func (t *memTable) lastWrites(b *pebble.Batch) {
 func (t *memTable) collect(id []byte, lo, hi int64, out []memEvent) []memEvent {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := t.counter(id); c != nil {
+	// A rollup reads a second or two of events from tables that hold many
+	// seconds of them: walking every event of the counter in every table
+	// took a fifth of the node's CPU under batch ingest.
+	if c := t.counter(id); c != nil && !t.summary && c.latest >= lo && c.earliest <= hi {
 		for i := c.last; i >= 0; i = t.evs[i].prev {
 			if e := t.evs[i]; e.nanos >= lo && e.nanos <= hi {
 				out = append(out, e)
@@ -228,11 +287,66 @@ func (t *memTable) collect(id []byte, lo, hi int64, out []memEvent) []memEvent {
 	return out
 }
 
+// fold adds to acc the fold of the counter's events in [lo, mid) and in
+// [mid, hi] (nanoseconds), read from its grains, and reports false if one of
+// those grains holds a clear (their order then matters: read the events).
+// It is exact when lo and mid start grains (or lo is the lowest time) and
+// hi ends one or is at least every event time of the table.
+func (t *memTable) fold(id []byte, lo, mid, hi int64, acc *memFold) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.counter(id)
+	if c == nil || c.latest < lo || c.earliest > hi {
+		return true
+	}
+	for gi := c.grain; gi >= 0; gi = t.grains[gi].prev {
+		gr := &t.grains[gi]
+		start := gr.g * foldGrain
+		if start > hi || start+foldGrain-1 < lo {
+			continue
+		}
+		if gr.clear {
+			return false
+		}
+		if start < mid {
+			acc.before, acc.nBefore = acc.before.AddSum(gr.sum), acc.nBefore+int(gr.n)
+		} else {
+			acc.after = acc.after.AddSum(gr.sum)
+		}
+	}
+	return true
+}
+
+// memFold is a fold of a counter's events in memory, on both sides of a
+// rollup window's end.
+type memFold struct {
+	before, after abacus.Sum
+	nBefore       int
+}
+
+// summarize returns the written-out table's counters and grains, which a
+// fold reads, without its events and records, which are in Pebble now and
+// many times the size. The table itself is not changed: reads that took it
+// from an earlier memView still read its events.
+func (t *memTable) summarize() *memTable {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	mem := len(t.counters)*memCounterOverhead + len(t.grains)*memGrainOverhead
+	for _, c := range t.counters {
+		mem += len(c.id)
+	}
+	return &memTable{index: t.index, counters: t.counters, grains: t.grains, summary: true,
+		maxSeq: t.maxSeq, maxNanos: t.maxNanos, born: t.born, mem: mem}
+}
+
 // counterNames appends the names of the namespace's counters that have
 // events in slices [first, last] to out.
 func (t *memTable) counterNames(l abacus.Layout, first, last int64, out []string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.summary {
+		return out // its events were written out: the slices list them
+	}
 	for _, c := range t.counters {
 		if binary.BigEndian.Uint64([]byte(c.id[:8])) != l.NSID {
 			continue
@@ -307,18 +421,31 @@ func (s *Store) memTables() []*memTable {
 	return ts
 }
 
-// memView returns the tables a read must merge (active, frozen, retained)
-// and the latest event time of a table dropped from memory, or of an
-// earlier process's events (see Open), read together: every event in
-// Pebble with a later time is in one of the tables, so a read of times
-// after it needs no Pebble iterator.
+// memView returns the tables a read must merge (active, frozen, retained
+// summaries) and the latest event time of a table whose events left memory
+// (dropped, or kept as a summary), or of an earlier process's events (see
+// Open), read together: every event in Pebble with a later time is in one
+// of the tables, so a read of times after it needs no Pebble iterator.
 func (s *Store) memView() ([]*memTable, int64) {
+	ts, dropped, summarized := s.memSnapshot()
+	return ts, max(dropped, summarized)
+}
+
+// memFoldView is memView for folds, which read summaries too: its time is
+// that of the latest table dropped from memory (or of an earlier process's
+// events).
+func (s *Store) memFoldView() ([]*memTable, int64) {
+	ts, dropped, _ := s.memSnapshot()
+	return ts, dropped
+}
+
+func (s *Store) memSnapshot() (ts []*memTable, dropped, summarized int64) {
 	s.memMu.RLock()
 	defer s.memMu.RUnlock()
-	ts := make([]*memTable, 0, 1+len(s.frozen)+len(s.retained))
+	ts = make([]*memTable, 0, 1+len(s.frozen)+len(s.retained))
 	ts = append(ts, s.active)
 	ts = append(ts, s.frozen...)
-	return append(ts, s.retained...), s.dropped
+	return append(ts, s.retained...), s.dropped, s.summarized
 }
 
 // retain keeps a written-out table readable and drops the tables past
@@ -327,9 +454,11 @@ func (s *Store) memView() ([]*memTable, int64) {
 // that memView never pairs a list without the table with an older mark.
 func (s *Store) retain(t *memTable, all bool) {
 	if t != nil {
-		t.writtenAt = time.Now()
-		s.retained = append(s.retained, t)
-		s.retainedBytes += t.mem
+		sum := t.summarize()
+		sum.writtenAt = time.Now()
+		s.summarized = max(s.summarized, t.maxNanos)
+		s.retained = append(s.retained, sum)
+		s.retainedBytes += sum.mem
 	}
 	for len(s.retained) > 0 {
 		old := s.retained[0]
@@ -673,7 +802,14 @@ func (s *Store) writeTable(path string, kvs []kv) error {
 	if err != nil {
 		return err
 	}
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.popts.MakeWriterOptions(0, s.db.TableFormat()))
+	wo := s.popts.MakeWriterOptions(0, s.db.TableFormat())
+	// Uncompressed and without a Bloom filter: compression was a tenth of the
+	// write-out (and its decompression again in the compaction that soon
+	// rewrites the table, compressed, into a lower level), and no point
+	// lookup ever asks for a block key, which holds its last event's time.
+	wo.Compression = sstable.NoCompression
+	wo.FilterPolicy = nil
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), wo)
 	for _, e := range kvs {
 		if err := w.Set(e.key, e.value); err != nil {
 			_ = w.Close()

@@ -16,7 +16,8 @@ import (
 // take Pebble) while tables are written out, retained and dropped at random,
 // and checks every read against a model: forwards, backwards, ScanMany and
 // Counters, over random ranges, whether the range is read from memory alone
-// or merged with Pebble.
+// or merged with Pebble; and FoldMany's answers from the tables' grains
+// against the model's fold, wherever it gives one.
 func TestEventLogModel(t *testing.T) {
 	for _, retain := range []int{-1, 3000, 0} {
 		t.Run(fmt.Sprintf("retain=%d", retain), func(t *testing.T) {
@@ -36,8 +37,61 @@ func TestEventLogModel(t *testing.T) {
 			model := map[string][]abacus.Event{}
 			counters := []string{"a", "b", "c", "d"}
 			n := 0
+			folded := 0
+			// A bound on a grain, off it, or none.
+			bound := func(from time.Time) time.Time {
+				switch rng.IntN(6) {
+				case 0:
+					return time.Time{}
+				case 1:
+					return from.Add(time.Duration(rng.IntN(20_000)) * time.Millisecond)
+				default:
+					return from.Add(time.Duration(rng.IntN(200)) * abacus.RollupGrain)
+				}
+			}
+			checkFold := func(step int, c string) {
+				t.Helper()
+				from := base.Add(time.Duration(rng.IntN(400)) * abacus.RollupGrain)
+				if rng.IntN(5) == 0 {
+					from = from.Add(time.Duration(1+rng.IntN(99)) * time.Millisecond)
+				}
+				mid := bound(from)
+				to := time.Time{}
+				if !mid.IsZero() {
+					to = bound(mid)
+				}
+				res, err := s.FoldMany(ctx, ns, []abacus.FoldRequest{{Counter: c, From: from, Mid: mid, To: to}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !res[0].OK {
+					return
+				}
+				folded++
+				evs := slices.Clone(model[c])
+				slices.SortFunc(evs, abacus.CompareEvents)
+				var before, after abacus.Partial
+				nBefore := 0
+				for _, e := range evs {
+					switch {
+					case e.Time.Before(from):
+					case mid.IsZero() || e.Time.Before(mid):
+						before, nBefore = before.Apply(e), nBefore+1
+					case to.IsZero() || e.Time.Before(to):
+						after = after.Apply(e)
+					}
+				}
+				got := res[0]
+				if got.Before != before || got.After != after || got.NBefore != nBefore {
+					t.Fatalf("step %d: FoldMany(%s, %v, %v, %v) = %+v, want before %+v after %+v, %d events before",
+						step, c, from.Sub(base), mid.Sub(base), to.Sub(base), got, before, after, nBefore)
+				}
+			}
 			check := func(step int) {
 				t.Helper()
+				for _, c := range counters {
+					checkFold(step, c)
+				}
 				for _, c := range counters {
 					lo := base.Add(time.Duration(rng.IntN(40_000)) * time.Millisecond)
 					hi := lo.Add(time.Duration(rng.IntN(40_000)) * time.Millisecond)
@@ -99,6 +153,9 @@ func TestEventLogModel(t *testing.T) {
 					for range 1 + rng.IntN(5) {
 						c := counters[rng.IntN(len(counters))]
 						e := abacus.Event{Counter: c, Time: base.Add(time.Duration(rng.IntN(40_000)) * time.Millisecond), ID: fmt.Sprintf("e%d", n), Delta: int64(1 + rng.IntN(9))}
+						if rng.IntN(40) == 0 {
+							e.Delta, e.Clear = 0, true
+						}
 						n++
 						ws = append(ws, abacus.Write{NS: ns, Event: e})
 						model[c] = append(model[c], e)
@@ -114,9 +171,11 @@ func TestEventLogModel(t *testing.T) {
 							if err := s.Append(ctx, []abacus.Write{{NS: ns, Event: e}}); err != nil {
 								t.Fatalf("step %d: retry: %v", step, err)
 							}
-							e.Delta++
-							if got := abacus.ErrorCode(s.Append(ctx, []abacus.Write{{NS: ns, Event: e}})); got != abacus.AlreadyExists {
-								t.Fatalf("step %d: retry with another delta: %v, want AlreadyExists", step, got)
+							if !e.Clear {
+								e.Delta++
+								if got := abacus.ErrorCode(s.Append(ctx, []abacus.Write{{NS: ns, Event: e}})); got != abacus.AlreadyExists {
+									t.Fatalf("step %d: retry with another delta: %v, want AlreadyExists", step, got)
+								}
 							}
 						}
 					}
@@ -129,6 +188,10 @@ func TestEventLogModel(t *testing.T) {
 				}
 				check(step)
 			}
+			if folded == 0 {
+				t.Fatal("FoldMany never folded from memory")
+			}
+			t.Logf("%d of %d folds from memory", folded, 300*len(counters))
 		})
 	}
 }

@@ -41,7 +41,7 @@ var (
 	descStallSeconds = prometheus.NewDesc("abacus_embedded_write_stall_seconds_total",
 		"Time the embedded store spent in write stalls.", nil, nil)
 	descLogEvents = prometheus.NewDesc("abacus_embedded_event_log_events",
-		"Events the embedded store holds in memory: durable in its log and not yet written out to a table, or written out and kept for reads.", nil, nil)
+		"Events the embedded store holds in memory: durable in its log and not yet written out to a table.", nil, nil)
 	descLogFlushes = prometheus.NewDesc("abacus_embedded_event_log_flushes_total",
 		"Write-outs of the embedded store's in-memory events to a table.", nil, nil)
 	descLogFlushSeconds = prometheus.NewDesc("abacus_embedded_event_log_flush_seconds_total",

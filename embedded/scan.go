@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/abacus-dev/abacus"
 	"github.com/cockroachdb/pebble/v2"
@@ -406,4 +407,62 @@ func (sc *scanner) emit() error {
 		}
 	}
 	return nil
+}
+
+// FoldMany implements abacus.ManyFolder from the in-memory tables' grains
+// (see memGrain). A request is folded there when every event of its range
+// is in memory (see memFoldView), its bounds fall on grains (or beyond every
+// event in memory) and no clear is among its events; the others are left
+// for a scan. An event appended during the call may be counted in a range
+// whose bound is beyond every event: it was concurrent with the call.
+func (s *Store) FoldMany(ctx context.Context, ns *abacus.Namespace, reqs []abacus.FoldRequest) ([]abacus.FoldResult, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	out := make([]abacus.FoldResult, len(reqs))
+	ts, dropped := s.memFoldView()
+	latest := int64(minNanos)
+	for _, t := range ts {
+		t.mu.Lock()
+		latest = max(latest, t.maxNanos)
+		t.mu.Unlock()
+	}
+	// bound returns a range bound in nanoseconds (exclusive), and whether
+	// grains fold exactly up to it.
+	bound := func(b time.Time) (int64, bool) {
+		if b.IsZero() || !b.Before(abacus.MaxEventTime) {
+			return abacus.MaxEventNanos + 1, true
+		}
+		n := b.UnixNano()
+		return n, n%foldGrain == 0 || n > latest
+	}
+	var buf [96]byte
+	for i, r := range reqs {
+		if err := checkCounter(r.Counter); err != nil {
+			return nil, err
+		}
+		if r.From.IsZero() || r.From.Before(abacus.MinEventTime) || !r.From.Before(abacus.MaxEventTime) {
+			continue // from the first event: only a scan finds it
+		}
+		lo := r.From.UnixNano()
+		mid, midOK := bound(r.Mid)
+		end, endOK := bound(r.To)
+		if lo <= dropped || lo%foldGrain != 0 || !midOK || !endOK || mid < lo || end < mid {
+			continue
+		}
+		id := counterID(buf[:0], ns.ID, r.Counter)
+		var acc memFold
+		ok := true
+		for _, t := range ts {
+			if ok = t.fold(id, lo, mid, end-1, &acc); !ok {
+				break
+			}
+		}
+		if ok {
+			out[i] = abacus.FoldResult{Before: abacus.Partial{Sum: acc.before}, After: abacus.Partial{Sum: acc.after},
+				NBefore: acc.nBefore, OK: true}
+		}
+	}
+	return out, nil
 }

@@ -124,6 +124,7 @@ type Store struct {
 	retained        []*memTable // written out, kept for reads, oldest first
 	retainedBytes   int
 	dropped         int64         // see memView; guarded by memMu
+	summarized      int64         // the latest event time of a summary; see memView; guarded by memMu
 	room            chan struct{} // closed when a frozen table is written out
 	logSeq          atomic.Uint64 // the last batch record's sequence number
 	flushMu         sync.Mutex    // one flush at a time
@@ -151,6 +152,7 @@ var (
 	_ abacus.NamespaceStore   = (*Store)(nil)
 	_ abacus.BatchRollupStore = (*Store)(nil)
 	_ abacus.MultiScanner     = (*Store)(nil)
+	_ abacus.ManyFolder       = (*Store)(nil)
 	_ prometheus.Collector    = (*Store)(nil)
 )
 

@@ -342,6 +342,9 @@ func (r *Roller) planMany(ctx context.Context, ns *abacus.Namespace, counters []
 	chunk := func(c int) []int { return short[min(c*per, len(short)):min((c+1)*per, len(short))] }
 	r.parallel(chunks, chunks, func(c int) {
 		part := chunk(c)
+		if mf, ok := ms.(abacus.ManyFolder); ok && len(part) > 0 {
+			part = r.foldMany(ctx, ns, mf, counters, plans, part)
+		}
 		if len(part) == 0 {
 			return
 		}
@@ -377,6 +380,34 @@ func (r *Roller) planMany(ctx context.Context, ns *abacus.Namespace, counters []
 	return plans, errs
 }
 
+// foldMany decides the plans of part whose windows (and provisional tails)
+// the store folds from the sums it keeps, and returns the others, to be
+// scanned. A store error leaves them all to the scan, which reports it.
+func (r *Roller) foldMany(ctx context.Context, ns *abacus.Namespace, mf abacus.ManyFolder, counters []string, plans []rollupPlan, part []int) []int {
+	reqs := make([]abacus.FoldRequest, len(part))
+	for k, i := range part {
+		to := plans[i].end
+		if plans[i].provisional {
+			to = plans[i].tailTo
+		}
+		reqs[k] = abacus.FoldRequest{Counter: counters[i], From: plans[i].st.Through, Mid: plans[i].end, To: to}
+	}
+	res, err := mf.FoldMany(ctx, ns, reqs)
+	if err != nil {
+		return part
+	}
+	var rest []int
+	for k, i := range part {
+		if !res[k].OK {
+			rest = append(rest, i)
+			continue
+		}
+		plans[i].tail, plans[i].tailDone = res[k].After, plans[i].provisional
+		plans[i].decide(res[k].Before, res[k].NBefore == 0)
+	}
+	return rest
+}
+
 // finish caches the count reads will return and reports the outcome.
 func (r *Roller) finish(ctx context.Context, ns *abacus.Namespace, counter string, pl rollupPlan) (Outcome, error) {
 	st, stored := pl.st, pl.stored
@@ -405,7 +436,7 @@ func (r *Roller) finish(ctx context.Context, ns *abacus.Namespace, counter strin
 	if caughtUp {
 		return Outcome{CaughtUp: true}, nil
 	}
-	notBefore := st.LastWrite.Add(ns.AcceptLimit + abacus.SkewMargin + time.Millisecond)
+	notBefore := ns.RollupCovers(st.LastWrite)
 	if ns.Type == abacus.Eventual && !pl.provisional {
 		// Reads are served the checkpoint just cached, without the accept
 		// window's events: come back once the counter is quiet, for its
