@@ -225,10 +225,11 @@ func decodeCheckpoint(v []byte) (abacus.Checkpoint, bool) {
 // blockMark is the event-bucket field of a block key.
 const blockMark = 0xFFFF
 
-// blockKey is the key of a block of events of one counter and time bucket;
-// p is the counter's prefix in the block's slice.
-func blockKey(p []byte, tb, lastNanos int64, seq uint64) []byte {
-	k := appendInt64(bytes.Clone(p), tb)
+// appendBlockKey appends to k the key of a block of events of one counter
+// and time bucket; p is the counter's prefix in the block's slice.
+func appendBlockKey(k, p []byte, tb, lastNanos int64, seq uint64) []byte {
+	k = append(k, p...)
+	k = appendInt64(k, tb)
 	k = binary.BigEndian.AppendUint16(k, blockMark)
 	k = appendInt64(k, lastNanos)
 	return appendUint64(k, seq)

@@ -1,9 +1,11 @@
 package embedded
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
 
+	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/cespare/xxhash/v2"
 )
 
@@ -12,31 +14,71 @@ const (
 	// recentHorizon is how far back in event time recentKeys remembers keys.
 	// Accept windows are usually seconds; older events take the read path.
 	recentHorizon = 30 * time.Second
-	// recentMaxKeys bounds recentKeys' memory (about 40 bytes a key).
-	recentMaxKeys = 4 << 20
+	// recentMaxKeys bounds recentKeys' memory (about 2 bytes a key). It
+	// was 4 Mi keys in exact maps (about 40 bytes a key): batch ingest at
+	// 160,000 events/s filled it in 25 s, and every event after that took a
+	// Pebble read (a seventh of the node's CPU).
+	recentMaxKeys = 64 << 20
+	// recentFalsePositives is the Bloom filters' rate of false positives:
+	// an event it wrongly holds takes the read.
+	recentFalsePositives = 0.001
+	// recentMinCap is the least a second's filter is made for.
+	recentMinCap = 16 << 10
 	// fenceHorizon: a fence or checkpoint older than this is forgotten, and
 	// Append reads the stored checkpoint for events older than it.
 	fenceHorizon = 2 * time.Hour
 )
 
 // recentKeys remembers the hashes of the event keys this process has written
-// for recent event times, by event-time second. For an event in a second it
-// covers, a hash it does not hold proves the key absent, so the idempotency
-// check of a new event, the common case, needs no Pebble read (which, for a
-// key that is not there, consults every overlapping table's filter and was the
-// largest cost of an append). A hash it holds, or an event it does not cover,
-// takes the read.
+// for recent event times, by event-time second, in Bloom filters. For an
+// event in a second it covers, a hash its filters do not hold proves the key
+// absent, so the idempotency check of a new event, the common case, needs no
+// Pebble read (which, for a key that is not there, consults every
+// overlapping table's filter and was the largest cost of an append). A hash
+// they may hold (a retry, or one new event in a thousand), or an event it
+// does not cover, takes the read.
 type recentKeys struct {
 	mu      sync.Mutex
 	start   int64 // covers only event times after start (see Open)
 	floor   int64 // and seconds at or after floor (earlier ones were evicted)
 	n       int
+	rate    int // the most keys a second has held: the next second's filter is made for more
 	buckets map[int64]*keyBucket
 }
 
+// keyBucket holds one second's keys: filters made for capacity keys each, a
+// new one added when the last is full, so a second's false positive rate
+// stays bounded however many keys it gets.
 type keyBucket struct {
-	keys map[uint64]struct{}
-	full bool // recentMaxKeys was reached: the bucket proves nothing
+	filters  []*bloom.BloomFilter
+	capacity int
+	inLast   int  // keys added to the last filter
+	keys     int  // in all of them
+	full     bool // recentMaxKeys was reached: the bucket proves nothing
+}
+
+func (b *keyBucket) mayHold(h []byte) bool {
+	for _, f := range b.filters {
+		if f.Test(h) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *keyBucket) add(h []byte) {
+	if len(b.filters) == 0 || b.inLast >= b.capacity {
+		b.filters = append(b.filters, bloom.NewWithEstimates(uint(b.capacity), recentFalsePositives))
+		b.inLast = 0
+	}
+	b.filters[len(b.filters)-1].Add(h)
+	b.inLast++
+	b.keys++
+}
+
+func hashBytes(buf *[8]byte, h uint64) []byte {
+	binary.LittleEndian.PutUint64(buf[:], h)
+	return buf[:]
 }
 
 // newRecentKeys returns an empty index covering event times after start,
@@ -68,6 +110,7 @@ func (r *recentKeys) absentAll(evs []pendingEvent) []bool {
 	var (
 		lastSec = int64(-1 << 63)
 		b       *keyBucket
+		hb      [8]byte
 	)
 	for i := range evs {
 		e := &evs[i]
@@ -88,8 +131,7 @@ func (r *recentKeys) absentAll(evs []pendingEvent) []bool {
 		if b.full {
 			continue
 		}
-		_, held := b.keys[e.hash]
-		out[i] = !held
+		out[i] = !b.mayHold(hashBytes(&hb, e.hash))
 	}
 	return out
 }
@@ -103,7 +145,8 @@ func (r *recentKeys) addAll(evs []*pendingEvent, now time.Time) {
 	if cut := now.Add(-recentHorizon).Unix(); cut > r.floor {
 		for s, b := range r.buckets {
 			if s < cut {
-				r.n -= len(b.keys)
+				r.n -= b.keys
+				r.rate = max(r.rate, b.keys)
 				delete(r.buckets, s)
 			}
 		}
@@ -112,6 +155,7 @@ func (r *recentKeys) addAll(evs []*pendingEvent, now time.Time) {
 	var (
 		lastSec = int64(-1 << 63)
 		b       *keyBucket
+		hb      [8]byte
 	)
 	for _, e := range evs {
 		sec := second(e.nanos)
@@ -121,7 +165,7 @@ func (r *recentKeys) addAll(evs []*pendingEvent, now time.Time) {
 		if sec != lastSec {
 			b, lastSec = r.buckets[sec], sec
 			if b == nil {
-				b = &keyBucket{keys: make(map[uint64]struct{}, 1024)}
+				b = &keyBucket{capacity: max(recentMinCap, r.rate*5/4)}
 				r.buckets[sec] = b
 			}
 		}
@@ -132,9 +176,10 @@ func (r *recentKeys) addAll(evs []*pendingEvent, now time.Time) {
 			b.full = true
 			continue
 		}
-		if _, ok := b.keys[e.hash]; !ok {
-			b.keys[e.hash] = struct{}{}
-			r.n++
-		}
+		// A key added twice (two events of one batch cannot share one,
+		// but a retry can follow its lost write) only costs filter room.
+		b.add(hashBytes(&hb, e.hash))
+		r.n++
+		r.rate = max(r.rate, b.keys)
 	}
 }
