@@ -73,6 +73,8 @@ type Service struct {
 	// roll rolls up, before retention deletes their events, counters whose
 	// checkpoints do not cover them yet.
 	roll *rollup.Roller
+	// safe spares the overflow check its checkpoint read (see overflowMemo).
+	safe overflowMemo
 }
 
 // New returns a Service. Call Load before serving so that stored namespaces are

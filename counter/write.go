@@ -246,7 +246,11 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 	// together: a batch over many cold counters would otherwise pay one
 	// store read each.
 	byNS := map[*abacus.Namespace][]string{}
-	for k := range totals {
+	now := s.now()
+	for k, total := range totals {
+		if d, ok := total.Int64(); ok && d > -safeDelta && d < safeDelta && s.safe.safe(k.ns.ID, k.counter, now) {
+			continue
+		}
 		byNS[k.ns] = append(byNS[k.ns], k.counter)
 	}
 	for ns, counters := range byNS {
@@ -313,6 +317,9 @@ const (
 // Concurrent large adds can still together leave the range; reads then
 // report OutOfRange rather than wrap.
 func (s *Service) checkOverflow(ctx context.Context, ns *abacus.Namespace, counter string, delta int64) error {
+	if delta > -safeDelta && delta < safeDelta && s.safe.safe(ns.ID, counter, s.now()) {
+		return nil
+	}
 	cp, _, err := s.checkpoint(ctx, ns, counter)
 	if err != nil {
 		return err
@@ -323,8 +330,10 @@ func (s *Service) checkOverflow(ctx context.Context, ns *abacus.Namespace, count
 // checkOverflowFrom is checkOverflow with the checkpoint already read.
 func (s *Service) checkOverflowFrom(ctx context.Context, ns *abacus.Namespace, counter string, delta int64, cp abacus.Checkpoint) error {
 	if n, ok := cp.Count.Int64(); ok && n > -safeCount && n < safeCount && delta > -safeDelta && delta < safeDelta {
+		s.safe.mark(ns.ID, counter, s.now())
 		return nil
 	}
+	s.safe.forget(ns.ID, counter)
 	sum, err := s.accurate(ctx, ns, counter)
 	if err != nil {
 		return err
