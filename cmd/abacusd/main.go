@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/abacus-dev/abacus/memlimit"
 	"github.com/abacus-dev/abacus/node"
 )
 
@@ -29,13 +30,17 @@ import (
 // node's live heap is small next to what it allocates per request, so at
 // 100 it collects many times a second and the collector's share of the CPUs
 // stretches request tails; docs/benchmarks.md ("Write path, fsync and GC")
-// has the side-by-side figures. The heap may grow to 5x its live size; set
-// GOGC (or GOMEMLIMIT) to trade that back.
+// has the side-by-side figures. The heap may grow to 5x its live size, up to
+// a soft memory limit that follows the live heap (see package memlimit)
+// unless GOMEMLIMIT is set; set GOGC or GOMEMLIMIT to manage memory instead.
 const defaultGCPercent = 400
 
 func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
+		if os.Getenv("GOMEMLIMIT") == "" {
+			go memlimit.Run(context.Background(), memlimit.Default)
+		}
 	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
