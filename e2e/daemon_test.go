@@ -61,6 +61,7 @@ type daemon struct {
 	t                  *testing.T
 	dataDir, nsFile    string
 	extra              []string // more abacusd flags
+	env                []string // the process's environment; nil: the test's
 	grpcAddr, httpAddr string
 	mu                 sync.Mutex
 	cmd                *exec.Cmd
@@ -90,6 +91,7 @@ func (d *daemon) start() {
 	}
 	args = append(args, d.extra...)
 	cmd := exec.Command(filepath.Join(binDir, "abacusd"), args...)
+	cmd.Env = d.env
 	out := &lockedWriter{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
