@@ -49,7 +49,8 @@ from the extension of FILE (.jsonl, .ndjson, .csv, .parquet). "--out -"
 writes to stdout.
 
 --resume continues an interrupted export of the same NAMESPACE, COUNTER and
-range: it drops a last, partly written line of a JSONL or CSV file, reads the
+range (a file whose last row is of another namespace or counter, or outside
+--from/--to, is refused): it drops a last, partly written line of a JSONL or CSV file, reads the
 last complete row, and asks for the events after it. The result equals, byte
 for byte, the file a single run would have written. A Parquet file is
 resumed by rewriting its rows into a new file and continuing there; that
@@ -174,6 +175,17 @@ func checkResumable(req *abacusv1.ExportEventsRequest, last exportRow) error {
 	}
 	if req.GetCounterName() != "" && last.Counter != req.GetCounterName() {
 		return fmt.Errorf("its last row is of counter %q, not %q", last.Counter, req.GetCounterName())
+	}
+	// A range that does not hold the last row is not the range the file
+	// was written for (resuming would skip or repeat rows). One that holds
+	// it may still differ: the file does not record its range.
+	if st := req.GetStartTime(); st != nil && last.Time.Before(st.AsTime()) {
+		return fmt.Errorf("its last row, at %s, is before --from %s: it was written for another range",
+			last.Time.Format(time.RFC3339Nano), st.AsTime().Format(time.RFC3339Nano))
+	}
+	if et := req.GetEndTime(); et != nil && !last.Time.Before(et.AsTime()) {
+		return fmt.Errorf("its last row, at %s, is not before --to %s: it was written for another range",
+			last.Time.Format(time.RFC3339Nano), et.AsTime().Format(time.RFC3339Nano))
 	}
 	return nil
 }
