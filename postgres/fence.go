@@ -5,9 +5,6 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/abacus-dev/abacus"
 )
@@ -35,24 +32,23 @@ ON CONFLICT (ns_id, counter) DO UPDATE SET fence = excluded.fence
 // locks are held, small whatever the callers do.
 const maxFenceBatch = 1024
 
-// fencer group-commits Fences, as committer does Appends. A rollup fences
-// each counter of its batch on its own goroutine, so Fences come in bursts:
-// one transaction each made a commit (a WAL flush) and a round trip per
-// counter rolled up, more than the Appends being rolled up cost. A Fence
-// queues a request and, if fewer than Options.Committers fencer goroutines
-// are running, starts one; a fencer takes every request queued (up to
-// maxFenceBatch), raises their fences in one statement, its own implicit
-// transaction, answers each once it has committed, and takes the next lot
-// until the queue is empty. A lone Fence is written at once, with no added
-// wait.
-type fencer struct {
-	s      *Store
-	mu     sync.Mutex
-	queue  []*fenceRequest
-	active int
-	closed bool
-	wg     sync.WaitGroup
+// fencer group-commits Fences (see groupQueue), up to maxFenceBatch in one
+// statement, its own implicit transaction. A rollup fences each counter of
+// its batch on its own goroutine, so Fences come in bursts: one transaction
+// each made a commit (a WAL flush) and a round trip per counter rolled up,
+// more than the Appends being rolled up cost. A caller that stops waiting
+// before its fence is taken abandons it; one taken may be written (raising
+// a fence is always safe: it only refuses writes that a rollup could miss).
+type fencer = groupQueue[fence]
+
+// fence is one Fence: a counter and the time its fence rises to.
+type fence struct {
+	key fenceKey
+	end int64 // Unix nanoseconds
 }
+
+// fenceRequest is one Fence waiting for its batch.
+type fenceRequest = groupRequest[fence]
 
 // fenceKey names a counter's row in the counters table.
 type fenceKey struct {
@@ -64,97 +60,29 @@ func compareFenceKeys(a, b fenceKey) int {
 	return cmp.Or(cmp.Compare(a.ns, b.ns), strings.Compare(a.counter, b.counter))
 }
 
-// fenceRequest is one Fence waiting for its batch.
-type fenceRequest struct {
-	key   fenceKey
-	end   int64        // Unix nanoseconds
-	state atomic.Int32 // reqQueued, then reqTaken or reqAbandoned, as a request's
-	done  chan error   // buffered: the fencer never waits for the caller
-}
-
-func newFencer(s *Store) *fencer { return &fencer{s: s} }
-
-// submit queues a fence and waits for the outcome, the caller's context, or
-// the Timeout. A caller that stops waiting before a fencer took its request
-// abandons it, and it is not written; one taken may be written (raising a
-// fence is always safe: it only refuses writes that a rollup could miss).
-func (f *fencer) submit(ctx context.Context, key fenceKey, end int64) error {
-	r := &fenceRequest{key: key, end: end, done: make(chan error, 1)}
-	f.mu.Lock()
-	if f.closed {
-		f.mu.Unlock()
-		return closedError()
-	}
-	f.queue = append(f.queue, r)
-	if f.active < f.s.opts.Committers {
-		f.active++
-		f.wg.Add(1)
-		go f.run()
-	}
-	f.mu.Unlock()
-
-	timer := time.NewTimer(f.s.opts.Timeout)
-	defer timer.Stop()
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		r.state.CompareAndSwap(reqQueued, reqAbandoned)
-		return ctxError(ctx.Err())
-	case <-timer.C:
-		r.state.CompareAndSwap(reqQueued, reqAbandoned)
-		return timeoutError("fence", f.s.opts.Timeout)
-	}
-}
-
-// run is a fencer goroutine: it writes batches until the queue is empty.
-func (f *fencer) run() {
-	defer f.wg.Done()
-	for {
-		f.mu.Lock()
-		n := min(len(f.queue), maxFenceBatch)
-		if n == 0 {
-			f.active--
-			f.mu.Unlock()
-			return
-		}
-		batch := slices.Clone(f.queue[:n])
-		f.queue = slices.Delete(f.queue, 0, n)
-		f.mu.Unlock()
-		live := batch[:0]
-		for _, r := range batch {
-			if r.state.CompareAndSwap(reqQueued, reqTaken) {
-				live = append(live, r)
-			}
-		}
-		if len(live) > 0 {
-			err := f.s.fenceBatch(live)
+func newFencer(s *Store) *fencer {
+	return &fencer{s: s, what: "fence", limit: maxFenceBatch,
+		weight: func(fence) int { return 1 },
+		write: func(live []*fenceRequest) {
+			err := s.fenceBatch(live)
 			for _, r := range live {
 				r.done <- err
 			}
-		}
-	}
-}
-
-// close refuses new requests and waits until the queued ones are answered.
-func (f *fencer) close() {
-	f.mu.Lock()
-	f.closed = true
-	f.mu.Unlock()
-	f.wg.Wait()
+		}}
 }
 
 // fenceArgs returns fencesSQL's arguments for reqs: each counter once, with
 // the highest of its fences, in key order.
 func fenceArgs(reqs []*fenceRequest) (ns []int64, counters []string, ends []int64) {
 	sorted := slices.Clone(reqs)
-	slices.SortFunc(sorted, func(a, b *fenceRequest) int { return compareFenceKeys(a.key, b.key) })
+	slices.SortFunc(sorted, func(a, b *fenceRequest) int { return compareFenceKeys(a.item.key, b.item.key) })
 	for i, r := range sorted {
-		if i > 0 && sorted[i-1].key == r.key {
-			ends[len(ends)-1] = max(ends[len(ends)-1], r.end)
+		f := r.item
+		if i > 0 && sorted[i-1].item.key == f.key {
+			ends[len(ends)-1] = max(ends[len(ends)-1], f.end)
 			continue
 		}
-		ns, counters, ends = append(ns, r.key.ns), append(counters, r.key.counter), append(ends, r.end)
+		ns, counters, ends = append(ns, f.key.ns), append(counters, f.key.counter), append(ends, f.end)
 	}
 	return ns, counters, ends
 }

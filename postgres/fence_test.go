@@ -12,7 +12,7 @@ import (
 
 func TestFenceArgs(t *testing.T) {
 	req := func(ns int64, counter string, end int64) *fenceRequest {
-		return &fenceRequest{key: fenceKey{ns, counter}, end: end}
+		return &fenceRequest{item: fence{fenceKey{ns, counter}, end}}
 	}
 	tests := []struct {
 		name     string
@@ -70,7 +70,7 @@ func TestFencesShareACommit(t *testing.T) {
 	b := block(t, s, ns, "held")
 	first := make(chan error, 1)
 	go func() { first <- s.Fence(ctx, ns, "held", t0.Add(10*time.Second)) }()
-	waitFences(t, s, 0)
+	waitQueued(t, s.fencer, "fences", 0)
 	fences := []struct {
 		counter string
 		end     time.Duration
@@ -79,7 +79,7 @@ func TestFencesShareACommit(t *testing.T) {
 	for i, f := range fences {
 		done[i] = make(chan error, 1)
 		go func() { done[i] <- s.Fence(ctx, ns, f.counter, t0.Add(f.end)) }()
-		waitFences(t, s, i+1)
+		waitQueued(t, s.fencer, "fences", i+1)
 	}
 	b.release(t)
 	if err := <-first; err != nil {
@@ -104,25 +104,6 @@ func TestFencesShareACommit(t *testing.T) {
 		if err := s.Append(ctx, write(ns, ev(c.counter, c.fence, "at", 1))); err != nil {
 			t.Errorf("append to %s at its fence: %v", c.counter, err)
 		}
-	}
-}
-
-// waitFences waits until a fencer is running and n Fences are queued behind
-// it.
-func waitFences(t *testing.T, s *Store, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.fencer.mu.Lock()
-		got, active := len(s.fencer.queue), s.fencer.active
-		s.fencer.mu.Unlock()
-		if got == n && active > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d fences queued, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -121,10 +121,10 @@ func planGroup(reqs []*request, refused []error) *groupPlan {
 		if refused[i] != nil {
 			continue
 		}
-		for j := range r.evs {
-			e := &r.evs[j]
+		for j := range r.item {
+			e := &r.item[j]
 			if os, ok := p.owners[e.key()]; ok {
-				if first := &reqs[os[0].req].evs[os[0].ev]; !first.ev.SamePayload(e.ev) {
+				if first := &reqs[os[0].req].item[os[0].ev]; !first.ev.SamePayload(e.ev) {
 					p.clashes[i] = abacus.TokenReused(e.ev)
 					break
 				}
@@ -133,8 +133,8 @@ func planGroup(reqs []*request, refused []error) *groupPlan {
 		if p.clashes[i] != nil {
 			continue
 		}
-		for j := range r.evs {
-			e := &r.evs[j]
+		for j := range r.item {
+			e := &r.item[j]
 			k := e.key()
 			if _, ok := p.owners[k]; !ok {
 				p.rows = append(p.rows, e)
@@ -231,7 +231,7 @@ func (s *Store) commitGroup(reqs []*request) {
 			// are committed.
 			for _, r := range refusals {
 				for _, o := range p.owners[r.key] {
-					ev := reqs[o.req].evs[o.ev].ev
+					ev := reqs[o.req].item[o.ev].ev
 					if r.behind == nil {
 						refused[o.req] = abacus.TokenReused(ev)
 					} else {

@@ -148,20 +148,20 @@ func (b *blocker) release(t *testing.T) {
 	}
 }
 
-// waitQueue waits until a committer is running and n Appends are queued
-// behind it.
-func waitQueue(t *testing.T, s *Store, n int) {
+// waitQueued waits until a writer of q is running and n requests are
+// queued behind it.
+func waitQueued[T any](t *testing.T, q *groupQueue[T], what string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		s.group.mu.Lock()
-		got, active := len(s.group.queue), s.group.active
-		s.group.mu.Unlock()
+		q.mu.Lock()
+		got, active := len(q.queue), q.active
+		q.mu.Unlock()
 		if got == n && active > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d appends queued, want %d", got, n)
+			t.Fatalf("%d %s queued, want %d", got, what, n)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -192,7 +192,7 @@ func TestGroupOutcomes(t *testing.T) {
 	b := block(t, s, ns, "block")
 	before := s.Stats()
 	blocked := appendAsync(ctx, s, ns, ev("block", time.Second, "b", 1))
-	waitQueue(t, s, 0) // taken by the committer, which waits for the lock
+	waitQueued(t, s.group, "appends", 0) // taken by the committer, which waits for the lock
 
 	cases := []struct {
 		evs  []abacus.Event
@@ -212,7 +212,7 @@ func TestGroupOutcomes(t *testing.T) {
 	results := make([]<-chan error, len(cases))
 	for i, tc := range cases {
 		results[i] = appendAsync(ctx, s, ns, tc.evs...)
-		waitQueue(t, s, i+1)
+		waitQueued(t, s.group, "appends", i+1)
 	}
 	b.release(t)
 	if err := <-blocked; err != nil {
@@ -253,12 +253,12 @@ func TestCanceledCaller(t *testing.T) {
 
 	inFlightCtx, cancelInFlight := context.WithCancel(context.Background())
 	inFlight := appendAsync(inFlightCtx, s, ns, ev("block", time.Second, "in-flight", 1))
-	waitQueue(t, s, 0)
+	waitQueued(t, s.group, "appends", 0)
 	queuedCtx, cancelQueued := context.WithCancel(context.Background())
 	queued := appendAsync(queuedCtx, s, ns, ev("c", time.Second, "queued", 1))
-	waitQueue(t, s, 1)
+	waitQueued(t, s.group, "appends", 1)
 	other := appendAsync(context.Background(), s, ns, ev("c", 2*time.Second, "other", 1))
-	waitQueue(t, s, 2)
+	waitQueued(t, s.group, "appends", 2)
 
 	start := time.Now()
 	cancelInFlight()

@@ -72,7 +72,7 @@ func (s *Store) Fence(ctx context.Context, ns *abacus.Namespace, counter string,
 	if err != nil {
 		return err
 	}
-	return s.fencer.submit(ctx, fenceKey{int64(ns.ID), counter}, n)
+	return s.fencer.submit(ctx, fence{fenceKey{int64(ns.ID), counter}, n})
 }
 
 // advanceSQL replaces a checkpoint if it is still the one the caller
