@@ -163,25 +163,7 @@ func TestScanManyAgreesWithScan(t *testing.T) {
 		{Counter: "d", Range: abacus.Range{From: at(130), To: at(130)}},
 		{Counter: "b", Range: abacus.Range{From: at(119), To: at(241)}},
 	}
-	got := make([][]abacus.Event, len(reqs))
-	if err := s.ScanMany(ctx, ns, reqs, func(i int, e abacus.Event) error {
-		got[i] = append(got[i], e)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range reqs {
-		var want []abacus.Event
-		if err := s.Scan(ctx, ns, r.Counter, r.Range, func(e abacus.Event) error {
-			want = append(want, e)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(got[i]) != fmt.Sprint(want) {
-			t.Errorf("request %d (%s): ScanMany %v\nScan %v", i, r.Counter, got[i], want)
-		}
-	}
+	got := storetest.ScanManyAgrees(t, s, ns, reqs)
 	if len(got[1]) != 40 || len(got[2]) != 0 {
 		t.Errorf("a: %d events, zzz: %d; want 40 and 0", len(got[1]), len(got[2]))
 	}

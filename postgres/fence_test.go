@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/storetest"
 )
 
 func TestFenceArgs(t *testing.T) {
@@ -148,25 +149,7 @@ func TestScanManyAgreesWithScan(t *testing.T) {
 	for i := range 2 * scanManyChunk {
 		reqs = append(reqs, abacus.ScanRequest{Counter: []string{"a", "b", "hot", "none"}[i%4], Range: abacus.Range{From: at(i), To: at(3 * i)}})
 	}
-	got := make([][]abacus.Event, len(reqs))
-	if err := s.ScanMany(ctx, ns, reqs, func(i int, e abacus.Event) error {
-		got[i] = append(got[i], e)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for i, r := range reqs {
-		var want []abacus.Event
-		if err := s.Scan(ctx, ns, r.Counter, r.Range, func(e abacus.Event) error {
-			want = append(want, e)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(got[i]) != fmt.Sprint(want) {
-			t.Errorf("request %d (%s): ScanMany %v\nScan %v", i, r.Counter, got[i], want)
-		}
-	}
+	got := storetest.ScanManyAgrees(t, s, ns, reqs)
 	if len(got[1]) != 40 || len(got[2]) != 0 || len(got[6]) != 3*scanManyPage {
 		t.Errorf("a: %d events, zzz: %d, hot: %d; want 40, 0 and %d", len(got[1]), len(got[2]), len(got[6]), 3*scanManyPage)
 	}

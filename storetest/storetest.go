@@ -158,7 +158,7 @@ func mustAppend(t tb, b Backend, ns *abacus.Namespace, evs ...abacus.Event) {
 	}
 }
 
-func scanAll(t tb, b Backend, ns *abacus.Namespace, counter string, r abacus.Range) []abacus.Event {
+func scanAll(t tb, b abacus.EventStore, ns *abacus.Namespace, counter string, r abacus.Range) []abacus.Event {
 	t.Helper()
 	var got []abacus.Event
 	err := b.Scan(context.Background(), ns, counter, r, func(e abacus.Event) error {
