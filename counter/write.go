@@ -248,7 +248,7 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 	byNS := map[*abacus.Namespace][]string{}
 	now := s.now()
 	for k, total := range totals {
-		if d, ok := total.Int64(); ok && d > -safeDelta && d < safeDelta && s.safe.safe(k.ns.ID, k.counter, now) {
+		if d, ok := total.Int64(); ok && s.knownSafe(k.ns, k.counter, d, now) {
 			continue
 		}
 		byNS[k.ns] = append(byNS[k.ns], k.counter)
@@ -311,13 +311,21 @@ const (
 	safeDelta = 1 << 32
 )
 
+func smallDelta(d int64) bool { return d > -safeDelta && d < safeDelta }
+
+// knownSafe reports an add of delta that the overflow memo answers for: a
+// small one to a counter found safe this second.
+func (s *Service) knownSafe(ns *abacus.Namespace, counter string, delta int64, now time.Time) bool {
+	return smallDelta(delta) && s.safe.safe(ns.ID, counter, now)
+}
+
 // checkOverflow refuses an add that would take the count out of int64. The
 // common case costs one cached checkpoint read; a count or delta near the
 // limits pays for an accurate read (checkpoint plus pending events).
 // Concurrent large adds can still together leave the range; reads then
 // report OutOfRange rather than wrap.
 func (s *Service) checkOverflow(ctx context.Context, ns *abacus.Namespace, counter string, delta int64) error {
-	if delta > -safeDelta && delta < safeDelta && s.safe.safe(ns.ID, counter, s.now()) {
+	if s.knownSafe(ns, counter, delta, s.now()) {
 		return nil
 	}
 	cp, _, err := s.checkpoint(ctx, ns, counter)
@@ -329,7 +337,7 @@ func (s *Service) checkOverflow(ctx context.Context, ns *abacus.Namespace, count
 
 // checkOverflowFrom is checkOverflow with the checkpoint already read.
 func (s *Service) checkOverflowFrom(ctx context.Context, ns *abacus.Namespace, counter string, delta int64, cp abacus.Checkpoint) error {
-	if n, ok := cp.Count.Int64(); ok && n > -safeCount && n < safeCount && delta > -safeDelta && delta < safeDelta {
+	if n, ok := cp.Count.Int64(); ok && n > -safeCount && n < safeCount && smallDelta(delta) {
 		s.safe.mark(ns.ID, counter, s.now())
 		return nil
 	}

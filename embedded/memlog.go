@@ -106,9 +106,8 @@ type memTable struct {
 	mu        sync.Mutex
 	index     map[string]int32 // counterID → index in counters
 	counters  []memCounter
-	evs       []memEvent // in arrival order; nil in a summary
+	evs       []memEvent // in arrival order; nil in a summary (see isSummary)
 	grains    []memGrain // per counter, linked as evs are
-	summary   bool       // a written-out table's counters and grains, without its events
 	events    int
 	bytes     int // of its records
 	mem       int // estimated memory, records included
@@ -170,6 +169,10 @@ func newMemTableLike(prev *memTable) *memTable {
 	return &memTable{index: make(map[string]int32, counters), counters: make([]memCounter, 0, counters),
 		evs: make([]memEvent, 0, evs), grains: make([]memGrain, 0, grains), born: time.Now(), maxNanos: minNanos}
 }
+
+// isSummary reports a written-out table's counters and grains without its
+// events (see summarize): every other table has an events slice.
+func (t *memTable) isSummary() bool { return t.evs == nil }
 
 // counterID is the memTable key of a counter: its namespace ID (8 bytes)
 // and name, appended to buf.
@@ -253,7 +256,7 @@ func (t *memTable) find(key []byte) ([]byte, bool) {
 	id := eventCounterID(buf[:0], key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := t.counter(id); c != nil && !t.summary {
+	if c := t.counter(id); c != nil && !t.isSummary() {
 		for i := c.last; i >= 0; i = t.evs[i].prev {
 			if bytes.Equal(t.evs[i].key, key) {
 				return t.evs[i].value(), true
@@ -291,7 +294,7 @@ func (t *memTable) collect(id []byte, lo, hi int64, out []memEvent) []memEvent {
 	// A rollup reads a second or two of events from tables that hold many
 	// seconds of them: walking every event of the counter in every table
 	// took a fifth of the node's CPU under batch ingest.
-	if c := t.counter(id); c != nil && !t.summary && c.latest >= lo && c.earliest <= hi {
+	if c := t.counter(id); c != nil && !t.isSummary() && c.latest >= lo && c.earliest <= hi {
 		for i := c.last; i >= 0; i = t.evs[i].prev {
 			if e := t.evs[i]; e.nanos >= lo && e.nanos <= hi {
 				out = append(out, e)
@@ -349,7 +352,7 @@ func (t *memTable) summarize() *memTable {
 	for _, c := range t.counters {
 		mem += len(c.id)
 	}
-	return &memTable{index: t.index, counters: t.counters, grains: t.grains, summary: true,
+	return &memTable{index: t.index, counters: t.counters, grains: t.grains,
 		maxSeq: t.maxSeq, maxNanos: t.maxNanos, born: t.born, mem: mem}
 }
 
@@ -358,7 +361,7 @@ func (t *memTable) summarize() *memTable {
 func (t *memTable) counterNames(l abacus.Layout, first, last int64, out []string) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.summary {
+	if t.isSummary() {
 		return out // its events were written out: the slices list them
 	}
 	for _, c := range t.counters {
