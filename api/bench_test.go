@@ -59,8 +59,10 @@ func BenchmarkUnaryAddCount(b *testing.B) {
 }
 
 // addCountResponse builds in one allocation the response tokenToProto
-// builds in three: the same message for every kind of token.
+// builds in three, and addCountsResponse a batch of them in three: the same
+// messages for every kind of token.
 func TestAddCountResponse(t *testing.T) {
+	var toks []abacus.Token
 	for _, tok := range []abacus.Token{
 		{},
 		{ID: "t1"},
@@ -78,6 +80,19 @@ func TestAddCountResponse(t *testing.T) {
 				t.Errorf("round trip of %+v = %+v, %v", tok, back, err)
 			}
 		}
+		toks = append(toks, tok)
+	}
+	// The batch form, with every kind of token side by side in one array.
+	got := addCountsResponse(toks)
+	want := &abacusv1.AddCountsResponse{}
+	for _, tok := range toks {
+		want.Results = append(want.Results, &abacusv1.AddCountResponse{IdempotencyToken: tokenToProto(tok)})
+	}
+	if !proto.Equal(got, want) {
+		t.Errorf("addCountsResponse(%+v) = %v, want %v", toks, got, want)
+	}
+	if n := testing.AllocsPerRun(10, func() { addCountsResponse(toks) }); n > 3 {
+		t.Errorf("addCountsResponse of %d tokens made %v allocations, want at most 3", len(toks), n)
 	}
 }
 

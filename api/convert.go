@@ -81,12 +81,17 @@ func addsFromProto(r *abacusv1.AddCountsRequest) ([]abacus.AddRequest, error) {
 	for i, a := range adds {
 		var err error
 		if out[i], err = addFromProto(a); err != nil {
-			// The position is added only on error: formatting it for every
-			// item would cost an allocation per add on the hot path.
-			return nil, &abacus.Error{Code: abacus.ErrorCode(err), Msg: fmt.Sprintf("adds[%d].%s", i, abacus.ErrorMessage(err)), Err: err}
+			return nil, positioned("adds", i, err)
 		}
 	}
 	return out, nil
+}
+
+// positioned prefixes err's message with the position of the item of the
+// repeated field that caused it. Only on error: formatting the position
+// for every item would cost an allocation per add on the hot path.
+func positioned(field string, i int, err error) error {
+	return &abacus.Error{Code: abacus.ErrorCode(err), Msg: fmt.Sprintf("%s[%d].%s", field, i, abacus.ErrorMessage(err)), Err: err}
 }
 
 // refFromProto reads the counter a GetCount or ClearCount request names.

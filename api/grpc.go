@@ -44,7 +44,8 @@ type GRPCOptions struct {
 // Shutdown on it when the process starts to drain, so that load balancers stop
 // sending work before GracefulStop. The caller serves it on a listener.
 func NewGRPCServer(svc Service, opts GRPCOptions) (*grpc.Server, *health.Server) {
-	sopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cmp.Or(opts.MaxMessageBytes, MaxMessageBytes))}
+	sopts := []grpc.ServerOption{grpc.MaxRecvMsgSize(cmp.Or(opts.MaxMessageBytes, MaxMessageBytes)),
+		grpc.ForceServerCodecV2(serverCodec{})}
 	if opts.Metrics != nil {
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(opts.Metrics.UnaryServerInterceptor()),
 			grpc.ChainStreamInterceptor(opts.Metrics.StreamServerInterceptor()))
@@ -53,7 +54,11 @@ func NewGRPCServer(svc Service, opts GRPCOptions) (*grpc.Server, *health.Server)
 	o := newOps(svc, opts.Logger)
 	o.auth = opts.Auth
 	o.timeout = opts.DefaultTimeout
-	registerGRPC(s, o)
+	// AddCounts from the wire (see addsWire): this server's codec is
+	// serverCodec. RegisterGRPC, for servers built elsewhere, keeps the
+	// generated service.
+	s.RegisterService(counterServiceDesc(), grpcCounterServer{o: o})
+	abacusv1.RegisterNamespaceServiceServer(s, grpcNamespaceServer{o: o})
 
 	hs := health.NewServer()
 	for _, name := range []string{"", abacusv1connect.CounterServiceName, abacusv1connect.NamespaceServiceName} {

@@ -68,18 +68,21 @@ func (o *ops) addCount(ctx context.Context, r *abacusv1.AddCountRequest) (*abacu
 	return addCountResponse(tok), nil
 }
 
-// addCountResponse builds an AddCount response in one allocation instead
-// of three (the response, its token and the token's timestamp): a unary add
-// is the call the node serves most.
-func addCountResponse(tok abacus.Token) *abacusv1.AddCountResponse {
+// addResult is an AddCount response with its token and the token's
+// timestamp, so that the three messages take one allocation instead of
+// three: a unary add is the call the node serves most, and a batch of them
+// (addCountsResponse) takes one array of these instead of three per item.
+type addResult struct {
+	res abacusv1.AddCountResponse
+	tok abacusv1.IdempotencyToken
+	ts  timestamppb.Timestamp
+}
+
+// set fills r with tok and returns its response.
+func (r *addResult) set(tok abacus.Token) *abacusv1.AddCountResponse {
 	if tok == (abacus.Token{}) {
-		return &abacusv1.AddCountResponse{}
+		return &r.res
 	}
-	r := new(struct {
-		res abacusv1.AddCountResponse
-		tok abacusv1.IdempotencyToken
-		ts  timestamppb.Timestamp
-	})
 	r.tok.Token = tok.ID
 	if !tok.Time.IsZero() {
 		r.ts.Seconds, r.ts.Nanos = tok.Time.Unix(), int32(tok.Time.Nanosecond())
@@ -87,6 +90,14 @@ func addCountResponse(tok abacus.Token) *abacusv1.AddCountResponse {
 	}
 	r.res.IdempotencyToken = &r.tok
 	return &r.res
+}
+
+// addCountResponse builds the response to an AddCount in one allocation.
+func addCountResponse(tok abacus.Token) *abacusv1.AddCountResponse {
+	if tok == (abacus.Token{}) {
+		return &abacusv1.AddCountResponse{}
+	}
+	return new(addResult).set(tok)
 }
 
 func (o *ops) addAndGetCount(ctx context.Context, r *abacusv1.AddCountRequest) (*abacusv1.AddAndGetCountResponse, error) {
@@ -140,6 +151,23 @@ func (o *ops) addCounts(ctx context.Context, r *abacusv1.AddCountsRequest) (*aba
 	if err != nil {
 		return nil, err
 	}
+	return o.addBatch(ctx, reqs)
+}
+
+// addCountsWire is addCounts for a request the gRPC server decoded itself
+// (see addsWire).
+func (o *ops) addCountsWire(ctx context.Context, w *addsWire) (*abacusv1.AddCountsResponse, error) {
+	if err := o.allowEach(ctx, "AddCounts", auth.Write, len(w.adds), func(i int) string { return w.adds[i].ns }); err != nil {
+		return nil, err
+	}
+	reqs, err := w.requests()
+	if err != nil {
+		return nil, err
+	}
+	return o.addBatch(ctx, reqs)
+}
+
+func (o *ops) addBatch(ctx context.Context, reqs []abacus.AddRequest) (*abacusv1.AddCountsResponse, error) {
 	toks, err := o.svc.AddBatch(ctx, reqs)
 	if err != nil {
 		return nil, err
@@ -147,11 +175,18 @@ func (o *ops) addCounts(ctx context.Context, r *abacusv1.AddCountsRequest) (*aba
 	if err := sameLen("AddBatch", len(reqs), len(toks)); err != nil {
 		return nil, err
 	}
+	return addCountsResponse(toks), nil
+}
+
+// addCountsResponse builds the response to an AddCounts in three
+// allocations, whatever the number of items.
+func addCountsResponse(toks []abacus.Token) *abacusv1.AddCountsResponse {
+	rs := make([]addResult, len(toks))
 	res := &abacusv1.AddCountsResponse{Results: make([]*abacusv1.AddCountResponse, len(toks))}
-	for i, t := range toks {
-		res.Results[i] = &abacusv1.AddCountResponse{IdempotencyToken: tokenToProto(t)}
+	for i, tok := range toks {
+		res.Results[i] = rs[i].set(tok)
 	}
-	return res, nil
+	return res
 }
 
 func (o *ops) getCounts(ctx context.Context, r *abacusv1.GetCountsRequest) (*abacusv1.GetCountsResponse, error) {

@@ -1,6 +1,7 @@
 package rollup
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -111,6 +112,10 @@ func (q *queue) signal(k Key, write bool) bool {
 		}
 	}
 	now := time.Now()
+	// The queue keeps the name for as long as it holds the counter: a copy
+	// of its own, not a slice of the caller's request that would keep all
+	// of it.
+	k.Counter = strings.Clone(k.Counter)
 	e := &entry{key: k, size: size, since: now}
 	q.held[k.Counter] = e
 	q.bytes += size
