@@ -20,7 +20,7 @@ type prepared struct {
 
 // prepare validates a write, resolves its namespace, assigns a token when the
 // request has none and checks the accept window.
-func (s *Service) prepare(ctx context.Context, r abacus.AddRequest, clear bool) (prepared, error) {
+func (s *Service) prepare(ctx context.Context, r abacus.AddRequest, clear bool, now time.Time) (prepared, error) {
 	var err error
 	if clear {
 		err = abacus.Ref{Namespace: r.Namespace, Counter: r.Counter}.Check()
@@ -37,7 +37,6 @@ func (s *Service) prepare(ctx context.Context, r abacus.AddRequest, clear bool) 
 	if err != nil {
 		return prepared{}, err
 	}
-	now := s.now()
 	tok := r.Token
 	if tok.ID == "" {
 		tok = s.newToken(now)
@@ -112,7 +111,7 @@ func event(r abacus.AddRequest, tok abacus.Token, clear bool) abacus.Event {
 // Add adds r.Delta to a counter and returns the token it is stored under. For
 // EVENTUAL and ACCURATE namespaces it returns only once the event is durable.
 func (s *Service) Add(ctx context.Context, r abacus.AddRequest) (abacus.Token, error) {
-	p, err := s.prepare(ctx, r, false)
+	p, err := s.prepare(ctx, r, false, s.now())
 	if err != nil {
 		return abacus.Token{}, err
 	}
@@ -143,7 +142,7 @@ func (s *Service) Add(ctx context.Context, r abacus.AddRequest) (abacus.Token, e
 //   - ACCURATE: the accurate count after this add: it includes this add and
 //     every write acknowledged before it.
 func (s *Service) AddAndGet(ctx context.Context, r abacus.AddRequest) (int64, abacus.Token, error) {
-	p, err := s.prepare(ctx, r, false)
+	p, err := s.prepare(ctx, r, false, s.now())
 	if err != nil {
 		return 0, abacus.Token{}, err
 	}
@@ -182,7 +181,7 @@ func (s *Service) AddAndGet(ctx context.Context, r abacus.AddRequest) (int64, ab
 // wipes every event at or before the token's time.
 func (s *Service) Clear(ctx context.Context, r abacus.Ref, tok abacus.Token) (abacus.Token, error) {
 	req := abacus.AddRequest{Namespace: r.Namespace, Counter: r.Counter, Token: tok}
-	p, err := s.prepare(ctx, req, true)
+	p, err := s.prepare(ctx, req, true, s.now())
 	if err != nil {
 		return abacus.Token{}, err
 	}
@@ -220,22 +219,34 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 		ns      *abacus.Namespace
 		counter string
 	}
+	// Per counter written: the sum of its adds and its first item, which
+	// an error names; firsts lists those items in order.
+	type counterAdds struct {
+		total abacus.Sum
+		first int
+	}
 	ps := make([]prepared, len(rs))
 	writes := make([]abacus.Write, 0, len(rs))
-	totals := make(map[counterKey]abacus.Sum, len(rs))
-	firstIndex := make(map[counterKey]int, len(rs))
+	counters := make(map[counterKey]counterAdds, len(rs))
+	firsts := make([]int, 0, len(rs))
+	// One time for the whole batch: its items arrive together, and the
+	// accept window is seconds wide.
+	now := s.now()
 	for i, r := range rs {
-		p, err := s.prepare(ctx, r, false)
+		p, err := s.prepare(ctx, r, false, now)
 		if err != nil {
 			return nil, indexed("adds", i, err)
 		}
 		ps[i] = p
 		if p.ns.Type.Durable() && !p.stored {
 			k := counterKey{p.ns, r.Counter}
-			if _, ok := firstIndex[k]; !ok {
-				firstIndex[k] = i
+			c, seen := counters[k]
+			if !seen {
+				c.first = i
+				firsts = append(firsts, i)
 			}
-			totals[k] = totals[k].Add(r.Delta)
+			c.total = c.total.Add(r.Delta)
+			counters[k] = c
 			writes = append(writes, abacus.Write{NS: p.ns, Event: event(r, p.tok, false)})
 		}
 	}
@@ -245,29 +256,32 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 	// The checkpoints the overflow checks need are read per namespace
 	// together: a batch over many cold counters would otherwise pay one
 	// store read each.
-	byNS := map[*abacus.Namespace][]string{}
-	now := s.now()
-	for k, total := range totals {
-		if d, ok := total.Int64(); ok && s.knownSafe(k.ns, k.counter, d, now) {
+	var byNS map[*abacus.Namespace][]string
+	for _, i := range firsts {
+		k := counterKey{ps[i].ns, rs[i].Counter}
+		if d, ok := counters[k].total.Int64(); ok && s.knownSafe(k.ns, k.counter, d, now) {
 			continue
+		}
+		if byNS == nil {
+			byNS = map[*abacus.Namespace][]string{}
 		}
 		byNS[k.ns] = append(byNS[k.ns], k.counter)
 	}
-	for ns, counters := range byNS {
-		cps, err := s.checkpoints(ctx, ns, counters)
+	for ns, cs := range byNS {
+		cps, err := s.checkpoints(ctx, ns, cs)
 		if err != nil {
 			return nil, err
 		}
-		for i, c := range counters {
+		for i, c := range cs {
 			k := counterKey{ns, c}
-			d, ok := totals[k].Int64()
+			d, ok := counters[k].total.Int64()
 			if !ok {
 				err = abacus.Errorf(abacus.OutOfRange, "the adds to %q in namespace %q sum to more than int64 holds", c, ns.Name)
 			} else {
 				err = s.checkOverflowFrom(ctx, ns, c, d, cps[i])
 			}
 			if err != nil {
-				return nil, indexed("adds", firstIndex[k], err)
+				return nil, indexed("adds", counters[k].first, err)
 			}
 		}
 	}
@@ -294,11 +308,13 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 		return nil, err
 	}
 	toks := make([]abacus.Token, len(rs))
-	for i, r := range rs {
+	for i := range rs {
 		toks[i] = ps[i].tok
-		if ps[i].ns.Type.Durable() && !ps[i].stored {
-			s.signal(ps[i].ns, r.Counter, true)
-		}
+	}
+	// One signal per counter: the queue holds a counter once however often
+	// it is signalled.
+	for _, i := range firsts {
+		s.signal(ps[i].ns, rs[i].Counter, true)
 	}
 	return toks, nil
 }
