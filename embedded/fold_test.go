@@ -8,21 +8,46 @@ import (
 	"github.com/abacus-dev/abacus"
 )
 
+// openFoldStore opens a store, closed with the test, with an EVENTUAL
+// namespace of one-minute slices.
+func openFoldStore(t *testing.T) (*Store, *abacus.Namespace) {
+	t.Helper()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ns, err := s.CreateNamespace(context.Background(), &abacus.Namespace{Name: "f", Type: abacus.Eventual,
+		Partition: abacus.TimePartition{BucketsPerID: 4, BucketWidth: 10 * time.Second, SliceWidth: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ns
+}
+
+// scanFold folds the events of r's range that a scan reads, on both sides
+// of r.Mid: what FoldMany must answer.
+func scanFold(t *testing.T, s *Store, ns *abacus.Namespace, r abacus.FoldRequest) (before, after abacus.Partial) {
+	t.Helper()
+	if err := s.Scan(context.Background(), ns, r.Counter, abacus.Range{From: r.From, To: r.To}, func(e abacus.Event) error {
+		if e.Time.Before(r.Mid) {
+			before = before.Apply(e)
+		} else {
+			after = after.Apply(e)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return before, after
+}
+
 // TestFoldMany folds recent events from the in-memory grains, in the active
 // table, in a frozen one and in summaries of written-out ones, and leaves to
 // a scan what the grains cannot answer exactly.
 func TestFoldMany(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ns, err := s.CreateNamespace(ctx, &abacus.Namespace{Name: "f", Type: abacus.Eventual,
-		Partition: abacus.TimePartition{BucketsPerID: 4, BucketWidth: 10 * time.Second, SliceWidth: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ns := openFoldStore(t)
 	g := abacus.RollupGrain
 	base := time.Now().Add(time.Minute).Truncate(time.Second)
 	at := func(d time.Duration) time.Time { return base.Add(d) }
@@ -95,17 +120,7 @@ func TestFoldMany(t *testing.T) {
 			}
 			// Every answer is what a scan folds to.
 			if got.OK {
-				var b, a abacus.Partial
-				if err := s.Scan(ctx, ns, tt.c, abacus.Range{From: tt.from, To: tt.to}, func(e abacus.Event) error {
-					if e.Time.Before(tt.mid) {
-						b = b.Apply(e)
-					} else {
-						a = a.Apply(e)
-					}
-					return nil
-				}); err != nil {
-					t.Fatal(err)
-				}
+				b, a := scanFold(t, s, ns, reqs[i])
 				if b != got.Before || a != got.After {
 					t.Errorf("%s: %s = %+v, a scan folds to %+v / %+v", when, tt.name, got, b, a)
 				}
@@ -127,4 +142,82 @@ func TestFoldMany(t *testing.T) {
 	if _, err := s.FoldMany(ctx, ns, []abacus.FoldRequest{{Counter: "", From: at(0)}}); abacus.ErrorCode(err) != abacus.InvalidArgument {
 		t.Errorf("FoldMany of an empty counter name: %v, want InvalidArgument", err)
 	}
+}
+
+// TestFoldManyNewCounters folds, from memory, the ranges from the first
+// event of counters never written out, however early they start, and leaves
+// to a scan those of counters with events in Pebble.
+func TestFoldManyNewCounters(t *testing.T) {
+	ctx := context.Background()
+	s, ns := openFoldStore(t)
+	g := abacus.RollupGrain
+	base := time.Now().Truncate(time.Second)
+	n := 0
+	write := func(c string, d time.Duration, delta int64) {
+		t.Helper()
+		n++
+		e := abacus.Event{Counter: c, Time: base.Add(d), ID: "e" + time.Duration(n).String(), Delta: delta}
+		if err := s.Append(ctx, []abacus.Write{{NS: ns, Event: e}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// fold asks for every counter's window [from, base+10g) and tail, and
+	// checks each answer against a scan; it returns which were answered.
+	fold := func(from time.Time, counters ...string) map[string]bool {
+		t.Helper()
+		reqs := make([]abacus.FoldRequest, len(counters))
+		for i, c := range counters {
+			reqs[i] = abacus.FoldRequest{Counter: c, From: from, Mid: base.Add(10 * g)}
+		}
+		res, err := s.FoldMany(ctx, ns, reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := map[string]bool{}
+		for i, c := range counters {
+			if !res[i].OK {
+				continue
+			}
+			ok[c] = true
+			if b, a := scanFold(t, s, ns, reqs[i]); b != res[i].Before || a != res[i].After {
+				t.Errorf("FoldMany(%q from %v) = %+v, a scan folds to %+v / %+v", c, from, res[i], b, a)
+			}
+		}
+		return ok
+	}
+	early := base.Add(-time.Hour).Truncate(g) // before the store opened
+	same := func(got map[string]bool, want ...string) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Errorf("answered %v, want %v", got, want)
+		}
+		for _, c := range want {
+			if !got[c] {
+				t.Errorf("answered %v, want %v", got, want)
+			}
+		}
+	}
+
+	write("old", 0, 1)
+	write("old", 12*g, 2)
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write("new", g, 4)
+	write("new", 11*g, 8)
+	write("old", 2*g, 16)
+	// "old" has a last write time in Pebble; "new" and "none" do not.
+	same(fold(time.Time{}, "old", "new", "none"), "new", "none")
+	same(fold(early, "old", "new", "none"), "new", "none")
+
+	// Written out: "new" is in Pebble too now, and answered only from
+	// where memory holds every event.
+	if err := s.flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	same(fold(time.Time{}, "old", "new", "none"), "none")
+	s.dropRetained()
+	write("newer", 3*g, 32)
+	same(fold(time.Time{}, "old", "new", "newer", "none"), "newer", "none")
+	same(fold(base, "old", "new", "newer"), "newer")
 }

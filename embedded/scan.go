@@ -411,10 +411,18 @@ func (sc *scanner) emit() error {
 
 // FoldMany implements abacus.ManyFolder from the in-memory tables' grains
 // (see memGrain). A request is folded there when every event of its range
-// is in memory (see memFoldView), its bounds fall on grains (or beyond every
-// event in memory) and no clear is among its events; the others are left
-// for a scan. An event appended during the call may be counted in a range
-// whose bound is beyond every event: it was concurrent with the call.
+// is in memory, its bounds fall on grains (or beyond every event in memory)
+// and no clear is among its events; the others are left for a scan. An
+// event appended during the call may be counted in a range whose bound is
+// beyond every event: it was concurrent with the call.
+//
+// Every event of a range is in memory when the range starts after the
+// events that left it (see memFoldView), or when the counter has no last
+// write time in Pebble: a table's last write times are committed before it
+// leaves memory (writeOut, then retain), so a counter without one has all
+// its events in tables still held, in full or as summaries, which fold the
+// same. That is what a rollup of a new counter asks, from its first event:
+// it is answered without a seek among the events.
 func (s *Store) FoldMany(ctx context.Context, ns *abacus.Namespace, reqs []abacus.FoldRequest) ([]abacus.FoldResult, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
@@ -437,20 +445,55 @@ func (s *Store) FoldMany(ctx context.Context, ns *abacus.Namespace, reqs []abacu
 		n := b.UnixNano()
 		return n, n%foldGrain == 0 || n > latest
 	}
-	var buf [96]byte
+	// los[i] is where request i's fold starts (minNanos: from the counter's
+	// first event), if use[i].
+	los := make([]int64, len(reqs))
+	use := make([]bool, len(reqs))
+	var early []int // requests starting before the events that left memory
 	for i, r := range reqs {
 		if err := checkCounter(r.Counter); err != nil {
 			return nil, err
 		}
-		if r.From.IsZero() || r.From.Before(abacus.MinEventTime) || !r.From.Before(abacus.MaxEventTime) {
-			continue // from the first event: only a scan finds it
+		lo := int64(minNanos)
+		if !r.From.IsZero() && !r.From.Before(abacus.MinEventTime) {
+			if !r.From.Before(abacus.MaxEventTime) {
+				continue
+			}
+			lo = r.From.UnixNano()
 		}
-		lo := r.From.UnixNano()
 		mid, midOK := bound(r.Mid)
 		end, endOK := bound(r.To)
-		if lo <= dropped || lo%foldGrain != 0 || !midOK || !endOK || mid < lo || end < mid {
+		if (lo != minNanos && lo%foldGrain != 0) || !midOK || !endOK || mid < lo || end < mid {
 			continue
 		}
+		los[i], use[i] = lo, true
+		if lo <= dropped {
+			early = append(early, i)
+		}
+	}
+	if len(early) > 0 {
+		// The snapshot above was taken first: a table that leaves memory
+		// after it is still in ts, and one that left before has its last
+		// write times in Pebble by now.
+		counters := make([]string, len(early))
+		for k, i := range early {
+			counters[k] = reqs[i].Counter
+		}
+		if err := s.seekEach(prefixLastWrite, ns.ID, counters, sortedOrder(counters), func(k int, _, _ []byte) error {
+			use[early[k]] = false // events in Pebble, maybe outside memory: scan
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	var buf [96]byte
+	for i, r := range reqs {
+		if !use[i] {
+			continue
+		}
+		lo := los[i]
+		mid, _ := bound(r.Mid)
+		end, _ := bound(r.To)
 		id := counterID(buf[:0], ns.ID, r.Counter)
 		var acc memFold
 		ok := true
