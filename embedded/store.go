@@ -64,8 +64,11 @@ type Options struct {
 }
 
 const (
-	defaultCacheSize       = 256 << 20
-	defaultMemTableSize    = 64 << 20
+	defaultCacheSize    = 256 << 20
+	defaultMemTableSize = 64 << 20
+	// valueSeparationMinSize is the least value size Pebble keeps in blob
+	// files: event blocks, not checkpoints or last write times.
+	valueSeparationMinSize = 512
 	defaultWALSyncInterval = 200 * time.Microsecond
 )
 
@@ -200,6 +203,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	// absent key, skip most tables without reading them.
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	// Event blocks are large values (a counter's events of one write-out),
+	// and compactions would copy, compress and checksum them again at every
+	// level they pass; separated into blob files they are written once
+	// more, and compactions move only their keys and references.
+	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: valueSeparationMinSize,
+			MaxBlobReferenceDepth: 10, RewriteMinimumAge: 5 * time.Minute, TargetGarbageRatio: 0.2}
 	}
 	po.EnsureDefaults()
 	db, err := pebble.Open(dir, po)
