@@ -155,8 +155,8 @@ func (o *ops) addCounts(ctx context.Context, r *abacusv1.AddCountsRequest) (*aba
 }
 
 // addCountsWire is addCounts for a request the gRPC server decoded itself
-// (see addsWire).
-func (o *ops) addCountsWire(ctx context.Context, w *addsWire) (*abacusv1.AddCountsResponse, error) {
+// (see addsWire), answered with a response it writes itself (addsResult).
+func (o *ops) addCountsWire(ctx context.Context, w *addsWire) (*addsResult, error) {
 	if err := o.allowEach(ctx, "AddCounts", auth.Write, len(w.adds), func(i int) string { return w.adds[i].ns }); err != nil {
 		return nil, err
 	}
@@ -164,10 +164,40 @@ func (o *ops) addCountsWire(ctx context.Context, w *addsWire) (*abacusv1.AddCoun
 	if err != nil {
 		return nil, err
 	}
-	return o.addBatch(ctx, reqs)
+	toks, err := o.addTokens(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	return &addsResult{toks: toks}, nil
+}
+
+// addCountWire is addCount for a request the gRPC server decoded itself
+// (see addWire).
+func (o *ops) addCountWire(ctx context.Context, w *addWire) (*abacusv1.AddCountResponse, error) {
+	if err := o.allow(ctx, "AddCount", auth.Write, w.add.ns); err != nil {
+		return nil, err
+	}
+	add, err := w.request()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := o.svc.Add(ctx, add)
+	if err != nil {
+		return nil, err
+	}
+	return addCountResponse(tok), nil
 }
 
 func (o *ops) addBatch(ctx context.Context, reqs []abacus.AddRequest) (*abacusv1.AddCountsResponse, error) {
+	toks, err := o.addTokens(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	return addCountsResponse(toks), nil
+}
+
+// addTokens applies the adds and returns their tokens, one per add.
+func (o *ops) addTokens(ctx context.Context, reqs []abacus.AddRequest) ([]abacus.Token, error) {
 	toks, err := o.svc.AddBatch(ctx, reqs)
 	if err != nil {
 		return nil, err
@@ -175,7 +205,7 @@ func (o *ops) addBatch(ctx context.Context, reqs []abacus.AddRequest) (*abacusv1
 	if err := sameLen("AddBatch", len(reqs), len(toks)); err != nil {
 		return nil, err
 	}
-	return addCountsResponse(toks), nil
+	return toks, nil
 }
 
 // addCountsResponse builds the response to an AddCounts in three

@@ -52,6 +52,14 @@ type addsWire struct {
 	msg  *abacusv1.AddCountsRequest // made by message, once
 }
 
+// addWire is an AddCountRequest decoded by serverCodec, as addsWire is for
+// AddCounts.
+type addWire struct {
+	add wireAdd
+	raw string
+	msg *abacusv1.AddCountRequest // made by message, once
+}
+
 var errWire = errors.New("cannot parse invalid wire-format data")
 
 // wireBuf is a request's bytes, and one string copy of them which every
@@ -86,6 +94,38 @@ func (w *addsWire) decode(b []byte) error {
 		return true, err
 	})
 }
+
+// decode reads an AddCountRequest.
+func (w *addWire) decode(b []byte) error {
+	buf := wireBuf{b: b, s: string(b)}
+	w.raw = buf.s
+	return w.add.decode(&buf, 0, len(b))
+}
+
+// request converts the add as addFromProto converts its message.
+func (w *addWire) request() (abacus.AddRequest, error) {
+	r, err := w.add.request()
+	if err != nil {
+		// The generated path's error, word for word (see addsWire.requests).
+		var m abacusv1.AddCountRequest
+		if err := proto.Unmarshal([]byte(w.raw), &m); err != nil {
+			return abacus.AddRequest{}, err
+		}
+		return addFromProto(&m)
+	}
+	return r, nil
+}
+
+// message returns the request as a message.
+func (w *addWire) message() *abacusv1.AddCountRequest {
+	if w.msg == nil {
+		w.msg = w.add.message()
+	}
+	return w.msg
+}
+
+// ProtoReflect makes addWire a proto.Message: that of the request.
+func (w *addWire) ProtoReflect() protoreflect.Message { return w.message().ProtoReflect() }
 
 // fields calls fn with each field of the message in b[lo:hi]: its number,
 // its wire type, its value if a varint, and the bounds of its value (after
@@ -240,18 +280,23 @@ func (w *addsWire) message() *abacusv1.AddCountsRequest {
 		return w.msg
 	}
 	m := &abacusv1.AddCountsRequest{Adds: make([]*abacusv1.AddCountRequest, len(w.adds))}
-	for i, a := range w.adds {
-		r := &abacusv1.AddCountRequest{Namespace: a.ns, CounterName: a.counter, Delta: a.delta}
-		if a.hasToken {
-			r.IdempotencyToken = &abacusv1.IdempotencyToken{Token: a.token}
-			if a.hasTime {
-				r.IdempotencyToken.GenerationTime = &timestamppb.Timestamp{Seconds: a.sec, Nanos: a.nanos}
-			}
-		}
-		m.Adds[i] = r
+	for i := range w.adds {
+		m.Adds[i] = w.adds[i].message()
 	}
 	w.msg = m
 	return m
+}
+
+// message returns the add as a message.
+func (a *wireAdd) message() *abacusv1.AddCountRequest {
+	r := &abacusv1.AddCountRequest{Namespace: a.ns, CounterName: a.counter, Delta: a.delta}
+	if a.hasToken {
+		r.IdempotencyToken = &abacusv1.IdempotencyToken{Token: a.token}
+		if a.hasTime {
+			r.IdempotencyToken.GenerationTime = &timestamppb.Timestamp{Seconds: a.sec, Nanos: a.nanos}
+		}
+	}
+	return r
 }
 
 // ProtoReflect makes addsWire a proto.Message: that of the request.
@@ -266,32 +311,169 @@ type serverCodec struct{}
 
 func (serverCodec) Name() string { return grpcproto.Name }
 
-func (serverCodec) Marshal(v any) (mem.BufferSlice, error) { return protoCodec.Marshal(v) }
+func (serverCodec) Marshal(v any) (mem.BufferSlice, error) {
+	r, ok := v.(*addsResult)
+	if !ok || !r.validUTF8() {
+		// The generated code refuses invalid UTF-8: the call fails as it
+		// would with it.
+		if ok {
+			v = r.message()
+		}
+		return protoCodec.Marshal(v)
+	}
+	// As grpc-go's codec does: a pooled buffer, which gRPC frees once the
+	// response is written, for all but small messages.
+	size := r.size()
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		return mem.BufferSlice{mem.SliceBuffer(r.appendTo(make([]byte, 0, size)))}, nil
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(size)
+	*buf = r.appendTo((*buf)[:0])
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+}
 
 func (serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	w, ok := v.(*addsWire)
-	if !ok {
+	var decode func([]byte) error
+	switch w := v.(type) {
+	case *addsWire:
+		decode = w.decode
+	case *addWire:
+		decode = w.decode
+	default:
 		return protoCodec.Unmarshal(data, v)
 	}
 	if len(data) == 1 {
-		return w.decode(data[0].ReadOnlyData())
+		return decode(data[0].ReadOnlyData())
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
-	return w.decode(buf.ReadOnlyData())
+	return decode(buf.ReadOnlyData())
 }
 
-// counterServiceDesc is the generated CounterService, with AddCounts served
-// from addsWire.
+// addsResult is the response of an AddCounts RPC, which serverCodec writes
+// straight from the tokens, as the generated code would write
+// addCountsResponse(toks): the tokens are the bulk of it, echoed back. It
+// is a proto.Message too (ProtoReflect), for interceptors and stats
+// handlers.
+type addsResult struct {
+	toks []abacus.Token
+	msg  *abacusv1.AddCountsResponse // made by message, once
+}
+
+func (r *addsResult) message() *abacusv1.AddCountsResponse {
+	if r.msg == nil {
+		r.msg = addCountsResponse(r.toks)
+	}
+	return r.msg
+}
+
+// ProtoReflect makes addsResult a proto.Message: that of the response.
+func (r *addsResult) ProtoReflect() protoreflect.Message { return r.message().ProtoReflect() }
+
+func (r *addsResult) validUTF8() bool {
+	for _, t := range r.toks {
+		if !utf8.ValidString(t.ID) {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenSizes returns the sizes of an AddCountResponse of t, of its token
+// and of the token's time.
+func tokenSizes(t *abacus.Token) (res, tok, ts int) {
+	if t.ID == "" && t.Time.IsZero() {
+		return 0, 0, 0
+	}
+	if !t.Time.IsZero() {
+		if sec := t.Time.Unix(); sec != 0 {
+			ts += 1 + protowire.SizeVarint(uint64(sec))
+		}
+		if n := t.Time.Nanosecond(); n != 0 {
+			ts += 1 + protowire.SizeVarint(uint64(n))
+		}
+		tok += 1 + protowire.SizeBytes(ts)
+	}
+	if t.ID != "" {
+		tok += 1 + protowire.SizeBytes(len(t.ID))
+	}
+	return 1 + protowire.SizeBytes(tok), tok, ts
+}
+
+func (r *addsResult) size() int {
+	n := 0
+	for i := range r.toks {
+		res, _, _ := tokenSizes(&r.toks[i])
+		n += 1 + protowire.SizeBytes(res)
+	}
+	return n
+}
+
+// appendTo appends the response, fields in order and zero values left out,
+// as the generated code writes them.
+func (r *addsResult) appendTo(b []byte) []byte {
+	for i := range r.toks {
+		t := &r.toks[i]
+		res, tok, ts := tokenSizes(t)
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(res))
+		if res == 0 {
+			continue
+		}
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(tok))
+		if t.ID != "" {
+			b = protowire.AppendTag(b, 1, protowire.BytesType)
+			b = protowire.AppendString(b, t.ID)
+		}
+		if !t.Time.IsZero() {
+			b = protowire.AppendTag(b, 2, protowire.BytesType)
+			b = protowire.AppendVarint(b, uint64(ts))
+			if sec := t.Time.Unix(); sec != 0 {
+				b = protowire.AppendTag(b, 1, protowire.VarintType)
+				b = protowire.AppendVarint(b, uint64(sec))
+			}
+			if n := t.Time.Nanosecond(); n != 0 {
+				b = protowire.AppendTag(b, 2, protowire.VarintType)
+				b = protowire.AppendVarint(b, uint64(n))
+			}
+		}
+	}
+	return b
+}
+
+// counterServiceDesc is the generated CounterService, with AddCounts and
+// AddCount served from addsWire and addWire.
 func counterServiceDesc() *grpc.ServiceDesc {
 	d := abacusv1.CounterService_ServiceDesc
 	d.Methods = slices.Clone(d.Methods)
 	for i := range d.Methods {
-		if d.Methods[i].MethodName == "AddCounts" {
+		switch d.Methods[i].MethodName {
+		case "AddCounts":
 			d.Methods[i].Handler = addCountsHandler
+		case "AddCount":
+			d.Methods[i].Handler = addCountHandler
 		}
 	}
 	return &d
+}
+
+// addCountHandler is the generated AddCount handler, for addWire.
+func addCountHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(addWire)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	s := srv.(grpcCounterServer)
+	call := func(ctx context.Context, req any) (any, error) {
+		return grpcCall(ctx, s.o, abacusv1connect.CounterServiceAddCountProcedure, s.o.addCountWire, req.(*addWire))
+	}
+	if interceptor == nil {
+		return call(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: abacusv1.CounterService_AddCount_FullMethodName}
+	return interceptor(ctx, in, info, call)
 }
 
 // addCountsHandler is the generated AddCounts handler, for addsWire.

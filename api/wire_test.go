@@ -1,9 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -153,5 +156,73 @@ func TestAddsWireSeeds(t *testing.T) {
 	}
 	if ok < 10 || bad < 10 || refused < 5 {
 		t.Errorf("seeds: %d decode and convert, %d decode but are refused, %d fail to decode; want each well represented", ok, refused, bad)
+	}
+}
+
+// FuzzAddWire checks addWire, the unary AddCount's request, against the
+// generated code as FuzzAddsWire does addsWire.
+func FuzzAddWire(f *testing.F) {
+	for _, s := range wireSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m abacusv1.AddCountRequest
+		protoErr := proto.Unmarshal(b, &m)
+		var w addWire
+		wireErr := w.decode(b)
+		if (protoErr == nil) != (wireErr == nil) {
+			t.Fatalf("%x: proto.Unmarshal: %v, addWire: %v", b, protoErr, wireErr)
+		}
+		if protoErr != nil {
+			return
+		}
+		want, wantErr := addFromProto(&m)
+		got, gotErr := w.request()
+		if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
+			t.Fatalf("%x: addFromProto: %v, addWire: %v", b, wantErr, gotErr)
+		}
+		if wantErr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%x: addFromProto = %+v, addWire = %+v", b, want, got)
+		}
+		var known abacusv1.AddCountRequest
+		if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &known); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(w.message(), &known) {
+			t.Fatalf("%x: message() = %v, want %v", b, w.message(), &known)
+		}
+	})
+}
+
+// TestAddsResult writes AddCounts responses from tokens of every shape and
+// reads them back as the generated code reads addCountsResponse's.
+func TestAddsResult(t *testing.T) {
+	at := func(s int64, n int) abacus.Token { return abacus.Token{ID: "t", Time: time.Unix(s, int64(n))} }
+	for _, toks := range [][]abacus.Token{
+		nil,
+		{{}},
+		{{ID: "0b0e9a54-8f7c-4d1e-9a43-3c1d2f6e5a7b", Time: time.Date(2026, 12, 7, 22, 0, 0, 123456789, time.UTC)}},
+		{{ID: "only an id"}, {Time: time.Unix(5, 0)}, {}, at(0, 0), at(0, 1), at(1, 0), at(-1, 999_999_999)},
+		{at(math.MaxInt32, 5), at(-62135596800, 0), {ID: strings.Repeat("ü", 200), Time: time.Unix(1, 2).In(time.FixedZone("x", 3600))}},
+	} {
+		r := &addsResult{toks: toks}
+		b := r.appendTo(nil)
+		if len(b) != r.size() {
+			t.Errorf("%v: size() = %d, wrote %d bytes", toks, r.size(), len(b))
+		}
+		var got abacusv1.AddCountsResponse
+		if err := proto.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%v: %v", toks, err)
+		}
+		if want := addCountsResponse(toks); !proto.Equal(&got, want) {
+			t.Errorf("%v: wrote %v, want %v", toks, &got, want)
+		}
+		if want, err := proto.Marshal(addCountsResponse(toks)); err != nil || !bytes.Equal(b, want) {
+			t.Errorf("%v: wrote %x, the generated code writes %x (%v)", toks, b, want, err)
+		}
+	}
+	// Invalid UTF-8 is refused, as the generated code refuses it.
+	if _, err := (serverCodec{}).Marshal(&addsResult{toks: []abacus.Token{{ID: "\xff"}}}); err == nil {
+		t.Error("a token that is not UTF-8 was marshalled")
 	}
 }
