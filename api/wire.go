@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -233,23 +234,38 @@ func (a *wireAdd) decodeToken(buf *wireBuf, lo, hi int) error {
 	})
 }
 
-// request returns the add as the service takes it, or an error if
-// addFromProto refuses its message.
+// request returns the add as the service takes it, or errRefused if
+// addFromProto refuses its message (whose error the caller then takes from
+// addFromProto itself).
 func (a *wireAdd) request() (abacus.AddRequest, error) {
 	r := abacus.AddRequest{Namespace: a.ns, Counter: a.counter, Delta: a.delta}
 	if !a.hasToken {
 		return r, nil
 	}
-	tok := abacusv1.IdempotencyToken{Token: a.token}
-	var ts timestamppb.Timestamp
-	if a.hasTime {
-		ts.Seconds, ts.Nanos = a.sec, a.nanos
-		tok.GenerationTime = &ts
+	if a.token == "" {
+		return r, errRefused
 	}
-	var err error
-	r.Token, err = tokenFromProto("idempotency_token", &tok)
-	return r, err
+	r.Token.ID = a.token
+	if a.hasTime {
+		// Timestamp.CheckValid and AsTime, on values: a Timestamp made here
+		// would be allocated for each add, as CheckValid's error keeps it.
+		if a.sec < minTimestamp || a.sec > maxTimestamp || a.nanos < 0 || a.nanos >= 1e9 {
+			return r, errRefused
+		}
+		r.Token.Time = time.Unix(a.sec, int64(a.nanos)).UTC()
+	}
+	return r, nil
 }
+
+// The range of Timestamp.CheckValid: 0001-01-01T00:00:00Z to
+// 9999-12-31T23:59:59Z.
+const (
+	minTimestamp = -62135596800
+	maxTimestamp = 253402300799
+)
+
+// errRefused marks an add that addFromProto refuses.
+var errRefused = errors.New("refused")
 
 // requests converts the adds as addsFromProto converts their message.
 func (w *addsWire) requests() ([]abacus.AddRequest, error) {

@@ -48,6 +48,18 @@ func wireSeeds() [][]byte {
 		}
 		seeds = append(seeds, b)
 	}
+	// The bounds of a valid time, on both sides.
+	for _, t := range []*timestamppb.Timestamp{
+		ts(-62135596800, 0), ts(-62135596801, 999_999_999), ts(253402300799, 999_999_999), ts(253402300800, 0),
+		ts(5, 999_999_999), ts(5, 1_000_000_000), ts(5, -1), ts(math.MinInt64, 0),
+	} {
+		m := &abacusv1.AddCountsRequest{Adds: []*abacusv1.AddCountRequest{{Delta: 1, IdempotencyToken: &abacusv1.IdempotencyToken{Token: "t", GenerationTime: t}}}}
+		b, err := proto.Marshal(m)
+		if err != nil {
+			panic(err)
+		}
+		seeds = append(seeds, b)
+	}
 	tag := protowire.AppendTag
 	str := func(b []byte, num protowire.Number, s string) []byte {
 		return protowire.AppendString(tag(b, num, protowire.BytesType), s)
