@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/abacus-dev/abacus"
+	"github.com/abacus-dev/abacus/rollup"
 )
 
 // prepared is a validated write: its namespace and the token it is stored
@@ -313,8 +314,16 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 	}
 	// One signal per counter: the queue holds a counter once however often
 	// it is signalled.
-	for _, i := range firsts {
-		s.signal(ps[i].ns, rs[i].Counter, true)
+	if all, ok := s.cfg.Signaler.(interface{ SignalAll([]rollup.Key) }); ok {
+		ks := make([]rollup.Key, len(firsts))
+		for k, i := range firsts {
+			ks[k] = rollup.Key{NS: ps[i].ns, Counter: rs[i].Counter}
+		}
+		all.SignalAll(ks)
+	} else {
+		for _, i := range firsts {
+			s.signal(ps[i].ns, rs[i].Counter, true)
+		}
 	}
 	return toks, nil
 }

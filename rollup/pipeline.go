@@ -134,17 +134,46 @@ func (p *Pipeline) Signal(k Key) bool { return p.signal(k, true) }
 func (p *Pipeline) Touch(k Key) bool { return p.signal(k, false) }
 
 func (p *Pipeline) signal(k Key, write bool) bool {
+	q := p.queueOf(k)
+	return q != nil && q.signal(k, write)
+}
+
+// queueOf returns the queue of k, creating its namespace's queues if
+// needed; nil if k is not to be queued.
+func (p *Pipeline) queueOf(k Key) *queue {
 	if k.NS == nil || p.draining.Load() {
-		return false
+		return nil
 	}
 	nq := (*p.spaces.Load())[k.NS.ID]
 	if nq == nil {
 		if nq = p.addNamespace(k.NS); nq == nil {
-			return false
+			return nil
 		}
 	}
 	nq.observe(k.NS)
-	return nq.route(k.Counter).signal(k, write)
+	return nq.route(k.Counter)
+}
+
+// SignalAll is Signal for the counters of one batch write: each queue is
+// locked once for all of its counters, not once per counter.
+func (p *Pipeline) SignalAll(ks []Key) {
+	qs := make([]*queue, len(ks))
+	for i, k := range ks {
+		qs[i] = p.queueOf(k)
+	}
+	for i, q := range qs {
+		if q == nil {
+			continue
+		}
+		q.mu.Lock()
+		for j := i; j < len(ks); j++ {
+			if qs[j] == q {
+				q.signalLocked(ks[j], true)
+				qs[j] = nil
+			}
+		}
+		q.mu.Unlock()
+	}
 }
 
 // addNamespace returns the queues of ns, creating and starting them if

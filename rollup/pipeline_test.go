@@ -452,3 +452,37 @@ func TestBatchGrowth(t *testing.T) {
 		t.Errorf("batch sizes %v, want batches of up to 8 (4 × 2)", sizes)
 	}
 }
+
+// SignalAll queues what one Signal per key would, across namespaces and
+// queues, counts every key as received, drops beyond capacity, and skips
+// keys without a namespace.
+func TestSignalAll(t *testing.T) {
+	rec := newRecorder(t)
+	p := start(t, rec.fn, quiet())
+	a := namespace(1, 4, time.Hour, 1<<20, 8)
+	b := namespace(2, 1, time.Hour, 2*entrySize("c0"), 8) // room for two
+	var ks []Key
+	for i := range 20 {
+		ks = append(ks, Key{NS: a, Counter: fmt.Sprint("c", i%10)}, Key{NS: b, Counter: fmt.Sprint("c", i%3)})
+	}
+	ks = append(ks, Key{Counter: "no namespace"})
+	p.SignalAll(ks)
+	if s := stats(t, p, a); s.Pending != 10 || s.Received != 20 || s.Dropped != 0 {
+		t.Errorf("namespace a: %+v, want 10 pending of 20 received", s)
+	}
+	// b: c0 and c1 fill it; c2 is dropped at each of its 6 signals.
+	if s := stats(t, p, b); s.Pending != 2 || s.Received != 20 || s.Dropped != 6 {
+		t.Errorf("namespace b: %+v, want 2 pending, 20 received, 6 dropped", s)
+	}
+	drain(t, p)
+	for i := range 10 {
+		if n := rec.count(a, fmt.Sprint("c", i)); n != 1 {
+			t.Errorf("a/c%d: %d rollups, want 1", i, n)
+		}
+	}
+	for i, want := range []int{1, 1, 0} {
+		if n := rec.count(b, fmt.Sprint("c", i)); n != want {
+			t.Errorf("b/c%d: %d rollups, want %d", i, n, want)
+		}
+	}
+}

@@ -75,6 +75,11 @@ func entrySize(counter string) int64 { return int64(len(counter)) + EntryOverhea
 func (q *queue) signal(k Key, write bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.signalLocked(k, write)
+}
+
+// signalLocked is signal for a caller that holds q.mu.
+func (q *queue) signalLocked(k Key, write bool) bool {
 	// draining is read under mu so that a signal taken here is either seen by
 	// the drain or refused: the goroutine decides to stop under mu too.
 	if q.removed || q.p.draining.Load() {
