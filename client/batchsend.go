@@ -24,7 +24,7 @@ const fallbackConcurrency = 32
 // error.
 //
 // A batch is retried and hedged only if all its items may be sent again
-// (see againAdds). So a batch that mixes items known to be retry-safe
+// (see againSlots). So a batch that mixes items known to be retry-safe
 // (EVENTUAL, ACCURATE) with others (BEST_EFFORT, type unknown) goes out as
 // two RPCs, side by side: the safe items keep their retries, whatever
 // happens to the others.
@@ -80,11 +80,7 @@ func sendAddPart(c *Client, b *batch, ss []*slot) {
 		s.err = c.addOne(b.ctx, &s.it, false)
 		return
 	}
-	_, maybe, err := invoke(c, b.ctx, c.againSlots(ss), func(ctx context.Context, cn *conn) (struct{}, error) {
-		c.stats.addRPCs.Add(1)
-		c.stats.addItems.Add(int64(len(ss)))
-		return struct{}{}, cn.ack(ctx, abacusv1.CounterService_AddCounts_FullMethodName, c.wire(&addsMsg{items: ss}))
-	})
+	_, maybe, err := c.addsRPC(b.ctx, ss)
 	if err == nil {
 		return
 	}

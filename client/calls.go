@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/abacus-dev/abacus"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 )
 
@@ -163,30 +163,32 @@ func (c *Client) AddCounts(ctx context.Context, adds []Add) error {
 	}
 	base := c.tokens.next()
 	now := c.o.now()
-	at := timestamppb.New(now)
-	reqs := make([]*abacusv1.AddCountRequest, len(adds))
+	ss := make([]*slot, len(adds))
+	slots := make([]slot, len(adds))
 	for i, a := range adds {
 		if i == 0 || a.Namespace != adds[i-1].Namespace {
 			c.touch(a.Namespace, now)
 		}
-		reqs[i] = &abacusv1.AddCountRequest{
-			Namespace: a.Namespace, CounterName: a.Counter, Delta: a.Delta,
-			IdempotencyToken: &abacusv1.IdempotencyToken{Token: base + "/" + strconv.Itoa(i), GenerationTime: at},
-		}
+		slots[i].it = tokenItem(a.Namespace, a.Counter, a.Delta, abacus.Token{ID: base + "/" + strconv.Itoa(i), Time: now})
+		ss[i] = &slots[i]
 	}
-	for lo := 0; lo < len(reqs); lo += c.o.maxBatch {
-		hi := min(lo+c.o.maxBatch, len(reqs))
-		req := &abacusv1.AddCountsRequest{Adds: reqs[lo:hi]}
-		_, maybe, err := invoke(c, ctx, c.againAdds(req.Adds), func(ctx context.Context, cn *conn) (struct{}, error) {
-			c.stats.addRPCs.Add(1)
-			c.stats.addItems.Add(int64(len(req.Adds)))
-			return struct{}{}, cn.ack(ctx, abacusv1.CounterService_AddCounts_FullMethodName, req)
-		})
-		if err != nil {
-			return chunkError(writeError(err, maybe, base, now), "adds", lo, hi, len(reqs))
+	for lo := 0; lo < len(ss); lo += c.o.maxBatch {
+		hi := min(lo+c.o.maxBatch, len(ss))
+		if _, maybe, err := c.addsRPC(ctx, ss[lo:hi]); err != nil {
+			return chunkError(writeError(err, maybe, base, now), "adds", lo, hi, len(ss))
 		}
 	}
 	return nil
+}
+
+// addsRPC sends the items of ss in one AddCounts RPC, written from
+// them (see addsMsg), retried as AddCounts is.
+func (c *Client) addsRPC(ctx context.Context, ss []*slot) (struct{}, bool, error) {
+	return invoke(c, ctx, c.againSlots(ss), func(ctx context.Context, cn *conn) (struct{}, error) {
+		c.stats.addRPCs.Add(1)
+		c.stats.addItems.Add(int64(len(ss)))
+		return struct{}{}, cn.ack(ctx, abacusv1.CounterService_AddCounts_FullMethodName, c.wire(&addsMsg{items: ss}))
+	})
 }
 
 // GetCounts returns the counts of many counters, in order, read in GetCounts

@@ -125,7 +125,8 @@ func (s service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacus
 		return nil, serviceError(ErrClosed)
 	}
 	toks := make([]abacus.Token, len(rs))
-	adds := make([]*abacusv1.AddCountRequest, len(rs))
+	ss := make([]*slot, len(rs))
+	slots := make([]slot, len(rs))
 	base, now := "", c.o.now()
 	for i, r := range rs {
 		if i == 0 || r.Namespace != rs[i-1].Namespace {
@@ -138,14 +139,10 @@ func (s service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacus
 			}
 			toks[i] = abacus.Token{ID: base + strconv.Itoa(i), Time: now}
 		}
-		adds[i] = &abacusv1.AddCountRequest{Namespace: r.Namespace, CounterName: r.Counter, Delta: r.Delta, IdempotencyToken: tokenProto(toks[i])}
+		slots[i].it = tokenItem(r.Namespace, r.Counter, r.Delta, toks[i])
+		ss[i] = &slots[i]
 	}
-	req := &abacusv1.AddCountsRequest{Adds: adds}
-	_, maybe, err := invoke(c, ctx, c.againAdds(adds), func(ctx context.Context, cn *conn) (struct{}, error) {
-		c.stats.addRPCs.Add(1)
-		c.stats.addItems.Add(int64(len(adds)))
-		return struct{}{}, cn.ack(ctx, abacusv1.CounterService_AddCounts_FullMethodName, req)
-	})
+	_, maybe, err := c.addsRPC(ctx, ss)
 	if err != nil {
 		var first abacus.Token
 		if len(toks) > 0 {

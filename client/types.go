@@ -178,13 +178,8 @@ func (c *Client) againWrite(ns string) again {
 	return func() (bool, <-chan struct{}) { return c.types.durable(ns) }
 }
 
-// againAdds is the again of one AddCounts RPC: it may be sent again only if
-// every item may.
-func (c *Client) againAdds(adds []*abacusv1.AddCountRequest) again {
-	return c.againAll(len(adds), func(i int) string { return adds[i].GetNamespace() })
-}
-
-// againSlots is againAdds for the adds of natural batch slots.
+// againSlots is the again of one AddCounts RPC of the adds of slots: it
+// may be sent again only if every item may.
 func (c *Client) againSlots(ss []*slot) again {
 	return c.againAll(len(ss), func(i int) string { return ss[i].it.ns })
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/abacus-dev/abacus"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 )
 
@@ -44,6 +45,13 @@ type item struct {
 func (c *Client) newAdd(ns, counter string, delta int64, at time.Time) item {
 	return item{ns: ns, counter: counter, delta: delta, own: true, uuid: c.tokens.nextUUID(),
 		sec: at.Unix(), nanos: int32(at.Nanosecond())}
+}
+
+// tokenItem returns the add of delta to a counter with the caller's token
+// tok (an explicit batch's, AddCounts and Service.AddBatch).
+func tokenItem(ns, counter string, delta int64, tok abacus.Token) item {
+	return item{ns: ns, counter: counter, delta: delta, id: tok.ID,
+		sec: tok.Time.Unix(), nanos: int32(tok.Time.Nanosecond()), noTime: tok.Time.IsZero()}
 }
 
 // token returns the item's idempotency token.
