@@ -308,8 +308,9 @@ func (s *Store) writeChecked(ctx context.Context, conn *pgxpool.Conn, p *groupPl
 // requests not refused succeed unless they clashed within the group. Without
 // one, every request not refused gets failure.
 func (s *Store) answer(reqs []*request, refused []error, p *groupPlan, failure error, events int) {
+	errs := make([]error, len(reqs))
 	ok := 0
-	for i, r := range reqs {
+	for i := range reqs {
 		err := refused[i]
 		switch {
 		case err != nil:
@@ -321,12 +322,17 @@ func (s *Store) answer(reqs []*request, refused []error, p *groupPlan, failure e
 		if err == nil {
 			ok++
 		}
-		r.done <- err
+		errs[i] = err
 	}
+	// Counted before anyone is answered: a caller that reads Stats after
+	// its Append returned sees the commit that acknowledged it.
 	if p != nil && events > 0 {
 		s.appends.Add(int64(ok))
 		s.commits.Add(1)
 		s.events.Add(int64(events))
+	}
+	for i, r := range reqs {
+		r.done <- errs[i]
 	}
 	if failure != nil {
 		s.warnGroupFailed(failure, len(reqs))
