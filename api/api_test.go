@@ -506,6 +506,13 @@ func TestHTTPEndpoints(t *testing.T) {
 		_, err = c.counter.GetCount(t.Context(), &abacusv1.GetCountRequest{})
 		wantCode(t, tr.name, err, codes.InvalidArgument)
 	}
+	// AddCount and AddCounts are served from the wire over gRPC (see
+	// addsWire): their series are named as the generated handlers' are.
+	c := transports[0].dial(t, e)
+	_, err := c.counter.AddCount(t.Context(), &abacusv1.AddCountRequest{Namespace: "n", CounterName: "c", Delta: 1})
+	mustOK(t, transports[0].name, err)
+	_, err = c.counter.AddCounts(t.Context(), &abacusv1.AddCountsRequest{Adds: []*abacusv1.AddCountRequest{{Namespace: "n", CounterName: "c", Delta: 1}}})
+	mustOK(t, transports[0].name, err)
 	if err := e.grpcConn.Invoke(t.Context(), "/abacus.v1.CounterService/Invented", &abacusv1.GetCountRequest{}, &abacusv1.GetCountResponse{}); wireCode(err) != codes.Unimplemented {
 		t.Errorf("unknown gRPC method: %v", err)
 	}
@@ -522,6 +529,8 @@ func TestHTTPEndpoints(t *testing.T) {
 		`abacus_requests_total{code="ok",method="abacus.v1.CounterService/GetCount",transport="http"} 5`,
 		`abacus_requests_total{code="invalid_argument",method="abacus.v1.CounterService/GetCount",transport="http"} 5`,
 		`abacus_request_duration_seconds_count{method="abacus.v1.CounterService/GetCount",transport="grpc"} 2`,
+		`abacus_requests_total{code="ok",method="abacus.v1.CounterService/AddCount",transport="grpc"} 1`,
+		`abacus_requests_total{code="ok",method="abacus.v1.CounterService/AddCounts",transport="grpc"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

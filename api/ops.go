@@ -54,10 +54,16 @@ func (o *ops) streaming() *ops {
 }
 
 func (o *ops) addCount(ctx context.Context, r *abacusv1.AddCountRequest) (*abacusv1.AddCountResponse, error) {
-	if err := o.allow(ctx, "AddCount", auth.Write, r.GetNamespace()); err != nil {
+	return addOne(ctx, o, r.GetNamespace(), r, addFromProto)
+}
+
+// addOne serves an AddCount whose request r, to namespace ns, converts
+// with request: the generated message or addWire.
+func addOne[R any](ctx context.Context, o *ops, ns string, r R, request func(R) (abacus.AddRequest, error)) (*abacusv1.AddCountResponse, error) {
+	if err := o.allow(ctx, "AddCount", auth.Write, ns); err != nil {
 		return nil, err
 	}
-	add, err := addFromProto(r)
+	add, err := request(r)
 	if err != nil {
 		return nil, err
 	}
@@ -174,18 +180,7 @@ func (o *ops) addCountsWire(ctx context.Context, w *addsWire) (*addsResult, erro
 // addCountWire is addCount for a request the gRPC server decoded itself
 // (see addWire).
 func (o *ops) addCountWire(ctx context.Context, w *addWire) (*abacusv1.AddCountResponse, error) {
-	if err := o.allow(ctx, "AddCount", auth.Write, w.add.ns); err != nil {
-		return nil, err
-	}
-	add, err := w.request()
-	if err != nil {
-		return nil, err
-	}
-	tok, err := o.svc.Add(ctx, add)
-	if err != nil {
-		return nil, err
-	}
-	return addCountResponse(tok), nil
+	return addOne(ctx, o, w.add.ns, w, (*addWire).request)
 }
 
 func (o *ops) addBatch(ctx context.Context, reqs []abacus.AddRequest) (*abacusv1.AddCountsResponse, error) {

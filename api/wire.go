@@ -19,6 +19,7 @@ import (
 	"github.com/abacus-dev/abacus"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
 	"github.com/abacus-dev/abacus/gen/abacus/v1/abacusv1connect"
+	"github.com/abacus-dev/abacus/internal/wirebuf"
 )
 
 // The gRPC server reads AddCounts requests, the bulk of a busy node's
@@ -337,16 +338,7 @@ func (serverCodec) Marshal(v any) (mem.BufferSlice, error) {
 		}
 		return protoCodec.Marshal(v)
 	}
-	// As grpc-go's codec does: a pooled buffer, which gRPC frees once the
-	// response is written, for all but small messages.
-	size := r.size()
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		return mem.BufferSlice{mem.SliceBuffer(r.appendTo(make([]byte, 0, size)))}, nil
-	}
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(size)
-	*buf = r.appendTo((*buf)[:0])
-	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	return wirebuf.Of(r.size(), r.appendTo), nil
 }
 
 func (serverCodec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -467,44 +459,31 @@ func counterServiceDesc() *grpc.ServiceDesc {
 	for i := range d.Methods {
 		switch d.Methods[i].MethodName {
 		case "AddCounts":
-			d.Methods[i].Handler = addCountsHandler
+			d.Methods[i].Handler = wireHandler(abacusv1.CounterService_AddCounts_FullMethodName,
+				abacusv1connect.CounterServiceAddCountsProcedure, (*ops).addCountsWire)
 		case "AddCount":
-			d.Methods[i].Handler = addCountHandler
+			d.Methods[i].Handler = wireHandler(abacusv1.CounterService_AddCount_FullMethodName,
+				abacusv1connect.CounterServiceAddCountProcedure, (*ops).addCountWire)
 		}
 	}
 	return &d
 }
 
-// addCountHandler is the generated AddCount handler, for addWire.
-func addCountHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := new(addWire)
-	if err := dec(in); err != nil {
-		return nil, err
+// wireHandler is the generated handler of a method, for a request of type
+// *W that serverCodec decodes, served by op.
+func wireHandler[W, Res any](method, procedure string, op func(*ops, context.Context, *W) (Res, error)) grpc.MethodHandler {
+	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+		in := new(W)
+		if err := dec(in); err != nil {
+			return nil, err
+		}
+		o := srv.(grpcCounterServer).o
+		call := func(ctx context.Context, req any) (any, error) {
+			return grpcCall(ctx, o, procedure, func(ctx context.Context, w *W) (Res, error) { return op(o, ctx, w) }, req.(*W))
+		}
+		if interceptor == nil {
+			return call(ctx, in)
+		}
+		return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, call)
 	}
-	s := srv.(grpcCounterServer)
-	call := func(ctx context.Context, req any) (any, error) {
-		return grpcCall(ctx, s.o, abacusv1connect.CounterServiceAddCountProcedure, s.o.addCountWire, req.(*addWire))
-	}
-	if interceptor == nil {
-		return call(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: abacusv1.CounterService_AddCount_FullMethodName}
-	return interceptor(ctx, in, info, call)
-}
-
-// addCountsHandler is the generated AddCounts handler, for addsWire.
-func addCountsHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := new(addsWire)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	s := srv.(grpcCounterServer)
-	call := func(ctx context.Context, req any) (any, error) {
-		return grpcCall(ctx, s.o, abacusv1connect.CounterServiceAddCountsProcedure, s.o.addCountsWire, req.(*addsWire))
-	}
-	if interceptor == nil {
-		return call(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: abacusv1.CounterService_AddCounts_FullMethodName}
-	return interceptor(ctx, in, info, call)
 }

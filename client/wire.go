@@ -18,6 +18,7 @@ import (
 
 	"github.com/abacus-dev/abacus"
 	abacusv1 "github.com/abacus-dev/abacus/gen/abacus/v1"
+	"github.com/abacus-dev/abacus/internal/wirebuf"
 )
 
 // item is one call's request as a natural batch holds it: a counter, and
@@ -284,16 +285,7 @@ func (wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 		// fails as it would with it.
 		return protoCodec.Marshal(m.message())
 	}
-	// As grpc-go's codec does: a pooled buffer, which gRPC frees once the
-	// request is written, for all but small messages.
-	size := m.size()
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		return mem.BufferSlice{mem.SliceBuffer(m.appendTo(make([]byte, 0, size)))}, nil
-	}
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(size)
-	*buf = m.appendTo((*buf)[:0])
-	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	return wirebuf.Of(m.size(), m.appendTo), nil
 }
 
 func (wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
