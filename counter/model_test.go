@@ -78,8 +78,13 @@ type signals struct {
 }
 
 func (s *signals) Signal(k rollup.Key) bool { return s.note(k, true) }
-func (s *signals) Touch(k rollup.Key) bool  { return s.note(k, false) }
-func (s *signals) RemoveNamespace(uint64)   {}
+func (s *signals) SignalAll(ks []rollup.Key) {
+	for _, k := range ks {
+		s.note(k, true)
+	}
+}
+func (s *signals) Touch(k rollup.Key) bool { return s.note(k, false) }
+func (s *signals) RemoveNamespace(uint64)  {}
 
 func (s *signals) note(k rollup.Key, stale bool) bool {
 	if s.on != nil {

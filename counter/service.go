@@ -23,6 +23,8 @@ type Signaler interface {
 	// serves it, may miss a write: after a durable write, or a read that
 	// found no cached count.
 	Signal(k rollup.Key) bool
+	// SignalAll is Signal for the counters of one batch write.
+	SignalAll(ks []rollup.Key)
 	// Touch asks for a rollup of a counter the node has seen no new write
 	// of: a read served from the rollup cache, or recovery after a restart.
 	Touch(k rollup.Key) bool
@@ -104,6 +106,7 @@ func New(cfg Config) *Service {
 type noSignals struct{}
 
 func (noSignals) Signal(rollup.Key) bool { return false }
+func (noSignals) SignalAll([]rollup.Key) {}
 func (noSignals) Touch(rollup.Key) bool  { return false }
 func (noSignals) RemoveNamespace(uint64) {}
 

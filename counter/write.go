@@ -314,17 +314,11 @@ func (s *Service) AddBatch(ctx context.Context, rs []abacus.AddRequest) ([]abacu
 	}
 	// One signal per counter: the queue holds a counter once however often
 	// it is signalled.
-	if all, ok := s.cfg.Signaler.(interface{ SignalAll([]rollup.Key) }); ok {
-		ks := make([]rollup.Key, len(firsts))
-		for k, i := range firsts {
-			ks[k] = rollup.Key{NS: ps[i].ns, Counter: rs[i].Counter}
-		}
-		all.SignalAll(ks)
-	} else {
-		for _, i := range firsts {
-			s.signal(ps[i].ns, rs[i].Counter, true)
-		}
+	ks := make([]rollup.Key, len(firsts))
+	for k, i := range firsts {
+		ks[k] = rollup.Key{NS: ps[i].ns, Counter: rs[i].Counter}
 	}
+	s.cfg.Signaler.SignalAll(ks)
 	return toks, nil
 }
 
