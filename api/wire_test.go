@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/abacus-dev/abacus"
@@ -115,39 +116,10 @@ func wireSeeds() [][]byte {
 // inputs decode, to the same requests or the same conversion error, and
 // the same inputs fail.
 func FuzzAddsWire(f *testing.F) {
-	for _, s := range wireSeeds() {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var m abacusv1.AddCountsRequest
-		protoErr := proto.Unmarshal(b, &m)
-		var w addsWire
-		wireErr := w.decode(b)
-		if (protoErr == nil) != (wireErr == nil) {
-			t.Fatalf("%x: proto.Unmarshal: %v, addsWire: %v", b, protoErr, wireErr)
-		}
-		if protoErr != nil {
-			return
-		}
-		want, wantErr := addsFromProto(&m)
-		got, gotErr := w.requests()
-		if (wantErr == nil) != (gotErr == nil) || (wantErr != nil &&
-			(abacus.ErrorCode(wantErr) != abacus.ErrorCode(gotErr) || wantErr.Error() != gotErr.Error())) {
-			t.Fatalf("%x: addsFromProto: %v, addsWire: %v", b, wantErr, gotErr)
-		}
-		if wantErr == nil && !reflect.DeepEqual(got, want) {
-			t.Fatalf("%x: addsFromProto = %+v, addsWire = %+v", b, want, got)
-		}
-		// The message interceptors see is the request, unknown fields left
-		// out.
-		var known abacusv1.AddCountsRequest
-		if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &known); err != nil {
-			t.Fatal(err)
-		}
-		if !proto.Equal(w.message(), &known) {
-			t.Fatalf("%x: message() = %v, want %v", b, w.message(), &known)
-		}
-	})
+	fuzzWire(f, func(b []byte) (wireRequest[[]abacus.AddRequest], error) {
+		w := new(addsWire)
+		return w, w.decode(b)
+	}, addsFromProto)
 }
 
 // TestAddsWireSeeds makes sure the seeds cover what they claim: requests
@@ -171,37 +143,62 @@ func TestAddsWireSeeds(t *testing.T) {
 	}
 }
 
-// FuzzAddWire checks addWire, the unary AddCount's request, against the
-// generated code as FuzzAddsWire does addsWire.
+// FuzzAddWire checks addWire, the unary AddCount's request, as
+// FuzzAddsWire does addsWire.
 func FuzzAddWire(f *testing.F) {
+	fuzzWire(f, func(b []byte) (wireRequest[abacus.AddRequest], error) {
+		w := new(addWire)
+		return w, w.decode(b)
+	}, addFromProto)
+}
+
+// wireRequest is a request serverCodec decodes (addsWire, addWire): its
+// conversion to the service's request R, and its message.
+type wireRequest[R any] interface {
+	request() (R, error)
+	ProtoReflect() protoreflect.Message
+}
+
+// request is addsWire's requests, under wireRequest's name.
+func (w *addsWire) request() ([]abacus.AddRequest, error) { return w.requests() }
+
+// fuzzWire checks a wire request's decoding against proto.Unmarshal into
+// M, and its conversion against convert's of that message: the same
+// inputs decode, to the same requests or the same error (code and
+// message), and the same inputs fail; its message is the request without
+// unknown fields.
+func fuzzWire[M any, PM interface {
+	*M
+	proto.Message
+}, R any](f *testing.F, decode func([]byte) (wireRequest[R], error), convert func(PM) (R, error)) {
 	for _, s := range wireSeeds() {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var m abacusv1.AddCountRequest
-		protoErr := proto.Unmarshal(b, &m)
-		var w addWire
-		wireErr := w.decode(b)
+		m := PM(new(M))
+		protoErr := proto.Unmarshal(b, m)
+		w, wireErr := decode(b)
 		if (protoErr == nil) != (wireErr == nil) {
-			t.Fatalf("%x: proto.Unmarshal: %v, addWire: %v", b, protoErr, wireErr)
+			t.Fatalf("%x: proto.Unmarshal: %v, wire: %v", b, protoErr, wireErr)
 		}
 		if protoErr != nil {
 			return
 		}
-		want, wantErr := addFromProto(&m)
+		want, wantErr := convert(m)
 		got, gotErr := w.request()
-		if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Error() != gotErr.Error()) {
-			t.Fatalf("%x: addFromProto: %v, addWire: %v", b, wantErr, gotErr)
+		if (wantErr == nil) != (gotErr == nil) || (wantErr != nil &&
+			(abacus.ErrorCode(wantErr) != abacus.ErrorCode(gotErr) || wantErr.Error() != gotErr.Error())) {
+			t.Fatalf("%x: generated: %v, wire: %v", b, wantErr, gotErr)
 		}
 		if wantErr == nil && !reflect.DeepEqual(got, want) {
-			t.Fatalf("%x: addFromProto = %+v, addWire = %+v", b, want, got)
+			t.Fatalf("%x: generated = %+v, wire = %+v", b, want, got)
 		}
-		var known abacusv1.AddCountRequest
-		if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &known); err != nil {
+		known := PM(new(M))
+		if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, known); err != nil {
 			t.Fatal(err)
 		}
-		if !proto.Equal(w.message(), &known) {
-			t.Fatalf("%x: message() = %v, want %v", b, w.message(), &known)
+		if msg := w.ProtoReflect().Interface(); !proto.Equal(msg, known) {
+			t.Fatalf("%x: message = %v, want %v", b, msg, known)
 		}
 	})
 }
