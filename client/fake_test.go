@@ -359,17 +359,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// queued returns how many calls wait in a batcher's queue.
-func (q *batcher) queued() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := 0
-	for _, b := range q.queue {
-		n += len(b.slots)
-	}
-	return n
-}
-
 // occupy takes every in-flight slot of a batcher, as batches in flight would,
 // so that calls queue; release makes them leave as when those batches return.
 func (q *batcher) occupy() (release func()) {
