@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -272,5 +273,54 @@ func TestGetBatching(t *testing.T) {
 	}
 	if n := len(f.calls("GetCounts")); n != 1 {
 		t.Errorf("%d GetCounts RPCs, want 1", n)
+	}
+}
+
+// TestReleasedCallersJoinQueuedBatch keeps batch A in flight while batch B
+// queues, then lets A return: A's callers, who call again at once, must leave
+// with B in one RPC (gather) rather than take turns with it. gather only
+// yields, so how many callers make it depends on the scheduler; on one
+// processor the callers it readies run before it is back, every time.
+func TestReleasedCallersJoinQueuedBatch(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f, addr := startFake(t)
+	c := newClient(t, addr, WithBatchesInFlight(1))
+	g := newGate()
+	f.setHook(func(ctx context.Context, method string, n int) error {
+		if method == "AddCounts" && n == 1 {
+			return g.wait(ctx)
+		}
+		return nil
+	})
+	release := c.adds.occupy()
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for _, name := range []string{fmt.Sprint("a", i), fmt.Sprint("a", i, "-again")} {
+				if err := c.AddCount(context.Background(), "ns", name, 1); err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+		})
+	}
+	eventually(t, "batch A to queue", func() bool { return c.adds.queued() == 4 })
+	release()
+	eventually(t, "batch A in flight", func() bool { return len(f.calls("AddCounts")) == 1 })
+	for i := range 4 {
+		wg.Go(func() {
+			if err := c.AddCount(context.Background(), "ns", fmt.Sprint("b", i), 1); err != nil {
+				t.Errorf("b%d: %v", i, err)
+			}
+		})
+	}
+	eventually(t, "batch B to queue", func() bool { return c.adds.queued() == 4 })
+	g.open()
+	wg.Wait()
+	batches := f.calls("AddCounts")
+	if len(batches) != 2 {
+		t.Fatalf("%d AddCounts RPCs, want 2: A, then B with A's callers' next calls", len(batches))
+	}
+	if got := len(batches[1].adds()); got != 8 {
+		t.Errorf("second batch has %d adds, want 8", got)
 	}
 }
