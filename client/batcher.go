@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // slot is one caller's item in a natural batch, and later its result.
@@ -200,26 +201,30 @@ func (q *batcher) run(b *batch) {
 	}
 }
 
-// gatherYields bounds how often gather yields: each yield lets the
-// goroutines made runnable since run the CPU, and is about a microsecond
-// when there is none.
-const gatherYields = 16
+// gatherYields and gatherFor bound gather: each yield lets the goroutines
+// made runnable since run the CPU, and is about a microsecond when there is
+// none; on a processor busy with other work a yield can take a scheduling
+// round, so gather also stops once gatherFor has passed.
+const (
+	gatherYields = 16
+	gatherFor    = 100 * time.Microsecond
+)
 
 // gather gives the callers that a returned batch has just released the
 // chance to queue their next call before the queued batch leaves, waiting
 // for nothing else: it yields the processor until the queue has grown by
-// released items, at most gatherYields times. Without it, closed-loop
-// callers split into two halves that take turns (one batch in flight, the
-// other queued), and every RPC, whose fixed cost in syscalls and wake-ups
-// is many times an item's, carries half of them; with it, the returned
-// callers mostly join the queued ones (docs/benchmarks.md, "Fifth round").
-// It runs only after a queued batch, i.e. under load: a lone call still
-// goes out at once.
+// released items, at most gatherYields times and for about gatherFor.
+// Without it, closed-loop callers split into two halves that take turns
+// (one batch in flight, the other queued), and every RPC, whose fixed cost
+// in syscalls and wake-ups is many times an item's, carries half of them;
+// with it, the returned callers mostly join the queued ones
+// (docs/benchmarks.md, "Fifth round"). It runs only after a queued batch,
+// i.e. under load: a lone call still goes out at once.
 func (q *batcher) gather(released int) {
-	start := q.queued()
+	start, until := q.queued(), time.Now().Add(gatherFor)
 	for range gatherYields {
 		runtime.Gosched()
-		if q.queued()-start >= released {
+		if q.queued()-start >= released || time.Now().After(until) {
 			return
 		}
 	}
