@@ -73,8 +73,8 @@
 //     the concurrency the caller offers, and grow with the server's latency.
 //   - Before the queued calls leave, the goroutine yields the processor a
 //     few times (at most 16, about a microsecond each when nothing else
-//     runs), so that the callers the returned batch has just released can
-//     queue their next calls beside them. Without it, closed-loop callers
+//     runs, and for at most about 100 µs), so that the callers the returned
+//     batch has just released can queue their next calls beside them. Without it, closed-loop callers
 //     split into two halves taking turns, and each RPC carried half of
 //     them: 28–42% more adds/s with 64 callers (docs/benchmarks.md).
 //   - Each caller gets its own result. AddCounts is all-or-nothing on the
