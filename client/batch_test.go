@@ -282,7 +282,8 @@ func TestGetBatching(t *testing.T) {
 // yields, so how many callers make it depends on the scheduler; on one
 // processor the callers it readies run before it is back, every time.
 func TestReleasedCallersJoinQueuedBatch(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	runtime.GOMAXPROCS(1)
+	defer runtime.SetDefaultGOMAXPROCS()
 	f, addr := startFake(t)
 	c := newClient(t, addr, WithBatchesInFlight(1))
 	g := newGate()

@@ -75,7 +75,8 @@ func (b *batch) unref() {
 type sender func(c *Client, b *batch)
 
 // batcher coalesces concurrent calls of one kind (adds or reads) into batch
-// RPCs without delaying any call: see the package documentation.
+// RPCs, delaying a call only while gather runs: see the package
+// documentation.
 //
 // Invariant: the queue is empty whenever fewer than o.inFlight batches are
 // in flight. So a call that finds a free slot goes out at once, alone, and a
@@ -189,10 +190,12 @@ func (q *batcher) release() {
 // run sends batches until the queue is empty.
 func (q *batcher) run(b *batch) {
 	for b != nil {
-		if b.waiting.Load() > 0 {
+		// The callers still waiting when it leaves; those that left
+		// before will not be back at once.
+		released := int(b.waiting.Load())
+		if released > 0 {
 			q.send(q.c, b)
 		}
-		released := len(b.slots)
 		b.cancel()
 		close(b.done)
 		b.unref()
@@ -201,10 +204,11 @@ func (q *batcher) run(b *batch) {
 	}
 }
 
-// gatherYields and gatherFor bound gather: each yield lets the goroutines
-// made runnable since run the CPU, and is about a microsecond when there is
-// none; on a processor busy with other work a yield can take a scheduling
-// round, so gather also stops once gatherFor has passed.
+// gatherYields and gatherFor bound gather. A yield lets the goroutines that
+// close(b.done) made runnable have the processor first; it takes about a
+// microsecond when none is runnable, and up to a scheduling round when the
+// processor is busy with other work, so gather also stops once gatherFor
+// has passed (checked after each yield).
 const (
 	gatherYields = 16
 	gatherFor    = 100 * time.Microsecond
@@ -218,8 +222,12 @@ const (
 // (one batch in flight, the other queued), and every RPC, whose fixed cost
 // in syscalls and wake-ups is many times an item's, carries half of them;
 // with it, the returned callers mostly join the queued ones
-// (docs/benchmarks.md, "Fifth round"). It runs only after a queued batch,
-// i.e. under load: a lone call still goes out at once.
+// (docs/benchmarks.md, "Fifth round"). It keeps the in-flight slot while
+// it runs, even with nothing queued: that is what lets a whole group of
+// returned callers leave as one batch, rather than the first of them alone
+// and the rest behind it. So a call that arrives meanwhile queues and waits
+// for the gather (about gatherFor at most). It runs only in run, i.e. after
+// a queued batch, under load: at low load a call still goes out at once.
 func (q *batcher) gather(released int) {
 	start, until := q.queued(), time.Now().Add(gatherFor)
 	for range gatherYields {

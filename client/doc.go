@@ -62,7 +62,7 @@
 // RPC per increment cannot outrun the gRPC floor (about 45,000 calls/s on a
 // 2-core machine). So, with batching on (the default), concurrent AddCount
 // calls are coalesced into AddCounts RPCs, and GetCount calls into
-// GetCounts, with no artificial delay:
+// GetCounts, with no linger for company:
 //
 //   - A call that finds fewer than WithBatchesInFlight batches in flight
 //     (default one per connection) is sent at once, alone, as the unary RPC,
@@ -71,10 +71,12 @@
 //     flight returns, the queued calls leave together, up to WithMaxBatch
 //     per RPC, on a goroutine of the client's. So batches are as large as
 //     the concurrency the caller offers, and grow with the server's latency.
-//   - Before the queued calls leave, the goroutine yields the processor a
-//     few times (at most 16, about a microsecond each when nothing else
-//     runs, and for at most about 100 µs), so that the callers the returned
-//     batch has just released can queue their next calls beside them. Without it, closed-loop callers
+//   - Before the queued calls leave, the goroutine yields the processor
+//     until the callers the returned batch has just released have queued
+//     their next calls beside them, at most 16 times and for about 100 µs
+//     at most (a yield is about a microsecond when nothing else runs). A
+//     call that arrives meanwhile waits for it too. This happens only once
+//     calls queue, i.e. under load. Without it, closed-loop callers
 //     split into two halves taking turns, and each RPC carried half of
 //     them: 28–42% more adds/s with 64 callers (docs/benchmarks.md).
 //   - Each caller gets its own result. AddCounts is all-or-nothing on the
